@@ -1,0 +1,425 @@
+//! Typed reads from the marked YAML tree. Every read knows its field path
+//! and position, so a wrong value becomes a [`ConfigError`] that names both.
+//! Maps remember which keys the decoder asked for; [`Obj::finish`] turns any
+//! other key into an "unknown field" error with a did-you-mean hint, which is
+//! how Envoy's strict proto parsing behaves.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use crate::error::{did_you_mean, ConfigError};
+use crate::yaml::{Entry, Mark, Node, NodeKind};
+
+/// A value in the document, with its path.
+#[derive(Clone)]
+pub(crate) struct Val<'a> {
+    pub file: &'a [String],
+    pub node: &'a Node,
+    pub path: String,
+}
+
+pub(crate) type Result<T> = std::result::Result<T, ConfigError>;
+
+impl<'a> Val<'a> {
+    pub fn new(file: &'a [String], node: &'a Node) -> Self {
+        Val {
+            file,
+            node,
+            path: String::new(),
+        }
+    }
+
+    /// An error at this value.
+    pub fn err(&self, message: impl Into<String>) -> ConfigError {
+        error_at(self.file, self.node.mark, &self.path, message)
+    }
+
+    fn expected(&self, what: &str) -> ConfigError {
+        self.err(format!("expected {what}, got {}", self.node.type_name()))
+    }
+
+    fn scalar(&self) -> Option<&'a str> {
+        match &self.node.kind {
+            NodeKind::Scalar { value, .. } if !self.node.is_null() => Some(value),
+            _ => None,
+        }
+    }
+
+    /// A string.
+    pub fn str(&self) -> Result<String> {
+        self.scalar()
+            .map(str::to_string)
+            .ok_or_else(|| self.expected("a string"))
+    }
+
+    /// An unsigned integer in `min..=max` (quoted or not, as protobuf JSON allows).
+    pub fn uint(&self, min: u64, max: u64) -> Result<u64> {
+        let s = self.scalar().ok_or_else(|| self.expected("an integer"))?;
+        let v: u64 = s
+            .trim()
+            .parse()
+            .map_err(|_| self.err(format!("expected an integer, got '{s}'")))?;
+        if v < min || v > max {
+            return Err(self.err(format!("expected an integer from {min} to {max}, got {v}")));
+        }
+        Ok(v)
+    }
+
+    /// A u32.
+    pub fn u32(&self) -> Result<u32> {
+        self.uint(0, u64::from(u32::MAX)).map(|v| v as u32)
+    }
+
+    /// A boolean (`true`/`false`, any case).
+    pub fn bool(&self) -> Result<bool> {
+        match self.scalar().map(str::to_ascii_lowercase).as_deref() {
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            _ => Err(self.err(format!(
+                "expected true or false, got {}",
+                self.scalar()
+                    .map(|s| format!("'{s}'"))
+                    .unwrap_or_else(|| self.node.type_name().into())
+            ))),
+        }
+    }
+
+    /// A protobuf Duration: `"0.25s"` or `{seconds: 1, nanos: 0}`.
+    pub fn duration(&self) -> Result<Duration> {
+        if let NodeKind::Map(_) = self.node.kind {
+            let o = self.obj()?;
+            let secs = o
+                .get("seconds")
+                .map(|v| v.uint(0, 315_576_000_000))
+                .transpose()?;
+            let nanos = o.get("nanos").map(|v| v.uint(0, 999_999_999)).transpose()?;
+            o.finish()?;
+            return Ok(Duration::new(secs.unwrap_or(0), nanos.unwrap_or(0) as u32));
+        }
+        let s = self
+            .scalar()
+            .ok_or_else(|| self.expected("a duration such as \"0.25s\""))?;
+        parse_duration(s).ok_or_else(|| {
+            self.err(format!(
+                "expected a duration in seconds with an 's' suffix such as \"0.25s\" or \"5s\", got '{s}'"
+            ))
+        })
+    }
+
+    /// One of `options` (case-insensitive, as Envoy reads enums from YAML).
+    pub fn enumeration<T: Copy>(&self, options: &[(&'static str, T)]) -> Result<T> {
+        let s = self.scalar().ok_or_else(|| self.expected("a name"))?;
+        if let Some((_, v)) = options.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)) {
+            return Ok(*v);
+        }
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        let hint = did_you_mean(s, names.iter().copied())
+            .map(|c| format!(" (did you mean {c}?)"))
+            .unwrap_or_default();
+        Err(self.err(format!(
+            "unknown value '{s}', expected one of {}{hint}",
+            names.join(", ")
+        )))
+    }
+
+    /// A map.
+    pub fn obj(&self) -> Result<Obj<'a>> {
+        match &self.node.kind {
+            NodeKind::Map(entries) => Ok(Obj {
+                file: self.file,
+                entries,
+                mark: self.node.mark,
+                path: self.path.clone(),
+                asked: RefCell::new(Vec::new()),
+            }),
+            _ if self.node.is_null() => Ok(Obj {
+                file: self.file,
+                entries: &[],
+                mark: self.node.mark,
+                path: self.path.clone(),
+                asked: RefCell::new(Vec::new()),
+            }),
+            _ => Err(self.expected("a map")),
+        }
+    }
+
+    /// A list (null is the empty list).
+    pub fn list(&self) -> Result<Vec<Val<'a>>> {
+        match &self.node.kind {
+            NodeKind::Seq(items) => Ok(items
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Val {
+                    file: self.file,
+                    node: n,
+                    path: format!("{}[{i}]", self.path),
+                })
+                .collect()),
+            _ if self.node.is_null() => Ok(Vec::new()),
+            _ => Err(self.expected("a list")),
+        }
+    }
+
+    /// A list of strings.
+    pub fn str_list(&self) -> Result<Vec<String>> {
+        self.list()?.iter().map(Val::str).collect()
+    }
+
+    /// The node as JSON (tests compare merged trees with it).
+    #[cfg(test)]
+    pub fn to_json(&self) -> serde_json::Value {
+        to_json(self.node)
+    }
+}
+
+/// A map being decoded.
+pub(crate) struct Obj<'a> {
+    file: &'a [String],
+    entries: &'a [Entry],
+    mark: Mark,
+    path: String,
+    asked: RefCell<Vec<&'static str>>,
+}
+
+impl<'a> Obj<'a> {
+    /// An error at the map itself.
+    pub fn err(&self, message: impl Into<String>) -> ConfigError {
+        error_at(self.file, self.mark, &self.path, message)
+    }
+
+    fn child_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn find(&self, key: &'static str) -> Option<&'a Entry> {
+        self.asked.borrow_mut().push(key);
+        self.entries
+            .iter()
+            .find(|e| e.key == key || (key.contains('_') && e.key == camel_case(key)))
+    }
+
+    /// The field `key`, if present and not null. Also accepts the
+    /// lowerCamelCase spelling, as protobuf JSON does.
+    pub fn get(&self, key: &'static str) -> Option<Val<'a>> {
+        self.find(key).filter(|e| !e.value.is_null()).map(|e| Val {
+            file: self.file,
+            node: &e.value,
+            path: self.child_path(key),
+        })
+    }
+
+    /// The field `key`, or an error saying it is required.
+    pub fn req(&self, key: &'static str) -> Result<Val<'a>> {
+        self.get(key)
+            .ok_or_else(|| self.err(format!("missing required field '{key}'")))
+    }
+
+    /// Whether a key (asked for or not) is present.
+    pub fn has(&self, key: &'static str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Accepts a field nuncio reads but ignores on purpose.
+    pub fn ignore(&self, key: &'static str) {
+        self.asked.borrow_mut().push(key);
+    }
+
+    /// Ends decoding: any key never asked for is an unknown field.
+    pub fn finish(&self) -> Result<()> {
+        self.finish_with(&[])
+    }
+
+    /// Like [`Obj::finish`], naming fields that are valid in Envoy but not
+    /// (yet) implemented by nuncio, so the message tells the two apart.
+    pub fn finish_with(&self, envoy_only: &[&str]) -> Result<()> {
+        let asked = self.asked.borrow();
+        for e in self.entries {
+            let known = asked.iter().any(|k| *k == e.key || camel_case(k) == e.key);
+            if known {
+                continue;
+            }
+            let path = self.child_path(&e.key);
+            if envoy_only.contains(&e.key.as_str()) {
+                return Err(error_at(
+                    self.file,
+                    e.key_mark,
+                    &path,
+                    format!(
+                        "'{}' is an Envoy field that nuncio does not support yet; remove it",
+                        e.key
+                    ),
+                ));
+            }
+            let hint = did_you_mean(&e.key, asked.iter().copied())
+                .map(|c| format!(", did you mean '{c}'?"))
+                .unwrap_or_else(|| {
+                    let mut v: Vec<&str> = asked.to_vec();
+                    v.sort_unstable();
+                    v.dedup();
+                    format!("; expected one of: {}", v.join(", "))
+                });
+            return Err(error_at(
+                self.file,
+                e.key_mark,
+                &path,
+                format!("unknown field '{}'{hint}", e.key),
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn error_at(
+    files: &[String],
+    mark: Mark,
+    path: &str,
+    message: impl Into<String>,
+) -> ConfigError {
+    ConfigError {
+        file: files.get(mark.src).cloned().unwrap_or_default(),
+        line: mark.line,
+        col: mark.col,
+        path: path.to_string(),
+        message: message.into(),
+    }
+}
+
+fn camel_case(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut up = false;
+    for c in s.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            out.push(c.to_ascii_uppercase());
+            up = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Parses `"1.5s"`, `"0.250s"`, `"5s"`.
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+    let num = s.trim().strip_suffix('s')?;
+    let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+    if whole.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 9
+    {
+        return None;
+    }
+    let secs: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
+    Some(Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+fn to_json(n: &Node) -> serde_json::Value {
+    use serde_json::Value;
+    match &n.kind {
+        _ if n.is_null() => Value::Null,
+        NodeKind::Scalar { value, plain } => {
+            if *plain {
+                if let Ok(i) = value.parse::<i64>() {
+                    return Value::from(i);
+                }
+                if let Ok(f) = value.parse::<f64>() {
+                    return Value::from(f);
+                }
+                match value.as_str() {
+                    "true" => return Value::Bool(true),
+                    "false" => return Value::Bool(false),
+                    _ => {}
+                }
+            }
+            Value::String(value.clone())
+        }
+        NodeKind::Seq(v) => Value::Array(v.iter().map(to_json).collect()),
+        NodeKind::Map(e) => Value::Object(
+            e.iter()
+                .map(|e| (e.key.clone(), to_json(&e.value)))
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::parse;
+
+    static F: [String; 0] = [];
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0.25s"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration(".5s"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("5ms"), None);
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration("s"), None);
+    }
+
+    #[test]
+    fn unknown_fields_hint() {
+        let n = parse("name: x\nlb_polcy: ROUND_ROBIN\n").unwrap();
+        let v = Val::new(&F, &n);
+        let o = v.obj().unwrap();
+        o.get("name");
+        o.get("lb_policy");
+        let e = o.finish().unwrap_err();
+        assert_eq!(e.line, 2);
+        assert_eq!(e.col, 1);
+        assert_eq!(e.path, "lb_polcy");
+        assert!(e.message.contains("did you mean 'lb_policy'"), "{e}");
+    }
+
+    #[test]
+    fn camel_case_accepted() {
+        let n = parse("statPrefix: x\n").unwrap();
+        let v = Val::new(&F, &n);
+        let o = v.obj().unwrap();
+        assert_eq!(o.req("stat_prefix").unwrap().str().unwrap(), "x");
+        o.finish().unwrap();
+    }
+
+    #[test]
+    fn enums_any_case() {
+        let n = parse("a: strict_dns\nb: STRICT_DNZ\n").unwrap();
+        let v = Val::new(&F, &n);
+        let o = v.obj().unwrap();
+        let opts = [("STATIC", 0), ("STRICT_DNS", 1)];
+        assert_eq!(o.req("a").unwrap().enumeration(&opts).unwrap(), 1);
+        let e = o.req("b").unwrap().enumeration(&opts).unwrap_err();
+        assert!(e.message.contains("did you mean STRICT_DNS"), "{e}");
+        assert_eq!(e.path, "b");
+    }
+
+    #[test]
+    fn integers_checked() {
+        let n = parse("p: 70000\nq: '80'\nr: x\n").unwrap();
+        let v = Val::new(&F, &n);
+        let o = v.obj().unwrap();
+        assert!(o.req("p").unwrap().uint(0, 65535).is_err());
+        assert_eq!(o.req("q").unwrap().uint(0, 65535).unwrap(), 80);
+        assert!(o.req("r").unwrap().u32().is_err());
+    }
+}

@@ -1,0 +1,293 @@
+//! The model written back as Envoy v3 JSON: what `/config_dump` serves, and
+//! the proof that v2-era input was normalised (a v2 file dumps as v3).
+
+use serde_json::{json, Map, Value};
+
+use crate::cluster::{Cluster, DnsLookupFamily, UpstreamProtocol};
+use crate::hcm::{CodecType, HttpConnectionManager};
+use crate::listener::{Listener, NetworkFilter};
+use crate::route::{Action, PathMatch, RouteConfig};
+use crate::{Bootstrap, Http2Options, SocketAddress};
+
+fn dur(d: std::time::Duration) -> String {
+    let s = format!("{}.{:09}", d.as_secs(), d.subsec_nanos());
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}s")
+}
+
+fn addr(a: &SocketAddress) -> Value {
+    json!({"socket_address": {"address": a.address, "port_value": a.port}})
+}
+
+fn h2(o: &Http2Options) -> Value {
+    json!({
+        "max_concurrent_streams": o.max_concurrent_streams,
+        "initial_stream_window_size": o.initial_stream_window_size,
+        "initial_connection_window_size": o.initial_connection_window_size,
+        "allow_connect": o.allow_connect,
+    })
+}
+
+/// A cluster in v3 form.
+pub fn cluster(c: &Cluster) -> Value {
+    let mut v = json!({
+        "name": c.name,
+        "type": c.discovery.name(),
+        "lb_policy": c.lb_policy.name(),
+        "connect_timeout": dur(c.connect_timeout),
+        "load_assignment": {
+            "cluster_name": c.name,
+            "endpoints": [{"lb_endpoints": c.endpoints.iter()
+                .map(|e| json!({"endpoint": {"address": addr(e)}}))
+                .collect::<Vec<_>>()}],
+        },
+    });
+    if let Some(m) = v.as_object_mut() {
+        if c.discovery != crate::DiscoveryType::Static {
+            m.insert("dns_refresh_rate".into(), dur(c.dns_refresh_rate).into());
+            let fam = match c.dns_lookup_family {
+                DnsLookupFamily::V4Preferred => "V4_PREFERRED",
+                DnsLookupFamily::V4Only => "V4_ONLY",
+                DnsLookupFamily::V6Only => "V6_ONLY",
+                DnsLookupFamily::V6Preferred => "AUTO",
+                DnsLookupFamily::All => "ALL",
+            };
+            m.insert("dns_lookup_family".into(), fam.into());
+        }
+        let explicit = match &c.protocol {
+            UpstreamProtocol::Http1 => json!({"http_protocol_options": {}}),
+            UpstreamProtocol::Http2(o) => json!({"http2_protocol_options": h2(o)}),
+        };
+        m.insert(
+            "typed_extension_protocol_options".into(),
+            json!({"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "common_http_protocol_options": {"idle_timeout": dur(c.idle_timeout)},
+                "explicit_http_config": explicit,
+            }}),
+        );
+        if c.max_requests_per_connection > 0 {
+            m.insert(
+                "max_requests_per_connection".into(),
+                c.max_requests_per_connection.into(),
+            );
+        }
+    }
+    v
+}
+
+fn route_config(rc: &RouteConfig) -> Value {
+    let vhs: Vec<Value> = rc
+        .virtual_hosts
+        .iter()
+        .map(|vh| {
+            let routes: Vec<Value> = vh
+                .routes
+                .iter()
+                .map(|r| {
+                    let mut m = Map::new();
+                    match &r.matcher.path {
+                        PathMatch::Prefix(p) => m.insert("prefix".into(), p.clone().into()),
+                        PathMatch::Path(p) => m.insert("path".into(), p.clone().into()),
+                    };
+                    if !r.matcher.case_sensitive {
+                        m.insert("case_sensitive".into(), false.into());
+                    }
+                    let mut out = Map::new();
+                    if !r.name.is_empty() {
+                        out.insert("name".into(), r.name.clone().into());
+                    }
+                    out.insert("match".into(), Value::Object(m));
+                    match &r.action {
+                        Action::Route(a) => {
+                            let mut ra = Map::new();
+                            ra.insert("cluster".into(), a.cluster.clone().into());
+                            if let Some(t) = a.timeout {
+                                ra.insert("timeout".into(), dur(t).into());
+                            }
+                            if let Some(p) = &a.prefix_rewrite {
+                                ra.insert("prefix_rewrite".into(), p.clone().into());
+                            }
+                            if let Some(h) = &a.host_rewrite {
+                                ra.insert("host_rewrite_literal".into(), h.clone().into());
+                            }
+                            if let Some(ws) = a.websocket {
+                                ra.insert(
+                                    "upgrade_configs".into(),
+                                    json!([{"upgrade_type": "websocket", "enabled": ws}]),
+                                );
+                            }
+                            out.insert("route".into(), Value::Object(ra));
+                        }
+                        Action::DirectResponse { status, body } => {
+                            let mut d = json!({"status": status});
+                            if let (Some(b), Some(m)) = (body, d.as_object_mut()) {
+                                m.insert("body".into(), json!({"inline_string": b}));
+                            }
+                            out.insert("direct_response".into(), d);
+                        }
+                    }
+                    Value::Object(out)
+                })
+                .collect();
+            json!({"name": vh.name, "domains": vh.domains, "routes": routes})
+        })
+        .collect();
+    json!({"name": rc.name, "virtual_hosts": vhs})
+}
+
+fn hcm(h: &HttpConnectionManager) -> Value {
+    let codec = match h.codec_type {
+        CodecType::Auto => "AUTO",
+        CodecType::Http1 => "HTTP1",
+        CodecType::Http2 => "HTTP2",
+    };
+    let logs: Vec<Value> = h
+        .access_logs
+        .iter()
+        .map(|l| {
+            let mut c = json!({
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": l.path,
+            });
+            if let (Some(f), Some(m)) = (&l.format, c.as_object_mut()) {
+                m.insert("log_format".into(), json!({"text_format_source": {"inline_string": f}}));
+            }
+            json!({"name": "envoy.access_loggers.file", "typed_config": c})
+        })
+        .collect();
+    let mut v = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": h.stat_prefix,
+        "codec_type": codec,
+        "route_config": route_config(&h.route_config),
+        "http_filters": [{
+            "name": "envoy.filters.http.router",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+                "suppress_envoy_headers": h.suppress_envoy_headers,
+            },
+        }],
+        "server_name": h.server_name,
+        "use_remote_address": h.use_remote_address,
+        "generate_request_id": h.generate_request_id,
+        "max_request_headers_kb": h.max_request_headers_kb,
+        "common_http_protocol_options": {
+            "idle_timeout": dur(h.idle_timeout),
+            "max_headers_count": h.max_headers_count,
+        },
+        "stream_idle_timeout": dur(h.stream_idle_timeout),
+        "drain_timeout": dur(h.drain_timeout),
+        "http2_protocol_options": h2(&h.http2),
+        "http_protocol_options": {"accept_http_10": h.accept_http_10},
+    });
+    if let Some(m) = v.as_object_mut() {
+        if !logs.is_empty() {
+            m.insert("access_log".into(), Value::Array(logs));
+        }
+        if h.websocket {
+            m.insert(
+                "upgrade_configs".into(),
+                json!([{"upgrade_type": "websocket"}]),
+            );
+        }
+        if let Some(t) = h.request_timeout {
+            m.insert("request_timeout".into(), dur(t).into());
+        }
+        if let Some(t) = h.request_headers_timeout {
+            m.insert("request_headers_timeout".into(), dur(t).into());
+        }
+    }
+    v
+}
+
+/// A listener in v3 form.
+pub fn listener(l: &Listener) -> Value {
+    let chains: Vec<Value> = l
+        .filter_chains
+        .iter()
+        .map(|fc| match &fc.filter {
+            NetworkFilter::HttpConnectionManager(h) => json!({"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": hcm(h),
+            }]}),
+        })
+        .collect();
+    json!({
+        "name": l.name,
+        "address": addr(&l.address),
+        "filter_chains": chains,
+        "per_connection_buffer_limit_bytes": l.per_connection_buffer_limit_bytes,
+    })
+}
+
+/// The whole bootstrap in v3 form.
+pub fn bootstrap(b: &Bootstrap) -> Value {
+    let mut v = json!({
+        "node": {"id": b.node.id, "cluster": b.node.cluster},
+        "static_resources": {
+            "listeners": b.listeners.iter().map(listener).collect::<Vec<_>>(),
+            "clusters": b.clusters.iter().map(cluster).collect::<Vec<_>>(),
+        },
+    });
+    if let (Some(a), Some(m)) = (&b.admin, v.as_object_mut()) {
+        let mut admin = json!({"address": addr(&a.address)});
+        if let (Some(p), Some(am)) = (&a.access_log_path, admin.as_object_mut()) {
+            am.insert(
+                "access_log".into(),
+                json!([{"name": "envoy.access_loggers.file", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                    "path": p,
+                }}]),
+            );
+        }
+        m.insert("admin".into(), admin);
+    }
+    v
+}
+
+fn typed(url: &str, v: Value) -> Value {
+    let mut m = Map::new();
+    m.insert("@type".into(), url.into());
+    if let Value::Object(o) = v {
+        m.extend(o);
+    }
+    Value::Object(m)
+}
+
+/// Envoy's `/config_dump` document.
+pub fn config_dump(b: &Bootstrap) -> Value {
+    json!({"configs": [
+        {
+            "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
+            "bootstrap": bootstrap(b),
+        },
+        {
+            "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+            "static_clusters": b.clusters.iter().map(|c| json!({"cluster": typed(
+                "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+                cluster(c),
+            )})).collect::<Vec<_>>(),
+        },
+        {
+            "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+            "static_listeners": b.listeners.iter().map(|l| json!({"listener": typed(
+                "type.googleapis.com/envoy.config.listener.v3.Listener",
+                listener(l),
+            )})).collect::<Vec<_>>(),
+        },
+    ]})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dur;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_print_like_protobuf() {
+        assert_eq!(dur(Duration::from_millis(250)), "0.25s");
+        assert_eq!(dur(Duration::from_secs(5)), "5s");
+        assert_eq!(dur(Duration::ZERO), "0s");
+    }
+}

@@ -1,0 +1,395 @@
+//! The HTTP connection manager's settings, its HTTP filters (the router)
+//! and access logs.
+
+use std::time::Duration;
+
+use crate::decode::{Result, Val};
+use crate::http2::{decode_http2_options, Http2Options};
+use crate::listener::{type_name, typed_or_v2};
+use crate::route::{decode_route_config, decode_upgrade_config, ClusterCheck, RouteConfig};
+
+pub(crate) const HCM_TYPES: &[&str] = &[
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+    "envoy.config.filter.network.http_connection_manager.v2.HttpConnectionManager",
+];
+pub(crate) const HCM_NAMES: &[&str] = &[
+    "envoy.filters.network.http_connection_manager",
+    "envoy.http_connection_manager",
+];
+const ROUTER_TYPES: &[&str] = &[
+    "envoy.extensions.filters.http.router.v3.Router",
+    "envoy.config.filter.http.router.v2.Router",
+];
+const ROUTER_NAMES: &[&str] = &["envoy.filters.http.router", "envoy.router"];
+
+/// Which HTTP versions the downstream side speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecType {
+    /// HTTP/1.1, or HTTP/2 when the client sends the h2c preface.
+    Auto,
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only.
+    Http2,
+}
+
+/// An access log sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    /// File path (`/dev/stdout` for the stdout logger).
+    pub path: String,
+    /// Format string; `None` is Envoy's default format.
+    pub format: Option<String>,
+}
+
+/// The HTTP connection manager.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConnectionManager {
+    /// Stats prefix (`http.<stat_prefix>.`).
+    pub stat_prefix: String,
+    /// Downstream codec.
+    pub codec_type: CodecType,
+    /// The inline route configuration.
+    pub route_config: RouteConfig,
+    /// Access logs.
+    pub access_logs: Vec<AccessLog>,
+    /// WebSocket upgrades allowed on every route unless a route says otherwise.
+    pub websocket: bool,
+    /// `server` response header value.
+    pub server_name: String,
+    /// Use the peer address as the client address and append it to x-forwarded-for.
+    pub use_remote_address: bool,
+    /// Generate `x-request-id` when absent (default true).
+    pub generate_request_id: bool,
+    /// Request header size limit in KiB (default 60).
+    pub max_request_headers_kb: u32,
+    /// Request header count limit (default 100).
+    pub max_headers_count: u32,
+    /// Connection idle timeout (default 1 h; zero disables).
+    pub idle_timeout: Duration,
+    /// Stream idle timeout (default 5 min; zero disables).
+    pub stream_idle_timeout: Duration,
+    /// Whole-request timeout (default off).
+    pub request_timeout: Option<Duration>,
+    /// Timeout for receiving the request headers (default off).
+    pub request_headers_timeout: Option<Duration>,
+    /// Time given to connections to close while draining (default 5 s).
+    pub drain_timeout: Duration,
+    /// Downstream HTTP/2 settings.
+    pub http2: Http2Options,
+    /// Accept HTTP/1.0 requests (Envoy default false: 426).
+    pub accept_http_10: bool,
+    /// Router: do not add `x-envoy-*` headers.
+    pub suppress_envoy_headers: bool,
+}
+
+pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnectionManager> {
+    let o = v.obj()?;
+    o.ignore("@type");
+    let stat_prefix = o.req("stat_prefix")?.str()?;
+    let codec_type = match o.get("codec_type") {
+        None => CodecType::Auto,
+        Some(c) => c.enumeration(&[
+            ("AUTO", CodecType::Auto),
+            ("HTTP1", CodecType::Http1),
+            ("HTTP2", CodecType::Http2),
+        ])?,
+    };
+    let route_config = match o.get("route_config") {
+        Some(rc) => decode_route_config(&rc, clusters)?,
+        None if o.has("rds") => {
+            return Err(o.err("'rds' is not supported yet; give an inline 'route_config'"))
+        }
+        None => return Err(o.err("missing required field 'route_config'")),
+    };
+    let mut suppress_envoy_headers = false;
+    let hf = o.get("http_filters");
+    let filters = hf
+        .as_ref()
+        .map(|h| h.list())
+        .transpose()?
+        .unwrap_or_default();
+    for (i, f) in filters.iter().enumerate() {
+        let is_last = i + 1 == filters.len();
+        suppress_envoy_headers |= decode_http_filter(f, is_last)?;
+    }
+    if filters.is_empty() {
+        let at = hf.as_ref().map(|h| h.err("")).unwrap_or_else(|| o.err(""));
+        return Err(crate::ConfigError {
+            message: "http_filters must end with the router filter (envoy.filters.http.router)"
+                .into(),
+            ..at
+        });
+    }
+    let mut access_logs = Vec::new();
+    for a in o
+        .get("access_log")
+        .map(|l| l.list())
+        .transpose()?
+        .unwrap_or_default()
+    {
+        access_logs.push(decode_access_log(&a)?);
+    }
+    let mut websocket = false;
+    if let Some(u) = o.get("upgrade_configs") {
+        for uc in u.list()? {
+            let (kind, enabled) = decode_upgrade_config(&uc)?;
+            if kind.eq_ignore_ascii_case("websocket") {
+                websocket = enabled;
+            }
+        }
+    }
+    let server_name = o
+        .get("server_name")
+        .map(|s| s.str())
+        .transpose()?
+        .unwrap_or_else(|| "nuncio".into());
+    o.ignore("server_header_transformation");
+    let use_remote_address = o
+        .get("use_remote_address")
+        .map(|b| b.bool())
+        .transpose()?
+        .unwrap_or(false);
+    let generate_request_id = o
+        .get("generate_request_id")
+        .map(|b| b.bool())
+        .transpose()?
+        .unwrap_or(true);
+    let max_request_headers_kb = o
+        .get("max_request_headers_kb")
+        .map(|k| k.uint(1, 8192))
+        .transpose()?
+        .unwrap_or(60) as u32;
+    let mut max_headers_count = 100;
+    let mut idle_timeout = Duration::from_secs(3600);
+    if let Some(c) = o.get("common_http_protocol_options") {
+        let co = c.obj()?;
+        if let Some(m) = co.get("max_headers_count") {
+            max_headers_count = m.uint(1, 100_000)? as u32;
+        }
+        if let Some(i) = co.get("idle_timeout") {
+            idle_timeout = i.duration()?;
+        }
+        co.ignore("headers_with_underscores_action");
+        co.finish_with(&[
+            "max_connection_duration",
+            "max_stream_duration",
+            "max_requests_per_connection",
+        ])?;
+    }
+    if let Some(i) = o.get("idle_timeout") {
+        idle_timeout = i.duration()?;
+    }
+    let dur = |k: &'static str| o.get(k).map(|d| d.duration()).transpose();
+    let stream_idle_timeout = dur("stream_idle_timeout")?.unwrap_or(Duration::from_secs(300));
+    let request_timeout = dur("request_timeout")?.filter(|d| !d.is_zero());
+    let request_headers_timeout = dur("request_headers_timeout")?.filter(|d| !d.is_zero());
+    let drain_timeout = dur("drain_timeout")?.unwrap_or(Duration::from_secs(5));
+    o.ignore("delayed_close_timeout");
+    let http2 = o
+        .get("http2_protocol_options")
+        .map(|h| decode_http2_options(&h))
+        .transpose()?
+        .unwrap_or_default();
+    let mut accept_http_10 = false;
+    if let Some(h) = o.get("http_protocol_options") {
+        let ho = h.obj()?;
+        accept_http_10 = ho
+            .get("accept_http_10")
+            .map(|b| b.bool())
+            .transpose()?
+            .unwrap_or(false);
+        for k in [
+            "allow_absolute_url",
+            "header_key_format",
+            "enable_trailers",
+            "default_host_for_http_10",
+            "allow_chunked_length",
+            "override_stream_error_on_invalid_http_message",
+        ] {
+            ho.ignore(k);
+        }
+        ho.finish()?;
+    }
+    for k in [
+        "normalize_path",
+        "merge_slashes",
+        "path_with_escaped_slashes_action",
+        "xff_num_trusted_hops",
+        "skip_xff_append",
+        "via",
+        "add_user_agent",
+        "preserve_external_request_id",
+        "always_set_request_id_in_response",
+        "strip_matching_host_port",
+        "strip_any_host_port",
+    ] {
+        o.ignore(k);
+    }
+    o.finish_with(&[
+        "rds",
+        "scoped_routes",
+        "tracing",
+        "internal_address_config",
+        "forward_client_cert_details",
+        "set_current_client_cert_details",
+        "proxy_100_continue",
+        "represent_ipv4_remote_address_as_ipv4_mapped_ipv6",
+        "local_reply_config",
+        "request_id_extension",
+        "original_ip_detection_extensions",
+        "early_header_mutation_extensions",
+        "http3_protocol_options",
+        "max_stream_duration",
+        "stream_error_on_invalid_http_message",
+        "typed_header_validation_config",
+        "proxy_status_config",
+        "access_log_options",
+        "user_agent",
+    ])?;
+    Ok(HttpConnectionManager {
+        stat_prefix,
+        codec_type,
+        route_config,
+        access_logs,
+        websocket,
+        server_name,
+        use_remote_address,
+        generate_request_id,
+        max_request_headers_kb,
+        max_headers_count,
+        idle_timeout,
+        stream_idle_timeout,
+        request_timeout,
+        request_headers_timeout,
+        drain_timeout,
+        http2,
+        accept_http_10,
+        suppress_envoy_headers,
+    })
+}
+
+/// Decodes one HTTP filter; returns the router's `suppress_envoy_headers`.
+fn decode_http_filter(v: &Val, is_last: bool) -> Result<bool> {
+    let o = v.obj()?;
+    let name = o.req("name")?.str()?;
+    let t = typed_or_v2(&o)?;
+    o.ignore("is_optional");
+    o.ignore("disabled");
+    o.finish_with(&["config_discovery"])?;
+    let is_router = match &t.type_url {
+        Some(url) => ROUTER_TYPES.contains(&type_name(url)),
+        None => ROUTER_NAMES.contains(&name.as_str()),
+    };
+    if !is_router {
+        let what = t.type_url.as_deref().unwrap_or(&name);
+        return Err(v.err(format!(
+            "http filter '{what}' is not supported yet; nuncio supports the router (envoy.filters.http.router, v2-era envoy.router)"
+        )));
+    }
+    if !is_last {
+        return Err(v.err("the router must be the last http filter"));
+    }
+    let mut suppress = false;
+    if let Some(c) = t.config {
+        let co = c.obj()?;
+        co.ignore("@type");
+        suppress = co
+            .get("suppress_envoy_headers")
+            .map(|b| b.bool())
+            .transpose()?
+            .unwrap_or(false);
+        for k in [
+            "dynamic_stats",
+            "start_child_span",
+            "respect_expected_rq_timeout",
+            "suppress_grpc_request_failure_code_stats",
+        ] {
+            co.ignore(k);
+        }
+        co.finish_with(&[
+            "upstream_log",
+            "upstream_log_options",
+            "strict_check_headers",
+            "upstream_http_filters",
+        ])?;
+    }
+    Ok(suppress)
+}
+
+const FILE_LOG_TYPES: &[&str] = &[
+    "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+    "envoy.config.accesslog.v2.FileAccessLog",
+];
+const STDOUT_LOG_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog";
+const STDERR_LOG_TYPE: &str = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog";
+
+/// Decodes an `AccessLog` (file, stdout or stderr logger).
+pub(crate) fn decode_access_log(v: &Val) -> Result<AccessLog> {
+    let o = v.obj()?;
+    let name = o
+        .get("name")
+        .map(|n| n.str())
+        .transpose()?
+        .unwrap_or_default();
+    let t = typed_or_v2(&o)?;
+    o.finish_with(&["filter"])?;
+    let kind = match &t.type_url {
+        Some(url) => type_name(url).to_string(),
+        None => match name.as_str() {
+            "envoy.file_access_log" | "envoy.access_loggers.file" => FILE_LOG_TYPES[0].to_string(),
+            "envoy.access_loggers.stdout" => STDOUT_LOG_TYPE.to_string(),
+            "envoy.access_loggers.stderr" => STDERR_LOG_TYPE.to_string(),
+            other => other.to_string(),
+        },
+    };
+    let co = match &t.config {
+        Some(c) => Some(c.obj()?),
+        None => None,
+    };
+    let fixed_path = match kind.as_str() {
+        k if FILE_LOG_TYPES.contains(&k) => None,
+        STDOUT_LOG_TYPE => Some("/dev/stdout"),
+        STDERR_LOG_TYPE => Some("/dev/stderr"),
+        other => {
+            return Err(v.err(format!(
+                "access logger '{other}' is not supported; use envoy.access_loggers.file, stdout or stderr"
+            )))
+        }
+    };
+    let Some(co) = co else {
+        return match fixed_path {
+            Some(p) => Ok(AccessLog {
+                path: p.into(),
+                format: None,
+            }),
+            None => Err(o.err("the file access logger needs 'typed_config' with a 'path'")),
+        };
+    };
+    co.ignore("@type");
+    let path = match fixed_path {
+        Some(p) => p.to_string(),
+        None => co.req("path")?.str()?,
+    };
+    let mut format = co.get("format").map(|f| f.str()).transpose()?;
+    if let Some(lf) = co.get("log_format") {
+        let lo = lf.obj()?;
+        if let Some(tf) = lo.get("text_format") {
+            format = Some(tf.str()?);
+        }
+        if let Some(src) = lo.get("text_format_source") {
+            let so = src.obj()?;
+            format = Some(so.req("inline_string")?.str()?);
+            so.finish_with(&["filename", "inline_bytes", "environment_variable"])?;
+        }
+        lo.ignore("omit_empty_values");
+        lo.finish_with(&[
+            "json_format",
+            "typed_json_format",
+            "content_type",
+            "formatters",
+        ])?;
+    }
+    co.finish_with(&["json_format", "typed_json_format"])?;
+    Ok(AccessLog { path, format })
+}

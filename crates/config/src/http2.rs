@@ -1,0 +1,61 @@
+//! `Http2ProtocolOptions`, shared by the connection manager (downstream)
+//! and clusters (upstream).
+
+use crate::decode::{Result, Val};
+
+/// HTTP/2 settings; defaults are Envoy's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Http2Options {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS (default 2147483647).
+    pub max_concurrent_streams: u32,
+    /// Initial stream window (default 256 MiB).
+    pub initial_stream_window_size: u32,
+    /// Initial connection window (default 256 MiB).
+    pub initial_connection_window_size: u32,
+    /// Accept RFC 8441 extended CONNECT (WebSocket over HTTP/2).
+    pub allow_connect: bool,
+}
+
+impl Default for Http2Options {
+    fn default() -> Self {
+        Http2Options {
+            max_concurrent_streams: 2_147_483_647,
+            initial_stream_window_size: 256 * 1024 * 1024,
+            initial_connection_window_size: 256 * 1024 * 1024,
+            allow_connect: false,
+        }
+    }
+}
+
+pub(crate) fn decode_http2_options(v: &Val) -> Result<Http2Options> {
+    let o = v.obj()?;
+    let mut h = Http2Options::default();
+    if let Some(m) = o.get("max_concurrent_streams") {
+        h.max_concurrent_streams = m.uint(1, 2_147_483_647)? as u32;
+    }
+    if let Some(m) = o.get("initial_stream_window_size") {
+        h.initial_stream_window_size = m.uint(65_535, 2_147_483_647)? as u32;
+    }
+    if let Some(m) = o.get("initial_connection_window_size") {
+        h.initial_connection_window_size = m.uint(65_535, 2_147_483_647)? as u32;
+    }
+    if let Some(a) = o.get("allow_connect") {
+        h.allow_connect = a.bool()?;
+    }
+    for k in [
+        "hpack_table_size",
+        "max_outbound_frames",
+        "max_outbound_control_frames",
+        "max_consecutive_inbound_frames_with_empty_payload",
+        "max_inbound_priority_frames_per_stream",
+        "max_inbound_window_update_frames_per_data_frame_sent",
+        "stream_error_on_invalid_http_messaging",
+        "override_stream_error_on_invalid_http_message",
+        "connection_keepalive",
+        "allow_metadata",
+    ] {
+        o.ignore(k);
+    }
+    o.finish_with(&["custom_settings_parameters"])?;
+    Ok(h)
+}

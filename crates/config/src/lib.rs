@@ -1,0 +1,114 @@
+//! nuncio's configuration: Envoy bootstrap files in YAML or JSON, written in
+//! Envoy's v2-era syntax (`config:`, `hosts:`, `use_websocket`,
+//! `envoy.router`) or in v3 (`typed_config` with `@type`, `load_assignment`,
+//! `upgrade_configs`), decoded into one validated model ([`Bootstrap`]).
+//!
+//! Every error is a [`ConfigError`]: one line with file:line:column, the
+//! field path and what was expected. Unknown fields are errors, as in Envoy,
+//! with a did-you-mean hint.
+
+#![forbid(unsafe_code)]
+
+mod address;
+mod bootstrap;
+mod cluster;
+mod decode;
+pub mod dump;
+mod error;
+mod hcm;
+mod http2;
+mod listener;
+mod route;
+pub mod yaml;
+
+pub use address::SocketAddress;
+pub use bootstrap::{Admin, Bootstrap, NodeInfo};
+pub use cluster::{Cluster, DiscoveryType, DnsLookupFamily, LbPolicy, UpstreamProtocol};
+pub use error::ConfigError;
+pub use hcm::{AccessLog, CodecType, HttpConnectionManager};
+pub use http2::Http2Options;
+pub use listener::{FilterChain, Listener, NetworkFilter};
+pub use route::{
+    Action, PathMatch, Route, RouteAction, RouteConfig, RouteMatch, VirtualHost,
+    DEFAULT_ROUTE_TIMEOUT,
+};
+
+/// Largest config file accepted.
+const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Where config text comes from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Name used in error messages (the path, or `<config-yaml>`).
+    pub name: String,
+    /// The text.
+    pub text: String,
+}
+
+impl Source {
+    /// Reads a file.
+    pub fn file(path: &str) -> Result<Source, ConfigError> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| plain_error(path, format!("cannot read config: {e}")))?;
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(plain_error(
+                path,
+                format!("config is larger than {MAX_CONFIG_BYTES} bytes"),
+            ));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| plain_error(path, format!("cannot read config: {e}")))?;
+        Ok(Source {
+            name: path.to_string(),
+            text,
+        })
+    }
+}
+
+fn plain_error(file: &str, message: String) -> ConfigError {
+    ConfigError {
+        file: file.to_string(),
+        line: 0,
+        col: 0,
+        path: String::new(),
+        message,
+    }
+}
+
+/// Loads a bootstrap from `sources`, later ones merged over earlier ones
+/// (Envoy's `-c` then `--config-yaml`).
+pub fn load(sources: &[Source]) -> Result<Bootstrap, ConfigError> {
+    let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+    let mut root: Option<yaml::Node> = None;
+    for (i, s) in sources.iter().enumerate() {
+        let node = yaml::parse_source(&s.text, i).map_err(|e| ConfigError {
+            file: s.name.clone(),
+            line: e.mark.line,
+            col: e.mark.col,
+            path: String::new(),
+            message: format!("invalid YAML/JSON: {}", e.message),
+        })?;
+        match &mut root {
+            None => root = Some(node),
+            Some(r) => yaml::merge(r, node),
+        }
+    }
+    let Some(root) = root else {
+        return Err(plain_error(
+            "<none>",
+            "no config given: use -c FILE or --config-yaml".into(),
+        ));
+    };
+    bootstrap::decode_bootstrap(&decode::Val::new(&names, &root))
+}
+
+/// Loads a bootstrap from one string (tests, `--config-yaml` alone).
+pub fn load_str(name: &str, text: &str) -> Result<Bootstrap, ConfigError> {
+    load(&[Source {
+        name: name.into(),
+        text: text.into(),
+    }])
+}
+
+#[cfg(test)]
+mod tests;

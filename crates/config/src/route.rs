@@ -1,0 +1,409 @@
+//! Route configuration: virtual hosts (matched on the Host header) and
+//! their ordered routes (matched on the path), each with an action.
+
+use std::time::Duration;
+
+use crate::decode::{Result, Val};
+
+/// A `RouteConfiguration`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    /// Its name.
+    pub name: String,
+    /// Virtual hosts, in order.
+    pub virtual_hosts: Vec<VirtualHost>,
+}
+
+/// A virtual host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualHost {
+    /// Its name (used in stats).
+    pub name: String,
+    /// Domains: exact, `*.suffix`, `prefix.*` or `*`.
+    pub domains: Vec<String>,
+    /// Routes, first match wins.
+    pub routes: Vec<Route>,
+}
+
+/// A route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// Optional name.
+    pub name: String,
+    /// What the route matches.
+    pub matcher: RouteMatch,
+    /// What it does.
+    pub action: Action,
+}
+
+/// Path matching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// The path starts with this.
+    Prefix(String),
+    /// The path (without query) equals this.
+    Path(String),
+}
+
+/// A route's match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMatch {
+    /// The path rule.
+    pub path: PathMatch,
+    /// Case-sensitive matching (default true).
+    pub case_sensitive: bool,
+}
+
+/// What a matched route does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Forward to a cluster.
+    Route(RouteAction),
+    /// Answer directly.
+    DirectResponse {
+        /// HTTP status.
+        status: u16,
+        /// Body, if any.
+        body: Option<String>,
+    },
+}
+
+/// Forwarding to a cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteAction {
+    /// Target cluster.
+    pub cluster: String,
+    /// Whole-request timeout; `None` is Envoy's default 15 s, zero disables.
+    pub timeout: Option<Duration>,
+    /// Replace the matched prefix with this.
+    pub prefix_rewrite: Option<String>,
+    /// Replace the Host header with this.
+    pub host_rewrite: Option<String>,
+    /// WebSocket upgrades: `Some(true/false)` overrides the connection
+    /// manager's `upgrade_configs`; `None` inherits it.
+    pub websocket: Option<bool>,
+}
+
+/// Envoy's default route timeout.
+pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl RouteAction {
+    /// The effective timeout: `None` when disabled.
+    pub fn effective_timeout(&self) -> Option<Duration> {
+        match self.timeout {
+            None => Some(DEFAULT_ROUTE_TIMEOUT),
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+        }
+    }
+}
+
+/// Checks every cluster a route names exists (Envoy's `validate_clusters`).
+pub(crate) type ClusterCheck<'c> = &'c dyn Fn(&str) -> bool;
+
+pub(crate) fn decode_route_config(v: &Val, clusters: ClusterCheck) -> Result<RouteConfig> {
+    let o = v.obj()?;
+    let name = o
+        .get("name")
+        .map(|n| n.str())
+        .transpose()?
+        .unwrap_or_default();
+    let mut virtual_hosts = Vec::new();
+    for vh in o
+        .get("virtual_hosts")
+        .map(|l| l.list())
+        .transpose()?
+        .unwrap_or_default()
+    {
+        virtual_hosts.push(decode_virtual_host(&vh, clusters)?);
+    }
+    o.ignore("validate_clusters");
+    o.finish_with(&[
+        "internal_only_headers",
+        "response_headers_to_add",
+        "response_headers_to_remove",
+        "request_headers_to_add",
+        "request_headers_to_remove",
+        "vhds",
+        "most_specific_header_mutations_wins",
+        "typed_per_filter_config",
+        "cluster_specifier_plugins",
+        "request_mirror_policies",
+        "max_direct_response_body_size_bytes",
+    ])?;
+    // Envoy rejects a domain that appears in two virtual hosts.
+    let mut seen: Vec<(&str, usize)> = Vec::new();
+    for (i, vh) in virtual_hosts.iter().enumerate() {
+        for d in &vh.domains {
+            if let Some((_, j)) = seen.iter().find(|(s, _)| s.eq_ignore_ascii_case(d)) {
+                return Err(v.err(format!(
+                    "domain '{d}' is in virtual_hosts[{j}] and virtual_hosts[{i}]; each domain may appear once"
+                )));
+            }
+            seen.push((d, i));
+        }
+    }
+    Ok(RouteConfig {
+        name,
+        virtual_hosts,
+    })
+}
+
+fn decode_virtual_host(v: &Val, clusters: ClusterCheck) -> Result<VirtualHost> {
+    let o = v.obj()?;
+    let name = o.req("name")?.str()?;
+    let dv = o.req("domains")?;
+    let domains = dv.str_list()?;
+    if domains.is_empty() {
+        return Err(dv.err("a virtual host needs at least one domain (use \"*\" for any)"));
+    }
+    for d in &domains {
+        let stars = d.matches('*').count();
+        let ok = stars == 0 || d == "*" || (stars == 1 && (d.starts_with('*') || d.ends_with('*')));
+        if !ok || d.is_empty() {
+            return Err(dv.err(format!(
+                "domain '{d}' is not valid: use an exact name, '*.suffix', 'prefix.*' or '*'"
+            )));
+        }
+    }
+    let mut routes = Vec::new();
+    for r in o
+        .get("routes")
+        .map(|l| l.list())
+        .transpose()?
+        .unwrap_or_default()
+    {
+        routes.push(decode_route(&r, clusters)?);
+    }
+    o.finish_with(&[
+        "require_tls",
+        "virtual_clusters",
+        "rate_limits",
+        "request_headers_to_add",
+        "request_headers_to_remove",
+        "response_headers_to_add",
+        "response_headers_to_remove",
+        "cors",
+        "typed_per_filter_config",
+        "per_filter_config",
+        "include_request_attempt_count",
+        "include_attempt_count_in_response",
+        "retry_policy",
+        "hedge_policy",
+        "per_request_buffer_limit_bytes",
+        "request_mirror_policies",
+        "matcher",
+        "metadata",
+    ])?;
+    Ok(VirtualHost {
+        name,
+        domains,
+        routes,
+    })
+}
+
+fn decode_route(v: &Val, clusters: ClusterCheck) -> Result<Route> {
+    let o = v.obj()?;
+    let name = o
+        .get("name")
+        .map(|n| n.str())
+        .transpose()?
+        .unwrap_or_default();
+    let matcher = decode_match(&o.req("match")?)?;
+    let route = o.get("route");
+    let direct = o.get("direct_response");
+    let action = match (route, direct) {
+        (Some(r), None) => Action::Route(decode_route_action(&r, clusters)?),
+        (None, Some(d)) => decode_direct_response(&d)?,
+        (Some(_), Some(d)) => {
+            return Err(d.err("a route takes one of 'route' and 'direct_response'"))
+        }
+        (None, None) if o.has("redirect") => {
+            return Err(
+                o.err("'redirect' routes are not supported yet; use 'route' or 'direct_response'")
+            )
+        }
+        (None, None) => return Err(o.err("a route needs an action: 'route' or 'direct_response'")),
+    };
+    o.ignore("decorator");
+    o.ignore("metadata");
+    o.finish_with(&[
+        "redirect",
+        "filter_action",
+        "non_forwarding_action",
+        "typed_per_filter_config",
+        "per_filter_config",
+        "request_headers_to_add",
+        "request_headers_to_remove",
+        "response_headers_to_add",
+        "response_headers_to_remove",
+        "tracing",
+        "per_request_buffer_limit_bytes",
+        "stat_prefix",
+    ])?;
+    Ok(Route {
+        name,
+        matcher,
+        action,
+    })
+}
+
+fn decode_match(v: &Val) -> Result<RouteMatch> {
+    let o = v.obj()?;
+    let prefix = o.get("prefix").map(|p| p.str()).transpose()?;
+    let path = o.get("path").map(|p| p.str()).transpose()?;
+    let path = match (prefix, path) {
+        (Some(p), None) => PathMatch::Prefix(p),
+        (None, Some(p)) => PathMatch::Path(p),
+        (Some(_), Some(_)) => {
+            return Err(o.err("a match takes one of 'prefix' and 'path', not both"))
+        }
+        (None, None) => {
+            for k in [
+                "safe_regex",
+                "regex",
+                "path_separated_prefix",
+                "connect_matcher",
+                "path_match_policy",
+            ] {
+                if o.has(k) {
+                    return Err(o.err(format!(
+                        "match '{k}' is not supported yet; use 'prefix' or 'path'"
+                    )));
+                }
+            }
+            return Err(o.err("a match needs 'prefix' or 'path'"));
+        }
+    };
+    let case_sensitive = o
+        .get("case_sensitive")
+        .map(|b| b.bool())
+        .transpose()?
+        .unwrap_or(true);
+    o.finish_with(&[
+        "safe_regex",
+        "regex",
+        "path_separated_prefix",
+        "connect_matcher",
+        "path_match_policy",
+        "headers",
+        "query_parameters",
+        "grpc",
+        "tls_context",
+        "runtime_fraction",
+        "dynamic_metadata",
+        "filter_state",
+    ])?;
+    Ok(RouteMatch {
+        path,
+        case_sensitive,
+    })
+}
+
+fn decode_route_action(v: &Val, clusters: ClusterCheck) -> Result<RouteAction> {
+    let o = v.obj()?;
+    let cv = o.get("cluster");
+    let cluster = match &cv {
+        Some(c) => c.str()?,
+        None => {
+            for k in [
+                "cluster_header",
+                "weighted_clusters",
+                "cluster_specifier_plugin",
+            ] {
+                if o.has(k) {
+                    return Err(o.err(format!("'{k}' is not supported yet; name a 'cluster'")));
+                }
+            }
+            return Err(o.err("missing required field 'cluster'"));
+        }
+    };
+    if let Some(c) = &cv {
+        if !clusters(&cluster) {
+            return Err(c.err(format!(
+                "unknown cluster '{cluster}': no cluster of that name in static_resources.clusters"
+            )));
+        }
+    }
+    let timeout = o.get("timeout").map(|t| t.duration()).transpose()?;
+    let prefix_rewrite = o.get("prefix_rewrite").map(|p| p.str()).transpose()?;
+    let host_rewrite = match (o.get("host_rewrite_literal"), o.get("host_rewrite")) {
+        (Some(h), None) | (None, Some(h)) => Some(h.str()?),
+        (None, None) => None,
+        (Some(_), Some(h)) => {
+            return Err(h.err("give 'host_rewrite_literal' (v3) or 'host_rewrite' (v2), not both"))
+        }
+    };
+    let mut websocket = o.get("use_websocket").map(|b| b.bool()).transpose()?;
+    if let Some(u) = o.get("upgrade_configs") {
+        for uc in u.list()? {
+            let (kind, enabled) = decode_upgrade_config(&uc)?;
+            if kind.eq_ignore_ascii_case("websocket") {
+                websocket = Some(enabled);
+            }
+        }
+    }
+    o.ignore("idle_timeout");
+    o.ignore("priority");
+    o.finish_with(&[
+        "cluster_header",
+        "weighted_clusters",
+        "cluster_specifier_plugin",
+        "cluster_not_found_response_code",
+        "metadata_match",
+        "regex_rewrite",
+        "path_rewrite_policy",
+        "auto_host_rewrite",
+        "host_rewrite_header",
+        "host_rewrite_path_regex",
+        "append_x_forwarded_host",
+        "retry_policy",
+        "retry_policy_typed_config",
+        "request_mirror_policies",
+        "rate_limits",
+        "include_vh_rate_limits",
+        "hash_policy",
+        "cors",
+        "max_grpc_timeout",
+        "grpc_timeout_offset",
+        "internal_redirect_policy",
+        "max_stream_duration",
+        "hedge_policy",
+    ])?;
+    Ok(RouteAction {
+        cluster,
+        timeout,
+        prefix_rewrite,
+        host_rewrite,
+        websocket,
+    })
+}
+
+/// Decodes an `UpgradeConfig`: `{upgrade_type, enabled}`.
+pub(crate) fn decode_upgrade_config(v: &Val) -> Result<(String, bool)> {
+    let o = v.obj()?;
+    let kind = o.req("upgrade_type")?.str()?;
+    let enabled = o
+        .get("enabled")
+        .map(|b| b.bool())
+        .transpose()?
+        .unwrap_or(true);
+    o.finish_with(&["connect_config", "filters"])?;
+    Ok((kind, enabled))
+}
+
+fn decode_direct_response(v: &Val) -> Result<Action> {
+    let o = v.obj()?;
+    let status = o.req("status")?.uint(200, 599)? as u16;
+    let body = match o.get("body") {
+        None => None,
+        Some(b) => {
+            let bo = b.obj()?;
+            let s = bo.get("inline_string").map(|s| s.str()).transpose()?;
+            bo.finish_with(&["filename", "inline_bytes", "environment_variable"])?;
+            s
+        }
+    };
+    o.finish()?;
+    Ok(Action::DirectResponse { status, body })
+}
