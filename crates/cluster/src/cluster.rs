@@ -1,0 +1,173 @@
+//! One cluster: its settings, current hosts, balancer and stats.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use nuncio_config::Cluster as ClusterConfig;
+use nuncio_stats::{CodeStats, Counter, Gauge, Histogram, Store};
+use nuncio_upstream::{ConnStats, PoolSettings};
+
+use crate::host::Host;
+use crate::lb::Balancer;
+
+/// Envoy's `cluster.<name>.*` stats.
+#[derive(Debug)]
+pub struct ClusterStats {
+    /// `upstream_rq_total`.
+    pub rq_total: Counter,
+    /// `upstream_rq_active`.
+    pub rq_active: Gauge,
+    /// `upstream_rq_<code>` and `upstream_rq_<N>xx`.
+    pub rq_codes: CodeStats,
+    /// `upstream_rq_timeout`.
+    pub rq_timeout: Counter,
+    /// `upstream_rq_retry`.
+    pub rq_retry: Counter,
+    /// `upstream_rq_time`.
+    pub rq_time: Histogram,
+    /// `upstream_rq_rx_reset`: the upstream reset a request.
+    pub rq_rx_reset: Counter,
+    /// `upstream_rq_tx_reset`: we reset a request (client went away).
+    pub rq_tx_reset: Counter,
+    /// `upstream_cx_none_healthy`.
+    pub cx_none_healthy: Counter,
+    /// `membership_healthy`.
+    pub membership_healthy: Gauge,
+    /// `membership_total`.
+    pub membership_total: Gauge,
+    /// `update_attempt`.
+    pub update_attempt: Counter,
+    /// `update_success`.
+    pub update_success: Counter,
+    /// `update_failure`.
+    pub update_failure: Counter,
+    /// Connection stats shared with the pools.
+    pub conn: ConnStats,
+}
+
+impl ClusterStats {
+    fn new(store: &Arc<Store>, name: &str) -> Self {
+        let s = store.scope(
+            &format!("cluster.{name}."),
+            "cluster.",
+            &[("envoy_cluster_name", name)],
+        );
+        // Created now so they show as 0 before the first connection.
+        let _ = s.counter("upstream_cx_http2_total");
+        let _ = s.counter("upstream_rq_pending_overflow");
+        ClusterStats {
+            rq_total: s.counter("upstream_rq_total"),
+            rq_active: s.gauge("upstream_rq_active"),
+            rq_codes: CodeStats::new(&s, "upstream_rq"),
+            rq_timeout: s.counter("upstream_rq_timeout"),
+            rq_retry: s.counter("upstream_rq_retry"),
+            rq_time: s.histogram("upstream_rq_time"),
+            rq_rx_reset: s.counter("upstream_rq_rx_reset"),
+            rq_tx_reset: s.counter("upstream_rq_tx_reset"),
+            cx_none_healthy: s.counter("upstream_cx_none_healthy"),
+            membership_healthy: s.gauge("membership_healthy"),
+            membership_total: s.gauge("membership_total"),
+            update_attempt: s.counter("update_attempt"),
+            update_success: s.counter("update_success"),
+            update_failure: s.counter("update_failure"),
+            conn: ConnStats {
+                cx_total: s.counter("upstream_cx_total"),
+                cx_active: s.gauge("upstream_cx_active"),
+                cx_http1_total: s.counter("upstream_cx_http1_total"),
+                cx_connect_fail: s.counter("upstream_cx_connect_fail"),
+                cx_connect_timeout: s.counter("upstream_cx_connect_timeout"),
+                cx_destroy: s.counter("upstream_cx_destroy"),
+                ..ConnStats::default()
+            },
+        }
+    }
+}
+
+/// A cluster at run time.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Its configuration.
+    pub config: ClusterConfig,
+    /// Its stats.
+    pub stats: ClusterStats,
+    hosts: ArcSwap<Vec<Arc<Host>>>,
+    balancer: Balancer,
+    pool_settings: Arc<PoolSettings>,
+    workers: usize,
+}
+
+impl Cluster {
+    pub(crate) fn new(config: ClusterConfig, store: &Arc<Store>, workers: usize) -> Arc<Self> {
+        let stats = ClusterStats::new(store, &config.name);
+        let pool_settings = Arc::new(PoolSettings {
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.idle_timeout,
+            max_requests_per_connection: config.max_requests_per_connection,
+        });
+        Arc::new(Cluster {
+            config,
+            stats,
+            hosts: ArcSwap::from_pointee(Vec::new()),
+            balancer: Balancer::default(),
+            pool_settings,
+            workers,
+        })
+    }
+
+    /// The cluster's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The current hosts.
+    pub fn hosts(&self) -> Arc<Vec<Arc<Host>>> {
+        self.hosts.load_full()
+    }
+
+    /// Picks a host for a request, or `None` (Envoy's "no healthy upstream").
+    pub fn choose_host(&self) -> Option<Arc<Host>> {
+        let hosts = self.hosts.load();
+        let h = self.balancer.pick(self.config.lb_policy, &hosts);
+        if h.is_none() {
+            self.stats.cx_none_healthy.inc();
+        }
+        h
+    }
+
+    /// Replaces the host set with `addrs` (name, address) pairs, keeping the
+    /// existing [`Host`] (and its pools and stats) for addresses that stay.
+    pub fn set_hosts(&self, addrs: Vec<(String, SocketAddr)>) {
+        let old = self.hosts.load();
+        let mut new = Vec::with_capacity(addrs.len());
+        for (name, addr) in addrs {
+            if new.iter().any(|h: &Arc<Host>| h.addr == addr) {
+                continue;
+            }
+            let host = old
+                .iter()
+                .find(|h| h.addr == addr)
+                .cloned()
+                .unwrap_or_else(|| {
+                    Host::new(
+                        addr,
+                        name,
+                        self.workers,
+                        &self.pool_settings,
+                        &self.stats.conn,
+                    )
+                });
+            new.push(host);
+        }
+        let unchanged =
+            new.len() == old.len() && new.iter().zip(old.iter()).all(|(a, b)| Arc::ptr_eq(a, b));
+        if !unchanged {
+            tracing::info!(cluster = %self.config.name, hosts = ?new.iter().map(|h| h.addr).collect::<Vec<_>>(), "cluster membership updated");
+            self.stats.membership_total.set(new.len() as i64);
+            self.stats
+                .membership_healthy
+                .set(new.iter().filter(|h| h.healthy()).count() as i64);
+            self.hosts.store(Arc::new(new));
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The cluster manager: every cluster by name, their initial discovery and
+//! the background refresh tasks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use nuncio_config::Cluster as ClusterConfig;
+use nuncio_stats::Store;
+
+use crate::cluster::Cluster;
+use crate::discovery::Discovery;
+use crate::resolve::Resolver;
+
+/// Every cluster.
+#[derive(Debug)]
+pub struct ClusterManager {
+    clusters: HashMap<String, Arc<Cluster>>,
+    order: Vec<Arc<Cluster>>,
+    resolver: Arc<Resolver>,
+}
+
+impl ClusterManager {
+    /// Builds the clusters; hosts are empty until [`ClusterManager::initialize`].
+    pub fn new(
+        configs: &[ClusterConfig],
+        store: &Arc<Store>,
+        workers: usize,
+        resolver: Resolver,
+    ) -> Self {
+        let order: Vec<Arc<Cluster>> = configs
+            .iter()
+            .map(|c| Cluster::new(c.clone(), store, workers))
+            .collect();
+        let clusters = order
+            .iter()
+            .map(|c| (c.name().to_string(), c.clone()))
+            .collect();
+        ClusterManager {
+            clusters,
+            order,
+            resolver: Arc::new(resolver),
+        }
+    }
+
+    /// The cluster called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Cluster>> {
+        self.clusters.get(name)
+    }
+
+    /// Every cluster, in config order.
+    pub fn clusters(&self) -> &[Arc<Cluster>] {
+        &self.order
+    }
+
+    /// Resolves every cluster once (Envoy warms clusters before listeners
+    /// open) and spawns the refresh tasks on the current runtime.
+    pub async fn initialize(&self) {
+        for c in &self.order {
+            let mut d = Discovery::new(c.clone(), self.resolver.clone());
+            d.refresh().await;
+            tokio::spawn(d.run());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::{AddressMap, HostsFile};
+
+    fn load(text: &str) -> nuncio_config::Bootstrap {
+        nuncio_config::load_str("t", text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn strict_dns_round_robin_through_hosts_file() {
+        let b = load(
+            "static_resources:\n  clusters:\n  - name: c\n    type: strict_dns\n    hosts:\n    - socket_address: {address: service1, port_value: 8080}\n    - socket_address: {address: service2, port_value: 8080}\n",
+        );
+        let hosts = HostsFile::parse("h", "127.0.0.2 service1\n127.0.0.3 service2\n").unwrap();
+        let store = Store::new();
+        let m = ClusterManager::new(
+            &b.clusters,
+            &store,
+            2,
+            Resolver::new(hosts, AddressMap::default()),
+        );
+        m.initialize().await;
+        let c = m.get("c").unwrap();
+        let picks: Vec<String> = (0..4)
+            .map(|_| c.choose_host().unwrap().addr.to_string())
+            .collect();
+        assert_eq!(
+            picks,
+            [
+                "127.0.0.2:8080",
+                "127.0.0.3:8080",
+                "127.0.0.2:8080",
+                "127.0.0.3:8080"
+            ]
+        );
+        assert_eq!(store.value("cluster.c.membership_total"), Some(2));
+        assert_eq!(store.value("cluster.c.update_success"), Some(1));
+        c.hosts()[0].set_healthy(false);
+        assert!((0..4).all(|_| c.choose_host().unwrap().addr.to_string() == "127.0.0.3:8080"));
+    }
+
+    #[tokio::test]
+    async fn failed_lookup_leaves_no_host() {
+        let b = load(
+            "static_resources:\n  clusters:\n  - name: c\n    type: strict_dns\n    hosts:\n    - socket_address: {address: no-such-host.invalid, port_value: 80}\n",
+        );
+        let store = Store::new();
+        let m = ClusterManager::new(&b.clusters, &store, 1, Resolver::default());
+        m.initialize().await;
+        assert!(m.get("c").unwrap().choose_host().is_none());
+        assert_eq!(store.value("cluster.c.update_failure"), Some(1));
+        assert_eq!(store.value("cluster.c.upstream_cx_none_healthy"), Some(1));
+    }
+}

@@ -1,0 +1,70 @@
+//! Why an upstream request failed, in Envoy's reset-reason vocabulary.
+
+use std::fmt;
+
+/// Envoy's stream reset reasons, as they appear in local replies
+/// (`upstream connect error or disconnect/reset before headers. reset reason: ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetReason {
+    /// The TCP connection could not be made.
+    ConnectionFailure,
+    /// The connection closed before a response.
+    ConnectionTermination,
+    /// The peer reset the stream.
+    RemoteReset,
+    /// The peer broke the protocol.
+    ProtocolError,
+    /// A limit was hit.
+    Overflow,
+}
+
+impl fmt::Display for ResetReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ResetReason::ConnectionFailure => "connection failure",
+            ResetReason::ConnectionTermination => "connection termination",
+            ResetReason::RemoteReset => "remote reset",
+            ResetReason::ProtocolError => "protocol error",
+            ResetReason::Overflow => "overflow",
+        })
+    }
+}
+
+/// An upstream failure.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Connecting failed (refused, unreachable).
+    #[error("connect to {addr} failed: {source}")]
+    Connect {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Connecting took longer than `connect_timeout`.
+    #[error("connect to {0} timed out")]
+    ConnectTimeout(std::net::SocketAddr),
+    /// The HTTP exchange failed.
+    #[error("upstream request failed: {0}")]
+    Http(#[from] hyper::Error),
+}
+
+impl UpstreamError {
+    /// The reset reason Envoy would report.
+    pub fn reset_reason(&self) -> ResetReason {
+        match self {
+            UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout(_) => {
+                ResetReason::ConnectionFailure
+            }
+            UpstreamError::Http(e) if e.is_parse() || e.is_parse_status() => {
+                ResetReason::ProtocolError
+            }
+            UpstreamError::Http(_) => ResetReason::ConnectionTermination,
+        }
+    }
+
+    /// True for failures to establish the connection.
+    pub fn is_connect_failure(&self) -> bool {
+        self.reset_reason() == ResetReason::ConnectionFailure
+    }
+}
