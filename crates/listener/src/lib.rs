@@ -1,1 +1,108 @@
-//! placeholder
+//! Listeners. Each worker thread gets its own socket on the listener's
+//! address (SO_REUSEPORT, so the kernel spreads new connections across
+//! workers and no worker shares an accept queue lock), accepts on it, and
+//! hands every connection to the listener's HTTP connection manager on the
+//! same worker.
+
+#![forbid(unsafe_code)]
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nuncio_hcm::Hcm;
+use nuncio_stats::{Counter, Gauge, GaugeGuard, Store};
+use tokio::net::{TcpListener, TcpSocket};
+
+/// Envoy's `listener.<address>.*` stats.
+#[derive(Debug)]
+pub struct ListenerStats {
+    /// `downstream_cx_total`.
+    pub cx_total: Counter,
+    /// `downstream_cx_active`.
+    pub cx_active: Gauge,
+    /// Process-wide `server.total_connections`.
+    pub server_connections: Gauge,
+}
+
+impl ListenerStats {
+    /// Stats for a listener configured at `address` (Envoy names them
+    /// `listener.0.0.0.0_80.`).
+    pub fn new(store: &Arc<Store>, address: &str) -> Arc<Self> {
+        let tag = address.replace(':', "_").replace(['[', ']'], "");
+        let s = store.scope(
+            &format!("listener.{tag}."),
+            "listener.",
+            &[("envoy_listener_address", &tag)],
+        );
+        let _ = s.counter("no_filter_chain_match");
+        Arc::new(ListenerStats {
+            cx_total: s.counter("downstream_cx_total"),
+            cx_active: s.gauge("downstream_cx_active"),
+            server_connections: store.root().gauge("server.total_connections"),
+        })
+    }
+}
+
+/// Binds `count` sockets to `addr` with SO_REUSEPORT. Port 0 is resolved
+/// by the first bind and reused by the rest. Call inside a tokio runtime;
+/// the sockets come back as std listeners for each worker to adopt.
+pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut out = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count.max(1) {
+        let s = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        s.set_reuseaddr(true)?;
+        s.set_reuseport(true)?;
+        s.set_nodelay(true)?;
+        s.bind(addr)?;
+        let l = s.listen(1024)?;
+        addr = l.local_addr()?;
+        out.push(l.into_std()?);
+    }
+    Ok(out)
+}
+
+/// Accepts connections forever on `listener` (a socket from [`bind`]),
+/// serving each with `hcm` on this worker.
+pub async fn run(
+    listener: std::net::TcpListener,
+    hcm: Arc<Hcm>,
+    stats: Arc<ListenerStats>,
+    worker: usize,
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot adopt listener socket");
+            return;
+        }
+    };
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                stats.cx_total.inc();
+                let guards = (
+                    GaugeGuard::new(&stats.cx_active),
+                    GaugeGuard::new(&stats.server_connections),
+                );
+                let hcm = hcm.clone();
+                tokio::spawn(async move {
+                    hcm.serve_connection(stream, peer, worker).await;
+                    drop(guards);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors or similar: back off, keep serving
+                // the connections we have.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Header handling on the way through: hop-by-hop headers removed in both
+//! directions, and the request headers Envoy's router adds
+//! (`x-request-id`, `x-forwarded-proto`, `x-forwarded-for`).
+
+use std::cell::Cell;
+use std::hash::{BuildHasher, Hasher};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one hop and never cross a proxy (RFC 9110 7.6.1).
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Removes hop-by-hop headers, including every header the `Connection`
+/// header names. `keep_upgrade` keeps `Upgrade`/`Connection: upgrade` for a
+/// WebSocket handshake.
+pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+    if let Some(conn) = h.get(header::CONNECTION) {
+        if conn.as_bytes() != b"keep-alive" && conn.as_bytes() != b"close" {
+            let listed: Vec<HeaderName> = h
+                .get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+                .filter(|n| !(keep_upgrade && n == header::UPGRADE))
+                .collect();
+            for n in listed {
+                h.remove(n);
+            }
+        }
+    }
+    for n in HOP_BY_HOP {
+        if keep_upgrade && (n == header::UPGRADE || n == header::CONNECTION) {
+            continue;
+        }
+        if n == header::TE {
+            // `te: trailers` may cross (gRPC needs it); nothing else may.
+            let trailers_only = h
+                .get(header::TE)
+                .map(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"))
+                .unwrap_or(true);
+            if trailers_only {
+                continue;
+            }
+        }
+        h.remove(n);
+    }
+    h.remove("keep-alive");
+    h.remove("proxy-connection");
+    if keep_upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+thread_local! {
+    static RNG: Cell<(u64, u64)> = Cell::new(seed());
+}
+
+fn seed() -> (u64, u64) {
+    let s = std::collections::hash_map::RandomState::new();
+    let mut a = s.build_hasher();
+    a.write_u64(0x6e75_6e63_696f);
+    let mut b = s.build_hasher();
+    b.write_u64(std::process::id().into());
+    (a.finish() | 1, b.finish() | 1)
+}
+
+/// A random version-4 UUID (for `x-request-id`), from a per-thread
+/// xorshift128+ generator seeded by the OS-randomised std hasher.
+pub fn uuid_v4() -> HeaderValue {
+    let (hi, lo) = RNG.with(|r| {
+        let next = || {
+            let (mut s1, s0) = r.get();
+            s1 ^= s1 << 23;
+            s1 ^= s1 >> 17;
+            s1 ^= s0 ^ (s0 >> 26);
+            r.set((s0, s1));
+            s0.wrapping_add(s1)
+        };
+        (next(), next())
+    });
+    let b = ((u128::from(hi) << 64) | u128::from(lo)).to_be_bytes();
+    let mut out = [0u8; 36];
+    let hex = b"0123456789abcdef";
+    let mut j = 0;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[j] = b'-';
+            j += 1;
+        }
+        let byte = match i {
+            6 => (byte & 0x0f) | 0x40,
+            8 => (byte & 0x3f) | 0x80,
+            _ => *byte,
+        };
+        out[j] = hex[usize::from(byte >> 4)];
+        out[j + 1] = hex[usize::from(byte & 0x0f)];
+        j += 2;
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(&out))
+        .unwrap_or(HeaderValue::from_static("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("te", HeaderValue::from_static("gzip"));
+        h.insert("proxy-connection", HeaderValue::from_static("x"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-keep"));
+        let mut h = HeaderMap::new();
+        h.insert("te", HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.contains_key("te"));
+    }
+
+    #[test]
+    fn upgrade_kept_when_asked() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("Upgrade"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn uuids_are_v4_and_distinct() {
+        let a = uuid_v4();
+        let b = uuid_v4();
+        assert_ne!(a, b);
+        let s = a.to_str().unwrap();
+        assert_eq!(s.len(), 36);
+        assert_eq!(&s[14..15], "4");
+        assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"), "{s}");
+    }
+}

@@ -1,0 +1,423 @@
+//! One request through the connection manager and the router filter, in
+//! phases: validate the request, find the route, pick a host, forward, and
+//! relay the response. Every failure becomes Envoy's local reply.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use nuncio_router::{Forward, RouteKind};
+use nuncio_stats::GaugeGuard;
+use nuncio_upstream::{ResetReason, UpstreamBody};
+
+use crate::access_log::LogEntry;
+use crate::body::{Completion, ProxyBody, UpstreamDone};
+use crate::headers::{strip_hop_by_hop, uuid_v4};
+use crate::sniff::Verdict;
+use crate::ConnCtx;
+
+/// Envoy's response flags, for the access log.
+pub(crate) mod flags {
+    pub const NONE: &str = "-";
+    pub const NO_ROUTE: &str = "NR";
+    pub const NO_HEALTHY_UPSTREAM: &str = "UH";
+    pub const UPSTREAM_CONNECT_FAILURE: &str = "UF";
+    pub const UPSTREAM_TIMEOUT: &str = "UT";
+    pub const UPSTREAM_RESET: &str = "UR";
+    pub const UPSTREAM_TERMINATION: &str = "UC";
+    pub const LOCAL_REJECT: &str = "LR";
+}
+
+/// What the request turned into, beyond the response itself.
+#[derive(Default)]
+struct Outcome {
+    flags: &'static str,
+    upstream: Option<UpstreamDone>,
+    route_name: String,
+}
+
+/// A local reply: `text/plain` body, Envoy's wording.
+fn local_reply(status: StatusCode, body: &'static str, close: bool) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(body));
+    *r.status_mut() = status;
+    if !body.is_empty() {
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    }
+    if close {
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
+}
+
+/// Serves one request.
+pub(crate) async fn handle(req: Request<Incoming>, c: Arc<ConnCtx>) -> Response<ProxyBody> {
+    let hcm = c.hcm.clone();
+    let start = Instant::now();
+    let active = GaugeGuard::new(&hcm.stats.rq_active);
+    hcm.stats.rq_total.inc();
+    let is_h2 = req.version() == Version::HTTP_2;
+    if !c.counted.swap(true, Ordering::Relaxed) {
+        if is_h2 {
+            hcm.stats.cx_http2_total.inc();
+        } else {
+            hcm.stats.cx_http1_total.inc();
+        }
+    }
+    if is_h2 {
+        hcm.stats.rq_http2_total.inc();
+    } else {
+        hcm.stats.rq_http1_total.inc();
+    }
+    let log = hcm.access_log.as_ref().map(|_| {
+        Box::new(LogEntry {
+            start: SystemTime::now(),
+            method: req.method().to_string(),
+            path: req
+                .uri()
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            authority: authority(&req).unwrap_or_default().to_string(),
+            protocol: match req.version() {
+                Version::HTTP_2 => "HTTP/2",
+                Version::HTTP_10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
+            req_headers: req.headers().clone(),
+            resp_headers: http::HeaderMap::new(),
+            code: 0,
+            flags: flags::NONE,
+            bytes_received: req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0),
+            bytes_sent: 0,
+            duration: Default::default(),
+            upstream_host: None,
+            upstream_cluster: None,
+            downstream: c.peer,
+            route_name: String::new(),
+        })
+    });
+    let mut out = Outcome {
+        flags: flags::NONE,
+        ..Default::default()
+    };
+    let mut resp = match validate(&req, &c) {
+        Some(reply) => {
+            hcm.stats.rq_rejected.inc();
+            out.flags = flags::LOCAL_REJECT;
+            reply
+        }
+        None => route(req, &c, &mut out).await,
+    };
+    let status = resp.status().as_u16();
+    hcm.stats.rq_codes.record(status);
+    if let Ok(v) = HeaderValue::from_str(&hcm.config.server_name) {
+        resp.headers_mut().insert(header::SERVER, v);
+    }
+    let log = log.map(|mut l| {
+        l.code = status;
+        l.flags = out.flags;
+        l.resp_headers = resp.headers().clone();
+        l.route_name = std::mem::take(&mut out.route_name);
+        if let Some(u) = &out.upstream {
+            l.upstream_host = Some(u.host.addr);
+            l.upstream_cluster = Some(u.cluster.name().to_string());
+        }
+        l
+    });
+    resp.body_mut().set_completion(Completion {
+        hcm,
+        start,
+        _active: active,
+        upstream: out.upstream,
+        log,
+    });
+    resp
+}
+
+fn authority(req: &Request<Incoming>) -> Option<&str> {
+    req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
+}
+
+/// Checks a request before routing; `Some` is the refusal.
+fn validate(req: &Request<Incoming>, c: &ConnCtx) -> Option<Response<ProxyBody>> {
+    let cfg = &c.hcm.config;
+    if req.version() != Version::HTTP_2 {
+        if let Some(v) = &c.verdicts {
+            match v.next() {
+                Some(Verdict::Ok) => {}
+                Some(Verdict::ContentLengthAndTransferEncoding) => {
+                    return Some(local_reply(StatusCode::BAD_REQUEST, "", true));
+                }
+                Some(Verdict::HeadersTooLarge) => {
+                    return Some(local_reply(
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        "",
+                        true,
+                    ));
+                }
+                // The framing tracker lost the stream: refuse (fail closed).
+                None => return Some(local_reply(StatusCode::BAD_REQUEST, "", true)),
+            }
+        }
+        if req.version() == Version::HTTP_10 && !cfg.accept_http_10 {
+            return Some(local_reply(StatusCode::UPGRADE_REQUIRED, "", true));
+        }
+    } else {
+        let h = req.headers();
+        if h.len() > cfg.max_headers_count as usize {
+            return Some(local_reply(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "",
+                false,
+            ));
+        }
+        let bytes: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+        if bytes > c.hcm.max_header_bytes {
+            return Some(local_reply(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "",
+                false,
+            ));
+        }
+    }
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    if hosts > 1
+        || (hosts == 0 && req.version() == Version::HTTP_11 && req.uri().authority().is_none())
+    {
+        return Some(local_reply(StatusCode::BAD_REQUEST, "", true));
+    }
+    if req.method() == Method::CONNECT && !is_extended_connect(req) {
+        return Some(local_reply(StatusCode::FORBIDDEN, "", true));
+    }
+    None
+}
+
+fn is_extended_connect(req: &Request<Incoming>) -> bool {
+    req.extensions().get::<hyper::ext::Protocol>().is_some()
+}
+
+fn is_upgrade(req: &Request<Incoming>) -> bool {
+    req.version() == Version::HTTP_11
+        && req
+            .headers()
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+        && req.headers().contains_key(header::UPGRADE)
+}
+
+async fn route(req: Request<Incoming>, c: &ConnCtx, out: &mut Outcome) -> Response<ProxyBody> {
+    let hcm = &c.hcm;
+    let host = authority(&req)
+        .unwrap_or("")
+        .trim_end_matches([' ', '\t'])
+        .to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let Some(route) = hcm.routes.route(&host, path) else {
+        hcm.stats.no_route.inc();
+        out.flags = flags::NO_ROUTE;
+        return local_reply(StatusCode::NOT_FOUND, "", false);
+    };
+    out.route_name.clone_from(&route.name);
+    hcm.stats.router_rq_total.inc();
+    let fwd = match &route.kind {
+        RouteKind::Direct { status, body } => {
+            hcm.stats.rq_direct_response.inc();
+            let mut r = Response::new(ProxyBody::full(body.clone()));
+            *r.status_mut() = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
+            if !body.is_empty() {
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            }
+            return r;
+        }
+        RouteKind::Forward(f) => f,
+    };
+    let upgrade = is_upgrade(&req);
+    if upgrade && !fwd.websocket {
+        hcm.stats.ws_on_non_ws_route.inc();
+        return local_reply(StatusCode::FORBIDDEN, "", true);
+    }
+    let new_path = route.rewrite_path(path).into_owned();
+    forward(req, c, fwd, new_path, upgrade, out).await
+}
+
+async fn forward(
+    mut req: Request<Incoming>,
+    c: &ConnCtx,
+    fwd: &Forward,
+    path: String,
+    upgrade: bool,
+    out: &mut Outcome,
+) -> Response<ProxyBody> {
+    let hcm = &c.hcm;
+    let cluster = &fwd.cluster;
+    let Some(host) = cluster.choose_host() else {
+        out.flags = flags::NO_HEALTHY_UPSTREAM;
+        return local_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no healthy upstream",
+            false,
+        );
+    };
+    let suppress = hcm.config.suppress_envoy_headers;
+    let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    // Build the upstream request.
+    let (mut parts, body) = req.into_parts();
+    let authority = parts.uri.authority().map(|a| a.as_str().to_string());
+    parts.uri = match Uri::builder().path_and_query(path.as_str()).build() {
+        Ok(u) => u,
+        Err(_) => return local_reply(StatusCode::BAD_REQUEST, "", true),
+    };
+    parts.version = Version::HTTP_11;
+    let h = &mut parts.headers;
+    strip_hop_by_hop(h, upgrade);
+    if let Some(a) = authority {
+        if !h.contains_key(header::HOST) {
+            if let Ok(v) = HeaderValue::from_str(&a) {
+                h.insert(header::HOST, v);
+            }
+        }
+    }
+    if let Some(hr) = &fwd.host_rewrite {
+        h.insert(header::HOST, hr.clone());
+    }
+    if hcm.config.use_remote_address {
+        h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        let ip = c.peer.ip().to_string();
+        let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {ip}"),
+            None => ip,
+        };
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            h.insert("x-forwarded-for", v);
+        }
+    } else if !h.contains_key("x-forwarded-proto") {
+        h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    }
+    if hcm.config.generate_request_id && !h.contains_key("x-request-id") {
+        h.insert("x-request-id", uuid_v4());
+    }
+    if !suppress {
+        if let Some(t) = &fwd.timeout_header {
+            h.insert("x-envoy-expected-rq-timeout-ms", t.clone());
+        }
+    }
+    let upstream_req = Request::from_parts(parts, UpstreamBody::Incoming(body));
+
+    // Send it.
+    cluster.stats.rq_total.inc();
+    host.stats.rq_total.inc();
+    let done = UpstreamDone {
+        cluster: cluster.clone(),
+        host: host.clone(),
+        sent_at: Instant::now(),
+        _cluster_active: GaugeGuard::new(&cluster.stats.rq_active),
+        _host_active: GaugeGuard::new(&host.stats.rq_active),
+    };
+    let deadline = fwd.timeout.map(|t| tokio::time::Instant::now() + t);
+    let pool = host.pool(c.worker);
+    let sent = match deadline {
+        Some(d) => tokio::time::timeout_at(d, pool.send(upstream_req)).await,
+        None => Ok(pool.send(upstream_req).await),
+    };
+    let resp = match sent {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::debug!(cluster = %cluster.name(), host = %host.addr, error = %e, "upstream request failed");
+            host.stats.rq_error.inc();
+            cluster.stats.rq_codes.record(503);
+            let reason = e.reset_reason();
+            out.flags = match reason {
+                ResetReason::ConnectionFailure => flags::UPSTREAM_CONNECT_FAILURE,
+                ResetReason::ConnectionTermination => flags::UPSTREAM_TERMINATION,
+                _ => flags::UPSTREAM_RESET,
+            };
+            if reason != ResetReason::ConnectionFailure {
+                cluster.stats.rq_rx_reset.inc();
+            }
+            out.upstream = Some(done);
+            let (status, body) = match reason {
+                ResetReason::ConnectionFailure => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
+                ResetReason::ProtocolError => (StatusCode::BAD_GATEWAY, "upstream connect error or disconnect/reset before headers. reset reason: protocol error"),
+                ResetReason::RemoteReset => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: remote reset"),
+                ResetReason::Overflow => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: overflow"),
+                ResetReason::ConnectionTermination => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: connection termination"),
+            };
+            return local_reply(status, body, false);
+        }
+        Err(_elapsed) => {
+            cluster.stats.rq_timeout.inc();
+            host.stats.rq_timeout.inc();
+            host.stats.rq_error.inc();
+            cluster.stats.rq_codes.record(504);
+            out.flags = flags::UPSTREAM_TIMEOUT;
+            out.upstream = Some(done);
+            return local_reply(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream request timeout",
+                false,
+            );
+        }
+    };
+    let service_time = done.sent_at.elapsed();
+    let (mut parts, body) = resp.into_parts();
+    let status = parts.status;
+    cluster.stats.rq_codes.record(status.as_u16());
+    if status.is_server_error() {
+        host.stats.rq_error.inc();
+    } else {
+        host.stats.rq_success.inc();
+    }
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    strip_hop_by_hop(&mut parts.headers, upgrade && switching);
+    if !suppress {
+        parts.headers.insert(
+            "x-envoy-upstream-service-time",
+            HeaderValue::from(service_time.as_millis() as u64),
+        );
+    }
+    if upgrade && !switching {
+        // An upgrade refused by the upstream is an ordinary response, and
+        // this connection will not become a tunnel.
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    let mut response = Response::from_parts(parts, body);
+    if upgrade && switching {
+        if let Some(down) = downstream_upgrade {
+            let up = hyper::upgrade::on(&mut response);
+            crate::tunnel::spawn(down, up, hcm.clone());
+        }
+    }
+    out.upstream = Some(done);
+    let (parts, body) = response.into_parts();
+    let body = if switching {
+        ProxyBody::upstream(body, None)
+    } else {
+        ProxyBody::upstream(body, deadline)
+    };
+    Response::from_parts(parts, body)
+}

@@ -1,0 +1,431 @@
+//! A byte-level tracker of HTTP/1.1 request framing on the downstream
+//! socket. hyper, given both `Content-Length` and `Transfer-Encoding`,
+//! drops the Content-Length and forwards the request as chunked (RFC 9112
+//! allows that); nuncio instead refuses such a request with 400, like
+//! Envoy, so a smuggling attempt never reaches an upstream. hyper hides
+//! that the request had both headers, so this wrapper watches the bytes as
+//! hyper reads them, finds each request head, and records a verdict per
+//! request that the connection manager checks before routing.
+//!
+//! It follows message framing (Content-Length and chunked bodies) without
+//! copying bodies. If it ever cannot follow the framing, it stops, and the
+//! connection manager refuses the next request (fail closed).
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// What the tracker concluded about one request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing wrong.
+    Ok,
+    /// Both Content-Length and Transfer-Encoding: 400 and close.
+    ContentLengthAndTransferEncoding,
+    /// Header bytes over `max_request_headers_kb`: 431.
+    HeadersTooLarge,
+}
+
+/// Verdicts shared between the socket wrapper and the request handler.
+#[derive(Debug, Default)]
+pub struct Verdicts {
+    queue: Mutex<VecDeque<Verdict>>,
+}
+
+impl Verdicts {
+    /// The verdict for the next request; `None` when the tracker could not
+    /// follow the stream (the caller must refuse the request).
+    pub fn next(&self) -> Option<Verdict> {
+        self.queue.lock().ok()?.pop_front()
+    }
+
+    fn push(&self, v: Verdict) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.push_back(v);
+        }
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Body(u64),
+    ChunkSize,
+    ChunkData(u64),
+    ChunkDataEnd(u8),
+    Trailers,
+    Stopped,
+}
+
+/// The socket wrapper.
+#[derive(Debug)]
+pub struct Sniffer<IO> {
+    io: IO,
+    state: State,
+    line: Vec<u8>,
+    /// Trailer/chunk-size line length so far (to find the empty line).
+    trailer_line_len: usize,
+    max_header_bytes: usize,
+    max_head: usize,
+    verdicts: Arc<Verdicts>,
+}
+
+impl<IO> Sniffer<IO> {
+    /// Wraps `io`; heads whose header fields exceed `max_header_bytes` get
+    /// [`Verdict::HeadersTooLarge`].
+    pub fn new(io: IO, max_header_bytes: usize, verdicts: Arc<Verdicts>) -> Self {
+        Sniffer {
+            io,
+            state: State::Head,
+            line: Vec::new(),
+            trailer_line_len: 0,
+            max_header_bytes,
+            max_head: max_header_bytes + 64 * 1024,
+            verdicts,
+        }
+    }
+
+    fn stop(&mut self) {
+        self.state = State::Stopped;
+        self.line = Vec::new();
+    }
+
+    fn observe(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            match self.state {
+                State::Stopped => return,
+                State::Head => {
+                    // Skip the empty lines allowed before a request line.
+                    if self.line.is_empty() {
+                        let skip = data
+                            .iter()
+                            .take_while(|b| **b == b'\r' || **b == b'\n')
+                            .count();
+                        data = &data[skip..];
+                        if data.is_empty() {
+                            return;
+                        }
+                    }
+                    // Fast path: the whole head is in this read; no copy.
+                    if self.line.is_empty() {
+                        if let Some(i) = find(data, b"\r\n\r\n") {
+                            let (head, rest) = data.split_at(i + 4);
+                            self.on_head(head);
+                            data = rest;
+                            continue;
+                        }
+                    }
+                    let search_from = self.line.len().saturating_sub(3);
+                    self.line.extend_from_slice(data);
+                    match find(&self.line[search_from..], b"\r\n\r\n") {
+                        Some(i) => {
+                            let end = search_from + i + 4;
+                            let consumed_from_data = data.len() - (self.line.len() - end);
+                            let head = std::mem::take(&mut self.line);
+                            self.on_head(&head[..end]);
+                            data = &data[consumed_from_data..];
+                        }
+                        None => {
+                            if self.line.len() > self.max_head {
+                                self.stop();
+                            }
+                            return;
+                        }
+                    }
+                }
+                State::Body(n) => {
+                    let take = (data.len() as u64).min(n);
+                    data = &data[take as usize..];
+                    self.state = if n == take {
+                        State::Head
+                    } else {
+                        State::Body(n - take)
+                    };
+                }
+                State::ChunkSize => match data.iter().position(|b| *b == b'\n') {
+                    Some(i) => {
+                        self.line.extend_from_slice(&data[..i]);
+                        data = &data[i + 1..];
+                        let line = std::mem::take(&mut self.line);
+                        match parse_chunk_size(&line) {
+                            Some(0) => {
+                                self.trailer_line_len = 0;
+                                self.state = State::Trailers;
+                            }
+                            Some(n) => self.state = State::ChunkData(n),
+                            None => self.stop(),
+                        }
+                    }
+                    None => {
+                        self.line.extend_from_slice(data);
+                        if self.line.len() > 4096 {
+                            self.stop();
+                        }
+                        return;
+                    }
+                },
+                State::ChunkData(n) => {
+                    let take = (data.len() as u64).min(n);
+                    data = &data[take as usize..];
+                    self.state = if n == take {
+                        State::ChunkDataEnd(2)
+                    } else {
+                        State::ChunkData(n - take)
+                    };
+                }
+                State::ChunkDataEnd(left) => {
+                    let take = data.len().min(usize::from(left));
+                    data = &data[take..];
+                    let left = left - take as u8;
+                    self.state = if left == 0 {
+                        State::ChunkSize
+                    } else {
+                        State::ChunkDataEnd(left)
+                    };
+                }
+                State::Trailers => match data.iter().position(|b| *b == b'\n') {
+                    Some(i) => {
+                        let len = self.trailer_line_len + i;
+                        data = &data[i + 1..];
+                        self.trailer_line_len = 0;
+                        // An empty line ("\r\n") ends the trailers.
+                        if len <= 1 {
+                            self.state = State::Head;
+                        }
+                    }
+                    None => {
+                        self.trailer_line_len += data.len();
+                        if self.trailer_line_len > self.max_head {
+                            self.stop();
+                        }
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    fn on_head(&mut self, head: &[u8]) {
+        let mut lines = head.split(|b| *b == b'\n');
+        let request_line = lines.next().unwrap_or_default();
+        if request_line.starts_with(b"PRI ") || request_line.starts_with(b"CONNECT ") {
+            // HTTP/2 preface or a tunnel: nothing more to follow.
+            self.verdicts.push(Verdict::Ok);
+            self.stop();
+            return;
+        }
+        let (mut cl, mut te, mut upgrade) = (None::<&[u8]>, None::<&[u8]>, false);
+        let mut header_bytes = 0usize;
+        for line in lines {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                break;
+            }
+            let Some(colon) = line.iter().position(|b| *b == b':') else {
+                continue;
+            };
+            let name = &line[..colon];
+            let value = trim(&line[colon + 1..]);
+            header_bytes += name.len() + value.len();
+            if name.eq_ignore_ascii_case(b"content-length") {
+                cl = Some(value);
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                te = Some(value);
+            } else if name.eq_ignore_ascii_case(b"upgrade") {
+                upgrade = true;
+            }
+        }
+        let verdict = if cl.is_some() && te.is_some() {
+            Verdict::ContentLengthAndTransferEncoding
+        } else if header_bytes > self.max_header_bytes {
+            Verdict::HeadersTooLarge
+        } else {
+            Verdict::Ok
+        };
+        self.verdicts.push(verdict);
+        if verdict != Verdict::Ok || upgrade {
+            // The connection closes after this request (or becomes a tunnel).
+            self.stop();
+            return;
+        }
+        self.state = match (te, cl) {
+            (Some(te), None) => {
+                let last = te
+                    .rsplit(|b| *b == b',')
+                    .next()
+                    .map(trim)
+                    .unwrap_or_default();
+                if last.eq_ignore_ascii_case(b"chunked") {
+                    State::ChunkSize
+                } else {
+                    State::Stopped
+                }
+            }
+            (None, Some(cl)) => match std::str::from_utf8(cl)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                Some(0) => State::Head,
+                Some(n) => State::Body(n),
+                None => State::Stopped,
+            },
+            _ => State::Head,
+        };
+    }
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| *c != b' ' && *c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| *c != b' ' && *c != b'\t')
+        .map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let hex = line.split(|b| *b == b';').next().map(trim)?;
+    if hex.is_empty() || hex.len() > 15 {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Sniffer<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r {
+            if !matches!(this.state, State::Stopped) {
+                this.observe(&buf.filled()[before..]);
+            }
+        }
+        r
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Sniffer<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(chunks: &[&[u8]]) -> (Vec<Verdict>, bool) {
+        let v = Arc::new(Verdicts::default());
+        let mut s = Sniffer::new((), 100, v.clone());
+        for c in chunks {
+            s.observe(c);
+        }
+        let mut out = Vec::new();
+        while let Some(x) = v.next() {
+            out.push(x);
+        }
+        (out, matches!(s.state, State::Stopped))
+    }
+
+    #[test]
+    fn pipelined_requests_with_bodies() {
+        let (v, stopped) = run(&[
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
+            b"c\r\n0\r\nX-T: 1\r\n\r\nGET /x HTTP/1.1\r\n\r\n",
+        ]);
+        assert_eq!(v, vec![Verdict::Ok; 4]);
+        assert!(!stopped);
+    }
+
+    #[test]
+    fn head_split_across_reads() {
+        let (v, _) = run(&[
+            b"GET / HTTP/1.1\r\nHost: a\r",
+            b"\n",
+            b"\r",
+            b"\nGET / HTTP/1.1\r\n\r\n",
+        ]);
+        assert_eq!(v, vec![Verdict::Ok; 2]);
+    }
+
+    #[test]
+    fn body_that_looks_like_a_request_is_not_a_head() {
+        let body = b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut req =
+            format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        req.extend_from_slice(body);
+        let (v, _) = run(&[&req]);
+        assert_eq!(v, vec![Verdict::Ok]);
+    }
+
+    #[test]
+    fn cl_and_te_flagged() {
+        let (v, stopped) = run(&[
+            b"POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ]);
+        assert_eq!(v, vec![Verdict::ContentLengthAndTransferEncoding]);
+        assert!(stopped);
+        let (v, _) =
+            run(&[b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n"]);
+        assert_eq!(v, vec![Verdict::ContentLengthAndTransferEncoding]);
+    }
+
+    #[test]
+    fn header_bytes_limit() {
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(100));
+        assert_eq!(run(&[big.as_bytes()]).0, vec![Verdict::HeadersTooLarge]);
+        let ok = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(99));
+        assert_eq!(run(&[ok.as_bytes()]).0, vec![Verdict::Ok]);
+    }
+
+    #[test]
+    fn h2_preface_stops() {
+        let (v, stopped) = run(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00"]);
+        assert_eq!(v, vec![Verdict::Ok]);
+        assert!(stopped);
+    }
+
+    #[test]
+    fn bad_chunk_stops() {
+        let (_, stopped) = run(&[b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]);
+        assert!(stopped);
+    }
+}

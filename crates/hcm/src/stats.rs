@@ -1,0 +1,83 @@
+//! Envoy's `http.<stat_prefix>.*` stats of one connection manager.
+
+use std::sync::Arc;
+
+use nuncio_stats::{CodeStats, Counter, Gauge, Histogram, Store};
+
+/// Connection-manager and router stats.
+#[derive(Debug)]
+pub struct HcmStats {
+    /// `downstream_cx_total`.
+    pub cx_total: Counter,
+    /// `downstream_cx_active`.
+    pub cx_active: Gauge,
+    /// `downstream_cx_http1_total`.
+    pub cx_http1_total: Counter,
+    /// `downstream_cx_http2_total`.
+    pub cx_http2_total: Counter,
+    /// `downstream_cx_destroy`.
+    pub cx_destroy: Counter,
+    /// `downstream_rq_total`.
+    pub rq_total: Counter,
+    /// `downstream_rq_active`.
+    pub rq_active: Gauge,
+    /// `downstream_rq_http1_total`.
+    pub rq_http1_total: Counter,
+    /// `downstream_rq_http2_total`.
+    pub rq_http2_total: Counter,
+    /// `downstream_rq_<N>xx` (and per code).
+    pub rq_codes: CodeStats,
+    /// `downstream_rq_time`.
+    pub rq_time: Histogram,
+    /// `downstream_rq_too_large`-style refusals of malformed requests.
+    pub rq_rejected: Counter,
+    /// `downstream_rq_rx_reset`: the client went away mid-request.
+    pub rq_rx_reset: Counter,
+    /// Router: `no_route`.
+    pub no_route: Counter,
+    /// Router: `no_cluster`.
+    pub no_cluster: Counter,
+    /// Router: `rq_total`.
+    pub router_rq_total: Counter,
+    /// Router: `rq_direct_response`.
+    pub rq_direct_response: Counter,
+    /// `downstream_rq_ws_on_non_ws_route`.
+    pub ws_on_non_ws_route: Counter,
+    /// `downstream_cx_upgrades_total`.
+    pub cx_upgrades_total: Counter,
+    /// `downstream_cx_upgrades_active`.
+    pub cx_upgrades_active: Gauge,
+}
+
+impl HcmStats {
+    /// Creates the stats under `http.<prefix>.`.
+    pub fn new(store: &Arc<Store>, prefix: &str) -> Self {
+        let s = store.scope(
+            &format!("http.{prefix}."),
+            "http.",
+            &[("envoy_http_conn_manager_prefix", prefix)],
+        );
+        HcmStats {
+            cx_total: s.counter("downstream_cx_total"),
+            cx_active: s.gauge("downstream_cx_active"),
+            cx_http1_total: s.counter("downstream_cx_http1_total"),
+            cx_http2_total: s.counter("downstream_cx_http2_total"),
+            cx_destroy: s.counter("downstream_cx_destroy"),
+            rq_total: s.counter("downstream_rq_total"),
+            rq_active: s.gauge("downstream_rq_active"),
+            rq_http1_total: s.counter("downstream_rq_http1_total"),
+            rq_http2_total: s.counter("downstream_rq_http2_total"),
+            rq_codes: CodeStats::new(&s, "downstream_rq"),
+            rq_time: s.histogram("downstream_rq_time"),
+            rq_rejected: s.counter("downstream_rq_rejected"),
+            rq_rx_reset: s.counter("downstream_rq_rx_reset"),
+            no_route: s.counter("no_route"),
+            no_cluster: s.counter("no_cluster"),
+            router_rq_total: s.counter("rq_total"),
+            rq_direct_response: s.counter("rq_direct_response"),
+            ws_on_non_ws_route: s.counter("downstream_rq_ws_on_non_ws_route"),
+            cx_upgrades_total: s.counter("downstream_cx_upgrades_total"),
+            cx_upgrades_active: s.gauge("downstream_cx_upgrades_active"),
+        }
+    }
+}

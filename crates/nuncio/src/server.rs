@@ -1,0 +1,216 @@
+//! Builds and runs the proxy: load the config, build clusters and
+//! connection managers, bind listeners (one socket per worker) and the
+//! admin server, start the workers, wait for a stop signal.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use nuncio_admin::{AdminState, ListenerInfo};
+use nuncio_cluster::{AddressMap, ClusterManager, HostsFile, Resolver};
+use nuncio_config::{Bootstrap, NetworkFilter, SocketAddress, Source};
+use nuncio_hcm::Hcm;
+use nuncio_listener::ListenerStats;
+use nuncio_stats::Store;
+use tokio::sync::Notify;
+
+use crate::cli::{Args, EchoArgs, Mode};
+
+fn load_config(args: &Args) -> Result<Bootstrap> {
+    let mut sources = Vec::new();
+    if let Some(p) = &args.config_path {
+        sources.push(Source::file(p)?);
+    }
+    if let Some(y) = &args.config_yaml {
+        sources.push(Source {
+            name: "<config-yaml>".into(),
+            text: y.clone(),
+        });
+    }
+    if sources.is_empty() {
+        return Err(anyhow!(
+            "no config: give -c FILE or --config-yaml YAML (see --help)"
+        ));
+    }
+    let mut b = nuncio_config::load(&sources)?;
+    if let Some(c) = &args.service_cluster {
+        b.node.cluster.clone_from(c);
+    }
+    if let Some(n) = &args.service_node {
+        b.node.id.clone_from(n);
+    }
+    Ok(b)
+}
+
+fn socket_addr(a: &SocketAddress, remap: &AddressMap) -> Result<SocketAddr> {
+    let ip = a
+        .ip()
+        .ok_or_else(|| anyhow!("listener address '{}' must be an IP address", a.address))?;
+    Ok(remap.apply(SocketAddr::new(ip, a.port)))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start runtime")
+}
+
+/// Runs the proxy (or validates its config).
+pub fn run(args: &Args) -> Result<()> {
+    let bootstrap = load_config(args)?;
+    let hosts = match &args.hosts {
+        Some(p) => HostsFile::load(p)?,
+        None => HostsFile::default(),
+    };
+    let remap = AddressMap::parse(&args.remap)?;
+    let workers = args
+        .concurrency
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    let store = Store::new();
+    let clusters = Arc::new(ClusterManager::new(
+        &bootstrap.clusters,
+        &store,
+        workers,
+        Resolver::new(hosts, remap.clone()),
+    ));
+    let mut hcms = Vec::new();
+    for l in &bootstrap.listeners {
+        let addr =
+            socket_addr(&l.address, &remap).with_context(|| format!("listener '{}'", l.name))?;
+        let NetworkFilter::HttpConnectionManager(cfg) = &l.filter_chains[0].filter;
+        let hcm =
+            Hcm::new(cfg, &clusters, &store).with_context(|| format!("listener '{}'", l.name))?;
+        hcms.push((l.name.clone(), l.address.to_string(), addr, hcm));
+    }
+    let source = args.config_path.as_deref().unwrap_or("<config-yaml>");
+    match args.mode {
+        Mode::Validate => {
+            println!("configuration '{source}' OK");
+            return Ok(());
+        }
+        Mode::InitOnly => return Ok(()),
+        Mode::Serve => {}
+    }
+
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let started = Instant::now();
+        let root = store.root();
+        root.gauge("server.live").set(1);
+        root.gauge("server.state").set(0);
+        root.gauge("server.concurrency").set(workers as i64);
+        let uptime = root.gauge("server.uptime");
+
+        clusters.initialize().await;
+
+        // Bind everything before starting workers, so a bind error stops
+        // the process with a clear message.
+        let mut bound = Vec::new();
+        let mut infos = Vec::new();
+        for (name, configured, addr, hcm) in hcms {
+            let socks = nuncio_listener::bind(addr, workers)
+                .with_context(|| format!("cannot bind listener '{name}' to {addr}"))?;
+            let actual = socks[0].local_addr()?;
+            tracing::info!(listener = %name, address = %actual, "listening");
+            infos.push(ListenerInfo {
+                name,
+                address: actual,
+            });
+            let stats = ListenerStats::new(&store, &configured);
+            bound.push((socks, hcm, stats));
+        }
+        let mut per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
+        for (socks, hcm, stats) in bound {
+            for (w, s) in socks.into_iter().enumerate() {
+                per_worker[w].push((s, hcm.clone(), stats.clone()));
+            }
+        }
+        for (w, jobs) in per_worker.into_iter().enumerate() {
+            std::thread::Builder::new()
+                .name(format!("nuncio-worker-{w}"))
+                .spawn(move || {
+                    let rt = match runtime() {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            tracing::error!(error = %e, "worker {w} failed to start");
+                            std::process::exit(1);
+                        }
+                    };
+                    rt.block_on(async move {
+                        let mut tasks = Vec::new();
+                        for (sock, hcm, stats) in jobs {
+                            tasks.push(tokio::spawn(nuncio_listener::run(sock, hcm, stats, w)));
+                        }
+                        for t in tasks {
+                            let _ = t.await;
+                        }
+                    });
+                })?;
+        }
+
+        let shutdown = Arc::new(Notify::new());
+        if let Some(admin) = &bootstrap.admin {
+            let addr = socket_addr(&admin.address, &remap).context("admin")?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind admin to {addr}"))?;
+            tracing::info!(address = %listener.local_addr()?, "admin listening");
+            let state = Arc::new(AdminState {
+                store: store.clone(),
+                clusters: clusters.clone(),
+                access_log: AdminState::open_log(admin.access_log_path.as_deref())?,
+                bootstrap: bootstrap.clone(),
+                listeners: infos,
+                concurrency: workers,
+                started,
+                shutdown: shutdown.clone(),
+                healthcheck_failed: AtomicBool::new(false),
+            });
+            tokio::spawn(nuncio_admin::serve(listener, state));
+        }
+        tokio::spawn(async move {
+            loop {
+                uptime.set(started.elapsed().as_secs() as i64);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = shutdown.notified() => tracing::info!("shutting down (admin /quitquitquit)"),
+            _ = term.recv() => tracing::info!("shutting down (SIGTERM)"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("shutting down (SIGINT)"),
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    // Workers are detached; exiting the process ends them.
+    std::process::exit(0);
+}
+
+/// Runs `nuncio echo`.
+pub fn run_echo(args: &EchoArgs) -> Result<()> {
+    let addr: SocketAddr = args
+        .listen
+        .parse()
+        .with_context(|| format!("--listen '{}': expected ADDRESS:PORT", args.listen))?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot bind {addr}"))?;
+        tracing::info!(address = %l.local_addr()?, name = ?args.name, "echo service listening");
+        tokio::select! {
+            _ = nuncio_echo::run(l, nuncio_echo::EchoConfig { name: args.name.clone() }) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        Ok(())
+    })
+}
