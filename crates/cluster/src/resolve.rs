@@ -134,19 +134,52 @@ impl AddressMap {
     }
 }
 
+/// A hosts file that is read again when it changes (by modification time),
+/// as the system resolver re-reads /etc/hosts.
+#[derive(Debug, Default)]
+struct HostsSource {
+    path: Option<String>,
+    cache: std::sync::Mutex<(Option<std::time::SystemTime>, HostsFile)>,
+}
+
+impl HostsSource {
+    fn current(&self) -> HostsFile {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(path) = &self.path {
+            let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            if mtime != cache.0 {
+                match HostsFile::load(path) {
+                    Ok(h) => *cache = (mtime, h),
+                    Err(e) => tracing::warn!(error = %e, "hosts file not reloaded; keeping the previous one"),
+                }
+            }
+        }
+        cache.1.clone()
+    }
+}
+
 /// Resolves endpoint names.
 #[derive(Debug, Clone, Default)]
 pub struct Resolver {
-    hosts: HostsFile,
+    hosts: std::sync::Arc<HostsSource>,
     remap: AddressMap,
 }
 
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Resolver {
-    /// A resolver with overrides.
+    /// A resolver with fixed overrides.
     pub fn new(hosts: HostsFile, remap: AddressMap) -> Self {
-        Resolver { hosts, remap }
+        let src = HostsSource { path: None, cache: std::sync::Mutex::new((None, hosts)) };
+        Resolver { hosts: std::sync::Arc::new(src), remap }
+    }
+
+    /// A resolver whose hosts file (checked now) is re-read when it changes.
+    pub fn with_hosts_file(path: &str, remap: AddressMap) -> Result<Self, ResolveError> {
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let hosts = HostsFile::load(path)?;
+        let src = HostsSource { path: Some(path.to_string()), cache: std::sync::Mutex::new((mtime, hosts)) };
+        Ok(Resolver { hosts: std::sync::Arc::new(src), remap })
     }
 
     /// The address rewrite rules.
@@ -164,7 +197,7 @@ impl Resolver {
     ) -> Result<Vec<SocketAddr>, ResolveError> {
         let ips: Vec<IpAddr> = if let Ok(ip) = name.trim_matches(['[', ']']).parse::<IpAddr>() {
             vec![ip]
-        } else if let Some(ips) = self.hosts.get(name) {
+        } else if let Some(ips) = self.hosts.current().get(name) {
             ips.to_vec()
         } else {
             let lookup = tokio::net::lookup_host((name.to_string(), port));

@@ -61,11 +61,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Runs the proxy (or validates its config).
 pub fn run(args: &Args) -> Result<()> {
     let bootstrap = load_config(args)?;
-    let hosts = match &args.hosts {
-        Some(p) => HostsFile::load(p)?,
-        None => HostsFile::default(),
-    };
     let remap = AddressMap::parse(&args.remap)?;
+    let resolver = match &args.hosts {
+        Some(p) => Resolver::with_hosts_file(p, remap.clone())?,
+        None => Resolver::new(HostsFile::default(), remap.clone()),
+    };
     let workers = args
         .concurrency
         .unwrap_or_else(|| {
@@ -79,7 +79,7 @@ pub fn run(args: &Args) -> Result<()> {
         &bootstrap.clusters,
         &store,
         workers,
-        Resolver::new(hosts, remap.clone()),
+        resolver,
     ));
     let mut hcms = Vec::new();
     for l in &bootstrap.listeners {

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit tests beside the code (cargo test), then the
+# black-box tests in tests/e2e that start the real nuncio binary and drive
+# it with curl and Python clients. Installs what it needs (apt as root,
+# pip into .venv) so it works on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3 python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "please install: ${missing[*]}" >&2; exit 1
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+cargo test --workspace --quiet
+cargo build --quiet -p nuncio
+NUNCIO_BIN="$PWD/target/debug/nuncio" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e "$@"

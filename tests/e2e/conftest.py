@@ -1,0 +1,204 @@
+"""Black-box test harness: starts the real `nuncio` binary (and its echo
+service) on loopback ports and talks to it with real clients (curl, raw
+sockets). Every process a test starts is stopped when the test ends."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("NUNCIO_BIN", str(ROOT / "target" / "debug" / "nuncio"))
+BLOG = ROOT / "examples" / "blog"
+HOSTS = ROOT / "examples" / "hosts"
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host, port, proc=None, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited early ({proc.returncode}): {read_log(proc)}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{host}:{port} did not open")
+
+
+def read_log(proc):
+    path = getattr(proc, "log_path", None)
+    return Path(path).read_text(errors="replace") if path else ""
+
+
+class Procs:
+    """Starts processes and stops them all at the end of a test."""
+
+    def __init__(self, tmp):
+        self.tmp = Path(tmp)
+        self.procs = []
+
+    def start(self, args, name="proc"):
+        log = self.tmp / f"{name}-{len(self.procs)}.log"
+        f = open(log, "wb")
+        p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        p.log_path = str(log)
+        self.procs.append(p)
+        return p
+
+    def stop_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(timeout=5)
+
+
+@pytest.fixture
+def procs(tmp_path):
+    p = Procs(tmp_path)
+    yield p
+    p.stop_all()
+
+
+class Echo:
+    def __init__(self, procs, host, name=None, port=None):
+        self.host = host
+        self.port = port or free_port(host)
+        args = [BIN, "echo", "--listen", f"{host}:{self.port}"]
+        if name:
+            args += ["--name", name]
+        self.proc = procs.start(args, name=f"echo-{name or host}")
+        wait_port(host, self.port, self.proc)
+
+    @property
+    def addr(self):
+        return f"{self.host}:{self.port}"
+
+
+class Proxy:
+    """A running nuncio. `admin` and `base` are host:port strings."""
+
+    def __init__(self, procs, config_path, args=(), listen_port=None, admin_port=None):
+        self.listen_port = listen_port
+        self.admin_port = admin_port
+        self.proc = procs.start([BIN, "-c", str(config_path), "-l", "debug", *args], name="nuncio")
+        if admin_port:
+            wait_port("127.0.0.1", admin_port, self.proc)
+        if listen_port:
+            wait_port("127.0.0.1", listen_port, self.proc)
+
+    @property
+    def base(self):
+        return f"127.0.0.1:{self.listen_port}"
+
+    @property
+    def admin(self):
+        return f"127.0.0.1:{self.admin_port}"
+
+    def log(self):
+        return read_log(self.proc)
+
+    def stat(self, name):
+        """The value of one counter or gauge from /stats?format=json."""
+        for s in admin_json(self, "/stats?format=json")["stats"]:
+            if s.get("name") == name:
+                return s["value"]
+        return None
+
+
+def admin_get(proxy, path):
+    with urllib.request.urlopen(f"http://{proxy.admin}{path}", timeout=5) as r:
+        return r.read().decode()
+
+
+def admin_json(proxy, path):
+    return json.loads(admin_get(proxy, path))
+
+
+def curl(*args, timeout=20):
+    """Runs curl; returns (status, headers dict (lowercase), body)."""
+    out = subprocess.run(
+        ["curl", "-s", "-S", "-D", "-", "--max-time", str(timeout), *args],
+        capture_output=True,
+        timeout=timeout + 5,
+    )
+    raw = out.stdout
+    # Skip interim 1xx blocks.
+    while True:
+        head, _, body = raw.partition(b"\r\n\r\n")
+        if head.startswith(b"HTTP/") and b" 100 " in head.split(b"\r\n")[0]:
+            raw = body
+            continue
+        break
+    lines = head.decode(errors="replace").split("\r\n")
+    if not lines[0].startswith("HTTP/"):
+        return None, {}, out.stderr.decode()
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    return status, headers, body.decode(errors="replace")
+
+
+def raw_request(port, data, timeout=3.0, host="127.0.0.1"):
+    """Sends raw bytes; returns everything read until the peer closes or
+    `timeout` passes. The second value is True when the peer closed."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    try:
+        s.sendall(data)
+        out = b""
+        closed = False
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                d = s.recv(65536)
+            except socket.timeout:
+                break
+            if not d:
+                closed = True
+                break
+            out += d
+        return out, closed
+    finally:
+        s.close()
+
+
+def write_config(tmp_path, text, name="config.yaml"):
+    p = Path(tmp_path) / name
+    p.write_text(text)
+    return p
+
+
+def blog_proxy(procs, tmp_path, config="simple-proxy.yaml", extra_args=(), echo_names=("service1", "service2")):
+    """The blog's config, unchanged, on free ports: echo services on
+    127.0.0.2/127.0.0.3 (service1/service2 through examples/hosts), the
+    proxy's :80 and :8001 remapped to free loopback ports."""
+    echos = [Echo(procs, f"127.0.0.{2 + i}", name=n) for i, n in enumerate(echo_names)]
+    listen, admin = free_port(), free_port()
+    args = [
+        "--hosts", str(HOSTS), "--concurrency", "2",
+        "--remap", f"0.0.0.0:80=127.0.0.1:{listen}",
+        "--remap", f"0.0.0.0:8001=127.0.0.1:{admin}",
+    ]
+    for e in echos:
+        args += ["--remap", f"{e.host}:8080={e.host}:{e.port}"]
+    proxy = Proxy(procs, BLOG / config, [*args, *extra_args], listen_port=listen, admin_port=admin)
+    return proxy, echos
