@@ -77,7 +77,8 @@ pub struct HttpConnectionManager {
     pub drain_timeout: Duration,
     /// Downstream HTTP/2 settings.
     pub http2: Http2Options,
-    /// Accept HTTP/1.0 requests (Envoy default false: 426).
+    /// Accept HTTP/1.0 requests. nuncio's default is true; Envoy's is
+    /// false (426 Upgrade Required). `accept_http_10: false` restores Envoy's.
     pub accept_http_10: bool,
     /// Router: do not add `x-envoy-*` headers.
     pub suppress_envoy_headers: bool,
@@ -191,14 +192,14 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         .map(|h| decode_http2_options(&h))
         .transpose()?
         .unwrap_or_default();
-    let mut accept_http_10 = false;
+    let mut accept_http_10 = true;
     if let Some(h) = o.get("http_protocol_options") {
         let ho = h.obj()?;
         accept_http_10 = ho
             .get("accept_http_10")
             .map(|b| b.bool())
             .transpose()?
-            .unwrap_or(false);
+            .unwrap_or(true);
         for k in [
             "allow_absolute_url",
             "header_key_format",

@@ -1,0 +1,144 @@
+"""Envoy's local replies, each produced by the fault it names: no route,
+no healthy upstream, connection failure, upstream timeout, an upstream
+that closes or speaks garbage."""
+
+import os
+import signal
+import time
+
+from backends import RawBackend, close_before_headers, garbage, slow
+from conftest import Echo, Proxy, curl, free_port, write_config
+
+CONNECT_FAIL = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+
+
+def config(listen, admin, cluster, routes=None, domains='["*"]'):
+    routes = routes or '              - match: {prefix: "/"}\n                route: {cluster: backend}\n'
+    return f"""
+static_resources:
+  listeners:
+  - address: {{socket_address: {{address: 127.0.0.1, port_value: {listen}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.http_connection_manager
+        config:
+          stat_prefix: ingress_http
+          route_config:
+            virtual_hosts:
+            - name: backend
+              domains: {domains}
+              routes:
+{routes}          http_filters:
+          - name: envoy.router
+  clusters:
+  - name: backend
+    connect_timeout: 0.25s
+{cluster}
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+"""
+
+
+def static_cluster(port, host="127.0.0.1"):
+    return f"    type: static\n    hosts: [{{socket_address: {{address: {host}, port_value: {port}}}}}]\n"
+
+
+def start(procs, tmp_path, cluster, **kw):
+    listen, admin = free_port(), free_port()
+    cfg = write_config(tmp_path, config(listen, admin, cluster, **kw))
+    return Proxy(procs, cfg, listen_port=listen, admin_port=admin)
+
+
+def test_connection_failure_is_503(procs, tmp_path):
+    dead = free_port()  # nothing listens here
+    p = start(procs, tmp_path, static_cluster(dead))
+    status, headers, body = curl(f"http://{p.base}/")
+    assert status == 503
+    assert body == CONNECT_FAIL
+    assert headers["content-type"] == "text/plain"
+    assert p.stat("cluster.backend.upstream_cx_connect_fail") == 1
+    assert p.stat("cluster.backend.upstream_rq_503") == 1
+    assert p.stat("http.ingress_http.downstream_rq_5xx") == 1
+
+
+def test_unknown_host_is_no_healthy_upstream(procs, tmp_path):
+    cluster = "    type: strict_dns\n    hosts: [{socket_address: {address: no-such-host.invalid, port_value: 80}}]\n"
+    p = start(procs, tmp_path, cluster)
+    status, _, body = curl(f"http://{p.base}/")
+    assert (status, body) == (503, "no healthy upstream")
+    assert p.stat("cluster.backend.upstream_cx_none_healthy") == 1
+    assert p.stat("cluster.backend.membership_total") == 0
+
+
+def test_slow_backend_gets_504_after_the_route_timeout(procs, tmp_path):
+    b = RawBackend(slow(5))
+    routes = '              - match: {prefix: "/"}\n                route: {cluster: backend, timeout: 0.5s}\n'
+    p = start(procs, tmp_path, static_cluster(b.port), routes=routes)
+    t0 = time.time()
+    status, _, body = curl(f"http://{p.base}/")
+    took = time.time() - t0
+    assert (status, body) == (504, "upstream request timeout")
+    assert 0.4 < took < 3, took
+    assert p.stat("cluster.backend.upstream_rq_timeout") == 1
+    assert p.stat("cluster.backend.upstream_rq_504") == 1
+    b.close()
+
+
+def test_route_timeout_is_announced_upstream(procs, tmp_path):
+    e = Echo(procs, "127.0.0.1")
+    routes = '              - match: {prefix: "/"}\n                route: {cluster: backend, timeout: 2.5s}\n'
+    p = start(procs, tmp_path, static_cluster(e.port), routes=routes)
+    _, _, body = curl(f"http://{p.base}/")
+    assert "X-Envoy-Expected-Rq-Timeout-Ms:[2500]" in body.split("\n")
+
+
+def test_no_route_is_404(procs, tmp_path):
+    e = Echo(procs, "127.0.0.1")
+    routes = '              - match: {prefix: "/api"}\n                route: {cluster: backend}\n'
+    p = start(procs, tmp_path, static_cluster(e.port), routes=routes, domains='["example.com"]')
+    assert curl(f"http://{p.base}/api", "-H", "Host: other.org")[0] == 404
+    status, _, body = curl(f"http://{p.base}/other", "-H", "Host: example.com")
+    assert (status, body) == (404, "")
+    # Routed (host matched case- and port-insensitively): the echo's own 404.
+    status, headers, body = curl(f"http://{p.base}/api/x", "-H", "Host: EXAMPLE.com:8080")
+    assert (status, body) == (404, "404 page not found")
+    assert "x-envoy-upstream-service-time" in headers
+    assert p.stat("http.ingress_http.no_route") == 2
+    assert p.stat("cluster.backend.upstream_rq_total") == 1
+
+
+def test_direct_response(procs, tmp_path):
+    routes = '              - match: {path: "/health"}\n                direct_response: {status: 200, body: {inline_string: "ok"}}\n'
+    p = start(procs, tmp_path, static_cluster(free_port()), routes=routes)
+    assert curl(f"http://{p.base}/health")[0::2] == (200, "ok")
+    assert p.stat("http.ingress_http.rq_direct_response") == 1
+
+
+def test_backend_killed_then_next_request_is_503(procs, tmp_path):
+    e = Echo(procs, "127.0.0.1")
+    p = start(procs, tmp_path, static_cluster(e.port))
+    assert curl(f"http://{p.base}/")[0] == 200  # leaves a pooled connection
+    os.killpg(e.proc.pid, signal.SIGKILL)
+    e.proc.wait()
+    time.sleep(0.2)
+    status, _, body = curl(f"http://{p.base}/")
+    assert (status, body) == (503, CONNECT_FAIL)
+    assert p.proc.poll() is None
+
+
+def test_upstream_closing_before_headers_is_503(procs, tmp_path):
+    b = RawBackend(close_before_headers)
+    p = start(procs, tmp_path, static_cluster(b.port))
+    status, _, body = curl(f"http://{p.base}/")
+    assert status == 503, (status, body, p.log()[-3000:])
+    assert body.endswith("reset reason: connection termination"), (body, p.log()[-3000:])
+    b.close()
+
+
+def test_upstream_garbage_is_502(procs, tmp_path):
+    b = RawBackend(garbage)
+    p = start(procs, tmp_path, static_cluster(b.port))
+    status, _, body = curl(f"http://{p.base}/")
+    assert status == 502
+    assert body.endswith("reset reason: protocol error"), body
+    b.close()
