@@ -202,3 +202,32 @@ def blog_proxy(procs, tmp_path, config="simple-proxy.yaml", extra_args=(), echo_
         args += ["--remap", f"{e.host}:8080={e.host}:{e.port}"]
     proxy = Proxy(procs, BLOG / config, [*args, *extra_args], listen_port=listen, admin_port=admin)
     return proxy, echos
+
+
+def proxy_config(listen, admin, cluster, routes=None, domains='["*"]'):
+    """A v2-era front-proxy config: one listener routing to cluster `backend`,
+    whose body (type, hosts, ...) is `cluster`."""
+    routes = routes or '              - match: {prefix: "/"}\n                route: {cluster: backend}\n'
+    return f"""
+static_resources:
+  listeners:
+  - address: {{socket_address: {{address: 127.0.0.1, port_value: {listen}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.http_connection_manager
+        config:
+          stat_prefix: ingress_http
+          route_config:
+            virtual_hosts:
+            - name: backend
+              domains: {domains}
+              routes:
+{routes}          http_filters:
+          - name: envoy.router
+  clusters:
+  - name: backend
+    connect_timeout: 0.25s
+{cluster}
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+"""

@@ -3,30 +3,15 @@ names are re-resolved every dns_refresh_rate."""
 
 import time
 
-from conftest import Echo, Proxy, admin_get, curl, free_port, write_config
+from conftest import Echo, Proxy, admin_get, curl, free_port, proxy_config, write_config
 
 
 def cfg(listen, admin, hosts_name="svc", port=0, refresh="0.2s", kind="strict_dns"):
-    return f"""
-static_resources:
-  listeners:
-  - address: {{socket_address: {{address: 127.0.0.1, port_value: {listen}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.http_connection_manager
-        config:
-          stat_prefix: ingress_http
-          route_config:
-            virtual_hosts: [{{name: all, domains: ["*"], routes: [{{match: {{prefix: /}}, route: {{cluster: svc}}}}]}}]
-          http_filters: [{{name: envoy.router}}]
-  clusters:
-  - name: svc
-    type: {kind}
-    dns_refresh_rate: {refresh}
-    hosts: [{{socket_address: {{address: {hosts_name}, port_value: {port}}}}}]
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-"""
+    cluster = (
+        f"    type: {kind}\n    dns_refresh_rate: {refresh}\n"
+        f"    hosts: [{{socket_address: {{address: {hosts_name}, port_value: {port}}}}}]\n"
+    )
+    return proxy_config(listen, admin, cluster)
 
 
 def test_every_address_is_a_host_and_changes_are_picked_up(procs, tmp_path):
@@ -40,17 +25,17 @@ def test_every_address_is_a_host_and_changes_are_picked_up(procs, tmp_path):
     p = Proxy(procs, write_config(tmp_path, cfg(listen, admin, port=port)), ["--hosts", str(hosts)], listen_port=listen, admin_port=admin)
     names = sorted(curl(f"http://{p.base}/")[1]["x-echo-name"] for _ in range(4))
     assert names == ["a", "a", "b", "b"]
-    assert p.stat("cluster.svc.membership_total") == 2
+    assert p.stat("cluster.backend.membership_total") == 2
     # The name now resolves elsewhere; within a few refresh periods the
     # cluster follows.
     hosts.write_text("127.0.0.4 svc\n")
     deadline = time.time() + 5
-    while time.time() < deadline and p.stat("cluster.svc.membership_total") != 1:
+    while time.time() < deadline and p.stat("cluster.backend.membership_total") != 1:
         time.sleep(0.1)
-    assert p.stat("cluster.svc.membership_total") == 1
+    assert p.stat("cluster.backend.membership_total") == 1
     assert {curl(f"http://{p.base}/")[1]["x-echo-name"] for _ in range(3)} == {"c"}
-    assert f"svc::127.0.0.4:{port}::hostname::svc" in admin_get(p, "/clusters")
-    assert p.stat("cluster.svc.update_success") >= 2
+    assert f"backend::127.0.0.4:{port}::hostname::svc" in admin_get(p, "/clusters")
+    assert p.stat("cluster.backend.update_success") >= 2
 
 
 def test_logical_dns_uses_one_address(procs, tmp_path):
@@ -62,7 +47,7 @@ def test_logical_dns_uses_one_address(procs, tmp_path):
     listen, admin = free_port(), free_port()
     p = Proxy(procs, write_config(tmp_path, cfg(listen, admin, port=port, kind="logical_dns")), ["--hosts", str(hosts)], listen_port=listen, admin_port=admin)
     assert {curl(f"http://{p.base}/")[1]["x-echo-name"] for _ in range(4)} == {"a"}
-    assert p.stat("cluster.svc.membership_total") == 1
+    assert p.stat("cluster.backend.membership_total") == 1
 
 
 def test_localhost_resolves_through_the_system_resolver(procs, tmp_path):

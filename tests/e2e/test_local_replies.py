@@ -7,36 +7,9 @@ import signal
 import time
 
 from backends import RawBackend, close_before_headers, garbage, slow
-from conftest import Echo, Proxy, curl, free_port, write_config
+from conftest import Echo, Proxy, curl, free_port, proxy_config as config, write_config
 
 CONNECT_FAIL = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
-
-
-def config(listen, admin, cluster, routes=None, domains='["*"]'):
-    routes = routes or '              - match: {prefix: "/"}\n                route: {cluster: backend}\n'
-    return f"""
-static_resources:
-  listeners:
-  - address: {{socket_address: {{address: 127.0.0.1, port_value: {listen}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.http_connection_manager
-        config:
-          stat_prefix: ingress_http
-          route_config:
-            virtual_hosts:
-            - name: backend
-              domains: {domains}
-              routes:
-{routes}          http_filters:
-          - name: envoy.router
-  clusters:
-  - name: backend
-    connect_timeout: 0.25s
-{cluster}
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-"""
 
 
 def static_cluster(port, host="127.0.0.1"):
@@ -142,3 +115,37 @@ def test_upstream_garbage_is_502(procs, tmp_path):
     assert status == 502
     assert body.endswith("reset reason: protocol error"), body
     b.close()
+
+
+def test_connect_timeout_is_enforced(procs, tmp_path):
+    """A listener whose accept queue is full never completes a connect:
+    the cluster's connect_timeout (0.25s) must end the attempt."""
+    import socket
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    filler = socket.create_connection(full.getsockname())  # fills the queue
+    p = start(procs, tmp_path, static_cluster(full.getsockname()[1]))
+    t0 = time.time()
+    status, _, body = curl(f"http://{p.base}/")
+    took = time.time() - t0
+    assert (status, body) == (503, CONNECT_FAIL)
+    assert took < 2, took
+    assert p.stat("cluster.backend.upstream_cx_connect_timeout") == 1
+    filler.close()
+    full.close()
+
+
+def test_admin_access_log(procs, tmp_path):
+    log = tmp_path / "admin.log"
+    listen, admin = free_port(), free_port()
+    text = config(listen, admin, static_cluster(free_port())).replace(
+        "admin:\n", f"admin:\n  access_log_path: {log}\n"
+    )
+    p = Proxy(procs, write_config(tmp_path, text), listen_port=listen, admin_port=admin)
+    curl(f"http://{p.admin}/stats?usedonly", "-A", "probe")
+    deadline = time.time() + 5
+    while time.time() < deadline and (not log.exists() or "/stats?usedonly" not in log.read_text()):
+        time.sleep(0.05)
+    line = log.read_text().strip().split("\n")[-1]
+    assert '"GET /stats?usedonly HTTP/1.1" 200' in line and '"probe"' in line, line

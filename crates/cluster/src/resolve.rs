@@ -150,7 +150,9 @@ impl HostsSource {
             if mtime != cache.0 {
                 match HostsFile::load(path) {
                     Ok(h) => *cache = (mtime, h),
-                    Err(e) => tracing::warn!(error = %e, "hosts file not reloaded; keeping the previous one"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "hosts file not reloaded; keeping the previous one")
+                    }
                 }
             }
         }
@@ -170,16 +172,28 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 impl Resolver {
     /// A resolver with fixed overrides.
     pub fn new(hosts: HostsFile, remap: AddressMap) -> Self {
-        let src = HostsSource { path: None, cache: std::sync::Mutex::new((None, hosts)) };
-        Resolver { hosts: std::sync::Arc::new(src), remap }
+        let src = HostsSource {
+            path: None,
+            cache: std::sync::Mutex::new((None, hosts)),
+        };
+        Resolver {
+            hosts: std::sync::Arc::new(src),
+            remap,
+        }
     }
 
     /// A resolver whose hosts file (checked now) is re-read when it changes.
     pub fn with_hosts_file(path: &str, remap: AddressMap) -> Result<Self, ResolveError> {
         let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         let hosts = HostsFile::load(path)?;
-        let src = HostsSource { path: Some(path.to_string()), cache: std::sync::Mutex::new((mtime, hosts)) };
-        Ok(Resolver { hosts: std::sync::Arc::new(src), remap })
+        let src = HostsSource {
+            path: Some(path.to_string()),
+            cache: std::sync::Mutex::new((mtime, hosts)),
+        };
+        Ok(Resolver {
+            hosts: std::sync::Arc::new(src),
+            remap,
+        })
     }
 
     /// The address rewrite rules.

@@ -174,8 +174,12 @@ pub async fn run(listener: TcpListener, cfg: EchoConfig) {
             let mut b = auto::Builder::new(TokioExecutor::new());
             // Go's server (the blog's echo) limits header bytes (1 MiB),
             // not the number of headers.
-            b.http1().max_headers(10_000).max_buf_size(1024 * 1024 + 8192);
-            b.http2().enable_connect_protocol().max_header_list_size(1024 * 1024);
+            b.http1()
+                .max_headers(10_000)
+                .max_buf_size(1024 * 1024 + 8192);
+            b.http2()
+                .enable_connect_protocol()
+                .max_header_list_size(1024 * 1024);
             if let Err(e) = b
                 .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                 .await
