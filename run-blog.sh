@@ -3,13 +3,22 @@
 #
 #   ./run-blog.sh          scenario 1: front proxy + two echo services
 #   ./run-blog.sh ws       scenario 1 with the blog's WebSocket route
+#   ./run-blog.sh mesh     scenario 2: front proxy --h2c--> two sidecars --> echo
+#   ./run-blog.sh mesh-as-printed
+#                          scenario 2 with the sidecar config exactly as the
+#                          blog printed it (it routes back to the sidecars:
+#                          nuncio answers 508 Loop Detected and says why)
 #
 # The blog's configs are used unchanged (examples/blog/, copies of the
 # seed). What docker-compose did is done with two visible flags:
 #   --hosts examples/hosts     the network aliases service1, service2
 #                              (127.0.0.2, 127.0.0.3, one per "container")
 #   --remap 0.0.0.0:80=...     the published port (docker's -p 9000:80)
-# Ports: PROXY_PORT (default 9000), ADMIN_PORT (8001), ECHO_PORT (8080).
+# In the mesh each "container" is a loopback address: service1 is
+# 127.0.0.2 (sidecar on :SIDECAR_PORT, echo on :ECHO_PORT, sidecar admin
+# :8081), service2 is 127.0.0.3. The sidecars' :80 becomes SIDECAR_PORT.
+# Ports: PROXY_PORT (default 9000), ADMIN_PORT (8001), ECHO_PORT (8080),
+# SIDECAR_PORT (10080), SIDECAR_ADMIN_PORT (8081).
 # NUNCIO_BIN picks a binary; otherwise a release build is made.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,11 +27,15 @@ scenario=${1:-simple}
 PROXY_PORT=${PROXY_PORT:-9000}
 ADMIN_PORT=${ADMIN_PORT:-8001}
 ECHO_PORT=${ECHO_PORT:-8080}
+SIDECAR_PORT=${SIDECAR_PORT:-10080}
+SIDECAR_ADMIN_PORT=${SIDECAR_ADMIN_PORT:-8081}
 
 case "$scenario" in
   simple) config=examples/blog/simple-proxy.yaml ;;
   ws) config=examples/blog/simple-proxy-ws.yaml ;;
-  *) echo "usage: $0 [simple|ws]" >&2; exit 2 ;;
+  mesh) config=examples/blog/proxy-envoy.yaml; sidecar=examples/blog/service-envoy.fixed.yaml ;;
+  mesh-as-printed) config=examples/blog/proxy-envoy.yaml; sidecar=examples/blog/service-envoy.yaml ;;
+  *) echo "usage: $0 [simple|ws|mesh|mesh-as-printed]" >&2; exit 2 ;;
 esac
 
 if [ -z "${NUNCIO_BIN:-}" ]; then
@@ -39,11 +52,27 @@ trap 'exit 0' INT TERM
 
 "$NUNCIO_BIN" echo --listen "127.0.0.2:$ECHO_PORT" --name service1 & pids+=($!)
 "$NUNCIO_BIN" echo --listen "127.0.0.3:$ECHO_PORT" --name service2 & pids+=($!)
-"$NUNCIO_BIN" -c "$config" --hosts examples/hosts --concurrency 1 \
+if [ -n "${sidecar:-}" ]; then
+  # One sidecar per service host, as start.sh ran it in each container.
+  for i in 1 2; do
+    ip=127.0.0.$((i + 1))
+    "$NUNCIO_BIN" -c "$sidecar" --hosts examples/hosts --concurrency 1 --service-cluster "service$i" \
+      --remap "0.0.0.0:80=$ip:$SIDECAR_PORT" \
+      --remap "0.0.0.0:8081=$ip:$SIDECAR_ADMIN_PORT" \
+      --remap "0.0.0.0:8001=$ip:$SIDECAR_ADMIN_PORT" \
+      --remap "127.0.0.1:8080=$ip:$ECHO_PORT" \
+      --remap "127.0.0.2:80=127.0.0.2:$SIDECAR_PORT" \
+      --remap "127.0.0.3:80=127.0.0.3:$SIDECAR_PORT" & pids+=($!)
+  done
+fi
+"$NUNCIO_BIN" -c "$config" --hosts examples/hosts --concurrency 1 --service-cluster front-proxy \
   --remap "0.0.0.0:80=127.0.0.1:$PROXY_PORT" \
   --remap "0.0.0.0:8001=127.0.0.1:$ADMIN_PORT" \
   --remap "127.0.0.2:8080=127.0.0.2:$ECHO_PORT" \
-  --remap "127.0.0.3:8080=127.0.0.3:$ECHO_PORT" & pids+=($!)
+  --remap "127.0.0.3:8080=127.0.0.3:$ECHO_PORT" \
+  --remap "127.0.0.2:80=127.0.0.2:$SIDECAR_PORT" \
+  --remap "127.0.0.3:80=127.0.0.3:$SIDECAR_PORT" & pids+=($!)
+front=$!
 
 for _ in $(seq 1 100); do
   curl -fsS -o /dev/null "http://127.0.0.1:$ADMIN_PORT/ready" 2>/dev/null && break
@@ -56,12 +85,19 @@ The blog's scenario '$scenario' is running ($config, unchanged):
   front proxy   http://127.0.0.1:$PROXY_PORT   (the blog's :80, published as :9000)
   admin         http://127.0.0.1:$ADMIN_PORT
   service1      127.0.0.2:$ECHO_PORT   service2  127.0.0.3:$ECHO_PORT
+MSG
+if [ -n "${sidecar:-}" ]; then cat <<MSG
+  sidecars      127.0.0.2:$SIDECAR_PORT, 127.0.0.3:$SIDECAR_PORT (h2c from the front proxy; $sidecar)
+                admin on 127.0.0.2:$SIDECAR_ADMIN_PORT, 127.0.0.3:$SIDECAR_ADMIN_PORT
+MSG
+fi
+cat <<MSG
 
 Try it:
   export BASE=localhost:$PROXY_PORT
   curl \$BASE
   curl -X POST \$BASE/echo -H 'Content-Type: application/json' -d '{"name": "zcong"}'
-  curl -s localhost:$ADMIN_PORT/stats | grep myservice.upstream_rq
+  curl -s localhost:$ADMIN_PORT/stats | grep -E 'upstream_rq_2xx|upstream_cx_http2_total'
 Press Ctrl-C to stop.
 MSG
-wait "${pids[2]}"
+wait "$front"

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use nuncio_config::Cluster as ClusterConfig;
+use nuncio_config::UpstreamProtocol;
 use nuncio_stats::{CodeStats, Counter, Gauge, Histogram, Store};
-use nuncio_upstream::{ConnStats, PoolSettings};
+use nuncio_upstream::{ConnStats, PoolSettings, Protocol};
 
 use crate::host::Host;
 use crate::lb::Balancer;
@@ -53,8 +54,7 @@ impl ClusterStats {
             "cluster.",
             &[("envoy_cluster_name", name)],
         );
-        // Created now so they show as 0 before the first connection.
-        let _ = s.counter("upstream_cx_http2_total");
+        // Created now so it shows as 0 before the first overflow.
         let _ = s.counter("upstream_rq_pending_overflow");
         ClusterStats {
             rq_total: s.counter("upstream_rq_total"),
@@ -75,6 +75,7 @@ impl ClusterStats {
                 cx_total: s.counter("upstream_cx_total"),
                 cx_active: s.gauge("upstream_cx_active"),
                 cx_http1_total: s.counter("upstream_cx_http1_total"),
+                cx_http2_total: s.counter("upstream_cx_http2_total"),
                 cx_connect_fail: s.counter("upstream_cx_connect_fail"),
                 cx_connect_timeout: s.counter("upstream_cx_connect_timeout"),
                 cx_destroy: s.counter("upstream_cx_destroy"),
@@ -100,7 +101,16 @@ pub struct Cluster {
 impl Cluster {
     pub(crate) fn new(config: ClusterConfig, store: &Arc<Store>, workers: usize) -> Arc<Self> {
         let stats = ClusterStats::new(store, &config.name);
+        let protocol = match &config.protocol {
+            UpstreamProtocol::Http1 => Protocol::Http1,
+            UpstreamProtocol::Http2(o) => Protocol::Http2 {
+                max_concurrent_streams: o.max_concurrent_streams,
+                initial_stream_window_size: o.initial_stream_window_size,
+                initial_connection_window_size: o.initial_connection_window_size,
+            },
+        };
         let pool_settings = Arc::new(PoolSettings {
+            protocol,
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
             max_requests_per_connection: config.max_requests_per_connection,

@@ -13,6 +13,8 @@ mod proxy;
 pub mod sniff;
 mod stats;
 mod tunnel;
+mod upgrade;
+pub mod via;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -56,6 +58,8 @@ pub struct Hcm {
     pub stats: HcmStats,
     /// Its access logs, if any.
     pub access_log: Option<AccessLogger>,
+    /// This process's `Via` pseudonym (loop detection).
+    pub via_id: String,
     max_header_bytes: usize,
 }
 
@@ -82,6 +86,7 @@ impl Hcm {
             routes,
             stats: HcmStats::new(store, &config.stat_prefix),
             access_log: AccessLogger::open(&config.access_logs)?,
+            via_id: via::process_id().to_string(),
             max_header_bytes: config.max_request_headers_kb as usize * 1024,
         }))
     }

@@ -17,7 +17,9 @@ use crate::access_log::LogEntry;
 use crate::body::{Completion, ProxyBody, UpstreamDone};
 use crate::headers::{strip_hop_by_hop, uuid_v4};
 use crate::sniff::Verdict;
-use crate::ConnCtx;
+use crate::upgrade::{self, Downstream};
+use crate::{via, ConnCtx};
+use nuncio_config::UpstreamProtocol;
 
 /// Envoy's response flags, for the access log.
 pub(crate) mod flags {
@@ -209,19 +211,6 @@ fn is_extended_connect(req: &Request<Incoming>) -> bool {
     req.extensions().get::<hyper::ext::Protocol>().is_some()
 }
 
-fn is_upgrade(req: &Request<Incoming>) -> bool {
-    req.version() == Version::HTTP_11
-        && req
-            .headers()
-            .get(header::CONNECTION)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
-        && req.headers().contains_key(header::UPGRADE)
-}
-
 async fn route(req: Request<Incoming>, c: &ConnCtx, out: &mut Outcome) -> Response<ProxyBody> {
     let hcm = &c.hcm;
     let host = authority(&req)
@@ -253,13 +242,26 @@ async fn route(req: Request<Incoming>, c: &ConnCtx, out: &mut Outcome) -> Respon
         }
         RouteKind::Forward(f) => f,
     };
-    let upgrade = is_upgrade(&req);
-    if upgrade && !fwd.websocket {
+    let ws = upgrade::websocket_kind(&req);
+    if ws.is_some() && !fwd.websocket {
         hcm.stats.ws_on_non_ws_route.inc();
         return local_reply(StatusCode::FORBIDDEN, "", true);
     }
+    if via::seen(req.headers(), &hcm.via_id) {
+        hcm.stats.rq_loop_detected.inc();
+        tracing::warn!(
+            cluster = %fwd.cluster.name(),
+            "request loop: this request already passed through this proxy ({}); the route's cluster leads back here. \
+             Check that cluster '{}' points at the service, not at proxies that route back (in the blog's \
+             service-envoy.yaml the sidecar's cluster is service1/service2:80, the sidecars themselves; \
+             service-envoy.fixed.yaml points it at 127.0.0.1:8080)",
+            hcm.via_id,
+            fwd.cluster.name()
+        );
+        return local_reply(StatusCode::LOOP_DETECTED, "request loop detected", true);
+    }
     let new_path = route.rewrite_path(path).into_owned();
-    forward(req, c, fwd, new_path, upgrade, out).await
+    forward(req, c, fwd, new_path, ws, out).await
 }
 
 async fn forward(
@@ -267,9 +269,11 @@ async fn forward(
     c: &ConnCtx,
     fwd: &Forward,
     path: String,
-    upgrade: bool,
+    ws: Option<Downstream>,
     out: &mut Outcome,
 ) -> Response<ProxyBody> {
+    let upgrade = ws.is_some();
+    let upstream_h2 = matches!(fwd.cluster.config.protocol, UpstreamProtocol::Http2(_));
     let hcm = &c.hcm;
     let cluster = &fwd.cluster;
     let Some(host) = cluster.choose_host() else {
@@ -290,9 +294,11 @@ async fn forward(
         Ok(u) => u,
         Err(_) => return local_reply(StatusCode::BAD_REQUEST, "", true),
     };
+    let received = parts.version;
     parts.version = Version::HTTP_11;
     let h = &mut parts.headers;
     strip_hop_by_hop(h, upgrade);
+    via::append(h, received, &hcm.via_id);
     if let Some(a) = authority {
         if !h.contains_key(header::HOST) {
             if let Ok(v) = HeaderValue::from_str(&a) {
@@ -323,6 +329,9 @@ async fn forward(
         if let Some(t) = &fwd.timeout_header {
             h.insert("x-envoy-expected-rq-timeout-ms", t.clone());
         }
+    }
+    if let Some(down) = &ws {
+        upgrade::prepare_upstream(&mut parts, down, upstream_h2);
     }
     let upstream_req = Request::from_parts(parts, UpstreamBody::Incoming(body));
 
@@ -390,8 +399,9 @@ async fn forward(
     } else {
         host.stats.rq_success.inc();
     }
-    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-    strip_hop_by_hop(&mut parts.headers, upgrade && switching);
+    let switching = upgrade && upgrade::accepted(status, upstream_h2);
+    strip_hop_by_hop(&mut parts.headers, switching && !upstream_h2);
+    parts.version = Version::HTTP_11;
     if !suppress {
         parts.headers.insert(
             "x-envoy-upstream-service-time",
@@ -405,19 +415,14 @@ async fn forward(
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let mut response = Response::from_parts(parts, body);
-    if upgrade && switching {
-        if let Some(down) = downstream_upgrade {
-            let up = hyper::upgrade::on(&mut response);
-            crate::tunnel::spawn(down, up, hcm.clone());
-        }
-    }
     out.upstream = Some(done);
-    let (parts, body) = response.into_parts();
-    let body = if switching {
-        ProxyBody::upstream(body, None)
-    } else {
-        ProxyBody::upstream(body, deadline)
-    };
-    Response::from_parts(parts, body)
+    if let (true, Some(down), Some(down_io)) = (switching, &ws, downstream_upgrade) {
+        upgrade::prepare_downstream(&mut parts, down);
+        let mut upstream_resp = Response::from_parts(parts, body);
+        let up_io = hyper::upgrade::on(&mut upstream_resp);
+        crate::tunnel::spawn(down_io, up_io, hcm.clone());
+        let (parts, body) = upstream_resp.into_parts();
+        return Response::from_parts(parts, ProxyBody::upstream(body, None));
+    }
+    Response::from_parts(parts, ProxyBody::upstream(body, deadline))
 }

@@ -47,6 +47,8 @@ pub struct HcmStats {
     pub cx_upgrades_total: Counter,
     /// `downstream_cx_upgrades_active`.
     pub cx_upgrades_active: Gauge,
+    /// `rq_loop_detected` (nuncio): requests refused with 508.
+    pub rq_loop_detected: Counter,
 }
 
 impl HcmStats {
@@ -78,6 +80,7 @@ impl HcmStats {
             ws_on_non_ws_route: s.counter("downstream_rq_ws_on_non_ws_route"),
             cx_upgrades_total: s.counter("downstream_cx_upgrades_total"),
             cx_upgrades_active: s.gauge("downstream_cx_upgrades_active"),
+            rq_loop_detected: s.counter("rq_loop_detected"),
         }
     }
 }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::h2::StreamSlot;
 use crate::pool::{HostPool, Idle};
 
 /// A request body sent upstream.
@@ -58,22 +59,36 @@ impl Body for UpstreamBody {
     }
 }
 
+/// What a response body gives back when it ends.
+#[derive(Debug)]
+pub(crate) enum Release {
+    /// Nothing (the connection is not reused).
+    None,
+    /// An HTTP/1.1 connection, back to its pool.
+    Http1(Arc<HostPool>, Idle),
+    /// A stream slot on an HTTP/2 connection, freed when dropped.
+    Http2 {
+        /// The slot.
+        _slot: StreamSlot,
+    },
+}
+
 /// A response body from a pooled connection.
 #[derive(Debug)]
 pub struct PooledBody {
     inner: Incoming,
-    conn: Option<(Arc<HostPool>, Idle)>,
+    release: Release,
 }
 
 impl PooledBody {
-    pub(crate) fn new(inner: Incoming, conn: Option<(Arc<HostPool>, Idle)>) -> Self {
-        PooledBody { inner, conn }
+    pub(crate) fn new(inner: Incoming, release: Release) -> Self {
+        PooledBody { inner, release }
     }
 }
 
 impl PooledBody {
     fn release(&mut self) {
-        if let Some((pool, idle)) = self.conn.take() {
+        if let Release::Http1(pool, idle) = std::mem::replace(&mut self.release, Release::None) {
             pool.release(idle);
         }
     }
@@ -94,7 +109,7 @@ impl Body for PooledBody {
             // connection goes back as soon as the last frame is out.
             Poll::Ready(None) => this.release(),
             Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
-            Poll::Ready(Some(Err(_))) => this.conn = None,
+            Poll::Ready(Some(Err(_))) => this.release = Release::None,
             _ => {}
         }
         r

@@ -47,6 +47,10 @@ pub enum UpstreamError {
     /// The HTTP exchange failed.
     #[error("upstream request failed: {0}")]
     Http(#[from] hyper::Error),
+    /// The HTTP/2 upstream does not accept WebSockets (no
+    /// SETTINGS_ENABLE_CONNECT_PROTOCOL).
+    #[error("upstream does not allow extended CONNECT (RFC 8441)")]
+    ExtendedConnectRefused,
 }
 
 impl UpstreamError {
@@ -60,6 +64,7 @@ impl UpstreamError {
                 ResetReason::ProtocolError
             }
             UpstreamError::Http(_) => ResetReason::ConnectionTermination,
+            UpstreamError::ExtendedConnectRefused => ResetReason::ProtocolError,
         }
     }
 

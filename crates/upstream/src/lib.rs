@@ -3,14 +3,18 @@
 //! path takes no contended lock). It connects with the cluster's
 //! `connect_timeout`, keeps HTTP/1.1 connections alive for reuse, and
 //! returns a connection to the pool only when its response has been read to
-//! the end.
+//! the end. HTTP/2 clusters share a few connections, each carrying up to
+//! the peer's `SETTINGS_MAX_CONCURRENT_STREAMS` requests; another connection
+//! opens when all are full.
 
 #![forbid(unsafe_code)]
 
 mod body;
 mod error;
+mod h2;
+mod h2settings;
 mod pool;
 
 pub use body::{PooledBody, UpstreamBody};
 pub use error::{ResetReason, UpstreamError};
-pub use pool::{ConnStats, HostPool, PoolSettings};
+pub use pool::{ConnStats, HostPool, PoolSettings, Protocol};

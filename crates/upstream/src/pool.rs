@@ -10,8 +10,9 @@ use hyper_util::rt::TokioIo;
 use nuncio_stats::{Counter, Gauge, GaugeGuard};
 use tokio::net::TcpStream;
 
-use crate::body::{PooledBody, UpstreamBody};
+use crate::body::{PooledBody, Release, UpstreamBody};
 use crate::error::UpstreamError;
+use crate::h2::H2Conns;
 
 /// Connection stats of one cluster (Envoy's `cluster.<name>.upstream_cx_*`)
 /// and of one host.
@@ -23,6 +24,8 @@ pub struct ConnStats {
     pub cx_active: Gauge,
     /// `upstream_cx_http1_total`.
     pub cx_http1_total: Counter,
+    /// `upstream_cx_http2_total`.
+    pub cx_http2_total: Counter,
     /// `upstream_cx_connect_fail`.
     pub cx_connect_fail: Counter,
     /// `upstream_cx_connect_timeout`.
@@ -37,9 +40,27 @@ pub struct ConnStats {
     pub host_cx_connect_fail: Counter,
 }
 
+/// The protocol a pool speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1, one request at a time per connection.
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c), multiplexed.
+    Http2 {
+        /// Our cap on streams per connection (the peer's SETTINGS may lower it).
+        max_concurrent_streams: u32,
+        /// Initial stream window.
+        initial_stream_window_size: u32,
+        /// Initial connection window.
+        initial_connection_window_size: u32,
+    },
+}
+
 /// How a pool connects and reuses connections.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
+    /// The protocol.
+    pub protocol: Protocol,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
     /// An idle connection older than this is closed instead of reused.
@@ -59,10 +80,11 @@ pub(crate) struct Idle {
 /// Connections to one host, owned by one worker.
 #[derive(Debug)]
 pub struct HostPool {
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     idle: Mutex<Vec<Idle>>,
-    settings: Arc<PoolSettings>,
-    stats: Arc<ConnStats>,
+    pub(crate) h2: H2Conns,
+    pub(crate) settings: Arc<PoolSettings>,
+    pub(crate) stats: Arc<ConnStats>,
 }
 
 /// At most this many idle connections are kept per host and worker.
@@ -74,6 +96,7 @@ impl HostPool {
         Arc::new(HostPool {
             addr,
             idle: Mutex::new(Vec::new()),
+            h2: H2Conns::default(),
             settings,
             stats,
         })
@@ -112,7 +135,8 @@ impl HostPool {
         }
     }
 
-    async fn connect(&self) -> Result<Idle, UpstreamError> {
+    /// Opens a TCP connection with the connect timeout, counting it.
+    pub(crate) async fn connect_tcp(&self) -> Result<TcpStream, UpstreamError> {
         let s = &self.stats;
         let stream = match tokio::time::timeout(
             self.settings.connect_timeout,
@@ -138,8 +162,14 @@ impl HostPool {
         };
         let _ = stream.set_nodelay(true);
         s.cx_total.inc();
-        s.cx_http1_total.inc();
         s.host_cx_total.inc();
+        Ok(stream)
+    }
+
+    async fn connect(&self) -> Result<Idle, UpstreamError> {
+        let stream = self.connect_tcp().await?;
+        let s = &self.stats;
+        s.cx_http1_total.inc();
         let guards = (
             GaugeGuard::new(&s.cx_active),
             GaugeGuard::new(&s.host_cx_active),
@@ -171,6 +201,9 @@ impl HostPool {
         self: &Arc<Self>,
         req: Request<UpstreamBody>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
+        if let Protocol::Http2 { .. } = self.settings.protocol {
+            return self.send_h2(req).await;
+        }
         let mut req = req;
         let mut reused = self.take_idle();
         loop {
@@ -192,12 +225,12 @@ impl HostPool {
                     let (parts, body) = resp.into_parts();
                     let upgraded = parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
                     let body = if upgraded {
-                        PooledBody::new(body, None)
+                        PooledBody::new(body, Release::None)
                     } else if http_body::Body::is_end_stream(&body) {
                         self.release(conn);
-                        PooledBody::new(body, None)
+                        PooledBody::new(body, Release::None)
                     } else {
-                        PooledBody::new(body, Some((self.clone(), conn)))
+                        PooledBody::new(body, Release::Http1(self.clone(), conn))
                     };
                     return Ok(Response::from_parts(parts, body));
                 }
@@ -224,6 +257,7 @@ mod tests {
     fn pool(addr: SocketAddr) -> (Arc<HostPool>, Arc<ConnStats>) {
         let stats = Arc::new(ConnStats::default());
         let settings = Arc::new(PoolSettings {
+            protocol: Protocol::Http1,
             connect_timeout: Duration::from_millis(500),
             idle_timeout: Duration::from_secs(60),
             max_requests_per_connection: 0,

@@ -1,0 +1,77 @@
+//! The `Via` header (RFC 9110 7.6.3). Every nuncio appends
+//! `<received-protocol> nuncio-<id>`, `<id>` being random per process, so
+//! the hops a request took are visible upstream (the blog's echo shows
+//! `Via:[1.1 nuncio-…, 2.0 nuncio-…]` in the mesh: the second hop was
+//! HTTP/2), and a request that comes back to the same proxy is a loop.
+
+use std::sync::OnceLock;
+
+use http::header::{HeaderMap, HeaderValue, VIA};
+use http::Version;
+
+/// This process's Via pseudonym.
+pub fn process_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let u = crate::headers::uuid_v4();
+        let hex: String = u
+            .to_str()
+            .unwrap_or("0")
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(12)
+            .collect();
+        format!("nuncio-{hex}")
+    })
+}
+
+/// True if `id` is one of the Via entries' received-by names.
+pub(crate) fn seen(h: &HeaderMap, id: &str) -> bool {
+    h.get_all(VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|entry| entry.split_whitespace().nth(1) == Some(id))
+}
+
+/// Appends this hop.
+pub(crate) fn append(h: &mut HeaderMap, received: Version, id: &str) {
+    let proto = match received {
+        Version::HTTP_2 => "2.0",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_3 => "3.0",
+        _ => "1.1",
+    };
+    let prev: Vec<String> = h
+        .get_all(VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    let mut value = prev.join(", ");
+    if !value.is_empty() {
+        value.push_str(", ");
+    }
+    value.push_str(proto);
+    value.push(' ');
+    value.push_str(id);
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        h.insert(VIA, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_and_detect() {
+        let mut h = HeaderMap::new();
+        h.insert(VIA, HeaderValue::from_static("1.1 squid"));
+        append(&mut h, Version::HTTP_2, "nuncio-a");
+        assert_eq!(h[VIA], "1.1 squid, 2.0 nuncio-a");
+        assert!(seen(&h, "nuncio-a"));
+        assert!(!seen(&h, "nuncio-b"));
+        assert!(!seen(&h, "squid-x"));
+        assert!(process_id().starts_with("nuncio-") && process_id().len() == 19);
+    }
+}
