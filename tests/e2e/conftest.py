@@ -231,3 +231,68 @@ static_resources:
 admin:
   address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
 """
+
+
+class BlogRun:
+    """./run-blog.sh SCENARIO on free ports; stopped with SIGTERM at the end."""
+
+    def __init__(self, tmp_path, scenario="simple"):
+        self.ports = {
+            "PROXY_PORT": free_port(),
+            "ADMIN_PORT": free_port(),
+            "ECHO_PORT": free_port("127.0.0.2"),
+            "SIDECAR_PORT": free_port("127.0.0.2"),
+            "SIDECAR_ADMIN_PORT": free_port("127.0.0.2"),
+        }
+        env = dict(os.environ, NUNCIO_BIN=BIN, **{k: str(v) for k, v in self.ports.items()})
+        self.log_path = Path(tmp_path) / f"run-blog-{scenario}.log"
+        self.proc = subprocess.Popen(
+            [str(ROOT / "run-blog.sh"), scenario], env=env,
+            stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.proc.log_path = str(self.log_path)
+        wait_port("127.0.0.1", self.ports["ADMIN_PORT"], self.proc)
+        wait_port("127.0.0.1", self.ports["PROXY_PORT"], self.proc)
+        if scenario.startswith("mesh"):
+            for ip in ("127.0.0.2", "127.0.0.3"):
+                wait_port(ip, self.ports["SIDECAR_ADMIN_PORT"], self.proc)
+        self.base = f"127.0.0.1:{self.ports['PROXY_PORT']}"
+        self.admin = f"127.0.0.1:{self.ports['ADMIN_PORT']}"
+        self.listen_port = self.ports["PROXY_PORT"]
+
+    def sidecar_admin(self, ip):
+        return f"{ip}:{self.ports['SIDECAR_ADMIN_PORT']}"
+
+    def stat(self, name, admin=None):
+        import urllib.request
+        with urllib.request.urlopen(f"http://{admin or self.admin}/stats?format=json", timeout=5) as r:
+            for s in json.loads(r.read())["stats"]:
+                if s.get("name") == name:
+                    return s["value"]
+        return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def blog_run(tmp_path):
+    runs = []
+
+    def start(scenario="simple"):
+        r = BlogRun(tmp_path, scenario)
+        runs.append(r)
+        return r
+
+    yield start
+    for r in runs:
+        r.stop()

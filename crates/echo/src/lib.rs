@@ -3,7 +3,8 @@
 //! - `GET /` and `GET /hello`: 200 `text/plain`, one line per request header
 //!   in Go's `Name:[value1 value2]` form (canonical names, sorted; Go's map
 //!   order was random). Like Go's `Request.Header`, `Host` is not listed.
-//! - `POST /echo`: the request body back, with its content type.
+//! - `POST /echo`: the request body back, with its content type (and any
+//!   request trailers as response trailers).
 //! - `GET /ws`: WebSocket; every message comes back with its own type.
 //! - CORS for any origin.
 //!
@@ -12,7 +13,10 @@
 
 #![forbid(unsafe_code)]
 
+mod body;
 mod ws;
+
+use body::EchoBody;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,7 +24,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -74,19 +78,15 @@ pub fn header_lines(h: &http::HeaderMap) -> String {
     out
 }
 
-fn respond(
-    status: StatusCode,
-    ctype: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
+fn respond(status: StatusCode, ctype: &'static str, body: impl Into<Bytes>) -> Response<EchoBody> {
+    let mut r = Response::new(EchoBody::new(body.into(), None));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     r
 }
 
-async fn serve(mut req: Request<Incoming>, cfg: Arc<EchoConfig>) -> Response<Full<Bytes>> {
+async fn serve(mut req: Request<Incoming>, cfg: Arc<EchoConfig>) -> Response<EchoBody> {
     let has_origin = req.headers().contains_key(header::ORIGIN);
     let path = req.uri().path().to_string();
     let mut resp = match (req.method().clone(), path.as_str()) {
@@ -114,7 +114,15 @@ async fn serve(mut req: Request<Incoming>, cfg: Arc<EchoConfig>) -> Response<Ful
             let ctype = req.headers().get(header::CONTENT_TYPE).cloned();
             match Limited::new(req.into_body(), MAX_BODY).collect().await {
                 Ok(b) => {
-                    let mut r = Response::new(Full::new(b.to_bytes()));
+                    let trailers = b.trailers().cloned();
+                    // HTTP/1.1 sends only trailers the head declares.
+                    let declared = trailers
+                        .as_ref()
+                        .map(|t| t.keys().map(|k| k.as_str()).collect::<Vec<_>>().join(", "));
+                    let mut r = Response::new(EchoBody::new(b.to_bytes(), trailers));
+                    if let Some(v) = declared.and_then(|d| HeaderValue::from_str(&d).ok()) {
+                        r.headers_mut().insert(header::TRAILER, v);
+                    }
                     if let Some(c) = ctype {
                         r.headers_mut().insert(header::CONTENT_TYPE, c);
                     }

@@ -3,9 +3,9 @@
 //! fragmented the same way), pings are answered with pongs, and a close is
 //! answered with the same status code.
 
+use crate::EchoBody;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use nuncio_websocket::accept_key;
@@ -20,15 +20,16 @@ pub fn is_upgrade<B>(req: &Request<B>) -> bool {
 }
 
 /// Answers the handshake and spawns the echo loop.
-pub fn accept(req: &mut Request<Incoming>) -> Response<Full<Bytes>> {
+pub fn accept(req: &mut Request<Incoming>) -> Response<EchoBody> {
     let Some(key) = req
         .headers()
         .get("sec-websocket-key")
         .map(|k| k.as_bytes().to_vec())
     else {
-        let mut r = Response::new(Full::new(Bytes::from_static(
-            b"missing Sec-WebSocket-Key\n",
-        )));
+        let mut r = Response::new(EchoBody::new(
+            Bytes::from_static(b"missing Sec-WebSocket-Key\n"),
+            None,
+        ));
         *r.status_mut() = StatusCode::BAD_REQUEST;
         return r;
     };
@@ -43,7 +44,7 @@ pub fn accept(req: &mut Request<Incoming>) -> Response<Full<Bytes>> {
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
     });
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = Response::new(EchoBody::new(Bytes::new(), None));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));

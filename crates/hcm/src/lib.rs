@@ -63,6 +63,12 @@ pub struct Hcm {
     max_header_bytes: usize,
 }
 
+/// The downstream socket, with or without the HTTP/1 framing tracker.
+enum Io {
+    Sniffed(TokioIo<Sniffer<TcpStream>>),
+    Plain(TokioIo<TcpStream>),
+}
+
 /// Per-connection context shared by the connection's requests.
 #[derive(Debug)]
 pub(crate) struct ConnCtx {
@@ -91,6 +97,24 @@ impl Hcm {
         }))
     }
 
+    fn h1_buf_size(&self) -> usize {
+        (self.max_header_bytes + 16 * 1024).max(8192)
+    }
+
+    fn h2_header_list_size(&self) -> u32 {
+        u32::try_from(self.max_header_bytes + 1024).unwrap_or(u32::MAX)
+    }
+
+    fn configure_h2<E>(&self, b: &mut auto::Http2Builder<'_, E>) {
+        let h2 = &self.config.http2;
+        b.max_header_list_size(self.h2_header_list_size())
+            .max_concurrent_streams(h2.max_concurrent_streams)
+            .initial_stream_window_size(h2.initial_stream_window_size)
+            .initial_connection_window_size(h2.initial_connection_window_size)
+            .timer(TokioTimer::new())
+            .enable_connect_protocol();
+    }
+
     /// Serves one accepted connection until it closes. `worker` selects the
     /// worker's upstream pools.
     pub async fn serve_connection(
@@ -104,6 +128,7 @@ impl Hcm {
         let _active = GaugeGuard::new(&self.stats.cx_active);
         let cfg = &self.config;
         let verdicts = (cfg.codec_type != CodecType::Http2).then(|| Arc::new(Verdicts::default()));
+        let result: Result<(), Box<dyn std::error::Error + Send + Sync>>;
         let ctx = Arc::new(ConnCtx {
             hcm: self.clone(),
             peer,
@@ -115,32 +140,57 @@ impl Hcm {
             let c = ctx.clone();
             async move { Ok::<_, Infallible>(proxy::handle(req, c).await) }
         });
-        let mut b = auto::Builder::new(TokioExecutor::new());
-        b.http1()
-            .max_headers(cfg.max_headers_count as usize)
-            .max_buf_size((self.max_header_bytes + 16 * 1024).max(8192))
-            .timer(TokioTimer::new())
-            .header_read_timeout(cfg.request_headers_timeout);
-        b.http2()
-            .max_header_list_size(u32::try_from(self.max_header_bytes + 1024).unwrap_or(u32::MAX))
-            .max_concurrent_streams(cfg.http2.max_concurrent_streams)
-            .initial_stream_window_size(cfg.http2.initial_stream_window_size)
-            .initial_connection_window_size(cfg.http2.initial_connection_window_size)
-            .timer(TokioTimer::new())
-            .enable_connect_protocol();
-        let b = match cfg.codec_type {
-            CodecType::Auto => b,
-            CodecType::Http1 => b.http1_only(),
-            CodecType::Http2 => b.http2_only(),
+        let io = match verdicts {
+            Some(v) => Io::Sniffed(TokioIo::new(Sniffer::new(stream, self.max_header_bytes, v))),
+            None => Io::Plain(TokioIo::new(stream)),
         };
-        let result = match verdicts {
-            Some(v) => {
-                let io = TokioIo::new(Sniffer::new(stream, self.max_header_bytes, v));
-                b.serve_connection_with_upgrades(io, svc).await
+        result = match cfg.codec_type {
+            CodecType::Auto => {
+                let mut b = auto::Builder::new(TokioExecutor::new());
+                b.http1()
+                    .max_headers(cfg.max_headers_count as usize)
+                    .max_buf_size(self.h1_buf_size())
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(cfg.request_headers_timeout);
+                self.configure_h2(&mut b.http2());
+                match io {
+                    Io::Sniffed(io) => b.serve_connection_with_upgrades(io, svc).await,
+                    Io::Plain(io) => b.serve_connection_with_upgrades(io, svc).await,
+                }
             }
-            None => {
-                b.serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                    .await
+            // hyper-util's auto builder ignores http1_only/http2_only with
+            // upgrades, so forced codecs use hyper's own builders.
+            CodecType::Http1 => {
+                let mut b = hyper::server::conn::http1::Builder::new();
+                b.max_headers(cfg.max_headers_count as usize)
+                    .max_buf_size(self.h1_buf_size())
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(cfg.request_headers_timeout);
+                match io {
+                    Io::Sniffed(io) => b
+                        .serve_connection(io, svc)
+                        .with_upgrades()
+                        .await
+                        .map_err(Into::into),
+                    Io::Plain(io) => b
+                        .serve_connection(io, svc)
+                        .with_upgrades()
+                        .await
+                        .map_err(Into::into),
+                }
+            }
+            CodecType::Http2 => {
+                let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                b.max_header_list_size(self.h2_header_list_size())
+                    .max_concurrent_streams(cfg.http2.max_concurrent_streams)
+                    .initial_stream_window_size(cfg.http2.initial_stream_window_size)
+                    .initial_connection_window_size(cfg.http2.initial_connection_window_size)
+                    .timer(TokioTimer::new())
+                    .enable_connect_protocol();
+                match io {
+                    Io::Sniffed(io) => b.serve_connection(io, svc).await.map_err(Into::into),
+                    Io::Plain(io) => b.serve_connection(io, svc).await.map_err(Into::into),
+                }
             }
         };
         if let Err(e) = result {

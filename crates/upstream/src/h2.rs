@@ -59,6 +59,9 @@ impl Drop for StreamSlot {
 #[derive(Debug, Default)]
 pub(crate) struct H2Conns {
     conns: Mutex<Vec<Arc<H2Conn>>>,
+    /// Held while a connection is being made, so a burst of requests opens
+    /// one connection, not one each.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 impl HostPool {
@@ -105,6 +108,8 @@ impl HostPool {
         }
         let (sender, conn) = b.handshake(io).await?;
         let destroy = s.cx_destroy.clone();
+        let waiter = peer.clone();
+        let settings = waiter.notify.notified();
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "upstream h2 connection ended with an error");
@@ -112,6 +117,12 @@ impl HostPool {
             destroy.inc();
             drop(guards);
         });
+        // The peer's first SETTINGS (sent right after its preface) says how
+        // many streams it takes; sending before it arrives gets streams
+        // refused when the limit is small.
+        if !peer.received.load(Ordering::Relaxed) {
+            let _ = tokio::time::timeout(SETTINGS_WAIT, settings).await;
+        }
         let c = Arc::new(H2Conn {
             sender,
             active: Arc::new(AtomicUsize::new(0)),
@@ -143,7 +154,13 @@ impl HostPool {
         loop {
             let (fresh, (conn, slot)) = match self.h2_pick() {
                 Some(c) => (false, c),
-                None => (true, self.h2_connect().await?),
+                None => {
+                    let _connecting = self.h2.connecting.lock().await;
+                    match self.h2_pick() {
+                        Some(c) => (false, c),
+                        None => (true, self.h2_connect().await?),
+                    }
+                }
             };
             if req.extensions().get::<hyper::ext::Protocol>().is_some() {
                 // Extended CONNECT may only be sent once the peer's SETTINGS
