@@ -199,3 +199,52 @@ def test_backend_killed_mid_session_closes_the_client(procs, tmp_path):
 
     assert run(go()) < 1.0
     assert proxy.proc.poll() is None
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_slow_reader_applies_backpressure(procs, tmp_path):
+    """The upstream accepts the WebSocket and then never reads. The client
+    keeps writing: the proxy must stop reading too (TCP backpressure), not
+    buffer the stream in memory."""
+    import threading
+    stop = threading.Event()
+
+    def never_reads(c):
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+        stop.wait(30)
+
+    b = RawBackend(never_reads)
+    listen, admin = free_port(), free_port()
+    routes = '              - match: {prefix: "/"}\n                route: {cluster: backend, use_websocket: true}\n'
+    p = Proxy(procs, write_config(tmp_path, proxy_config(listen, admin, f"    type: static\n    hosts: [{{socket_address: {{address: 127.0.0.1, port_value: {b.port}}}}}]\n", routes=routes)), listen_port=listen, admin_port=admin)
+    before = rss_kib(p.proc.pid)
+    s = socket.create_connection(("127.0.0.1", listen), timeout=5)
+    s.sendall(upgrade_request())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101")
+    s.settimeout(0.5)
+    chunk = b"x" * 65536
+    sent = 0
+    deadline = time.time() + 10
+    try:
+        while sent < 256 * 1024 * 1024 and time.time() < deadline:
+            sent += s.send(chunk)
+    except socket.timeout:
+        pass
+    grown = rss_kib(p.proc.pid) - before
+    stop.set()
+    s.close()
+    b.close()
+    # Writes stall after socket buffers fill (a few MiB on loopback), and the
+    # proxy holds only its fixed copy buffers.
+    assert sent < 64 * 1024 * 1024, sent
+    assert grown < 16 * 1024, grown
