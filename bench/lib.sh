@@ -30,6 +30,16 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
+# Fails if something already listens on a port (a stale server would be
+# measured instead of ours).
+port_free() {
+  for p in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "port $p is already in use: stop whatever listens there first" >&2; exit 1
+    fi
+  done
+}
+
 wait_port() {
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -41,6 +51,7 @@ wait_port() {
 # nginx origin answering `return 200` on $1 (HTTP/1.1 and h2c).
 start_origin() {
   local port=$1 conf="$OUT/origin.conf"
+  head -c 65536 /dev/urandom > "$OUT/64k.bin"
   cat >"$conf" <<NGINX
 worker_processes 1;
 daemon off;
@@ -54,6 +65,7 @@ http {
     listen 127.0.0.1:$port;
     listen 127.0.0.1:$((port + 1)) http2;
     location / { return 200 "hello from origin\n"; }
+    location = /64k { alias $OUT/64k.bin; }
   }
 }
 NGINX
@@ -84,6 +96,12 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
+    location /ws {
+      proxy_pass http://127.0.0.1:${WS_BACKEND:-18090};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection "upgrade";
+    }
   }
 }
 NGINX
@@ -105,7 +123,12 @@ static_resources:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: bench
           route_config:
-            virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: origin}}]}]
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - {match: {prefix: /ws}, route: {cluster: ws, use_websocket: true}}
+              - {match: {prefix: /}, route: {cluster: origin}}
           http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
   clusters:
   - name: origin
@@ -113,8 +136,13 @@ static_resources:
     load_assignment:
       cluster_name: origin
       endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $origin}}}}]}]
+  - name: ws
+    type: STATIC
+    load_assignment:
+      cluster_name: ws
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${WS_BACKEND:-18090}}}}}]}]
 YAML
-  taskset -c "$PROXY_CPU" "$NUNCIO" -c "$conf" --concurrency 1 -l warn & pids+=($!)
+  taskset -c "$PROXY_CPU" "$NUNCIO" -c "$conf" --concurrency "${NUNCIO_WORKERS:-1}" -l warn & pids+=($!)
   wait_port "$port"
 }
 
@@ -126,3 +154,46 @@ build_nuncio() {
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# HAProxy (1 thread, http mode) on $1 (h1) and $1+1 (h2c) to origin $2.
+start_haproxy() {
+  local port=$1 origin=$2 conf="$OUT/haproxy.cfg"
+  cat >"$conf" <<CFG
+global
+  nbthread 1
+  maxconn 9500
+  tune.bufsize 16384
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$port
+  bind 127.0.0.1:$((port + 1)) proto h2
+  default_backend be
+  acl ws path_beg /ws
+  use_backend wsbe if ws
+backend be
+  server origin 127.0.0.1:$origin
+backend wsbe
+  server ws 127.0.0.1:${WS_BACKEND:-18090}
+CFG
+  taskset -c "$PROXY_CPU" haproxy -db -f "$conf" & pids+=($!)
+  wait_port "$port"
+}
+
+# The WebSocket echo backend (nuncio echo) on $WS_BACKEND, on the load CPU.
+start_ws_backend() {
+  taskset -c "$LOAD_CPU" "$NUNCIO" -l warn echo --listen "127.0.0.1:${WS_BACKEND:-18090}" & pids+=($!)
+  wait_port "${WS_BACKEND:-18090}"
+}
+
+# CPU seconds (user+system) a process has used.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.4f", ($14 + $15) / hz }' "/proc/$1/stat"
+}
+
+# Resident memory of a process in KiB.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// nuncio: an Envoy-compatible L7 proxy. Runs Envoy bootstrap configs in
 /// v3 or v2-era YAML/JSON.
 #[derive(Debug, Parser)]
-#[command(name = "nuncio", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(name = "nuncio", version, about, long_about = None)]
 pub struct Args {
     /// Path to the bootstrap config (YAML or JSON).
     #[arg(short = 'c', long = "config-path", value_name = "FILE")]

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# The benchmark, one command, one run, all on loopback:
+#   direct (the backend itself), nginx (reverse proxy, upstream keepalive),
+#   HAProxy (http mode) and nuncio, all single worker, all forwarding to the
+#   same nginx `return 200` origin.
+# Workloads: HTTP/1.1 keep-alive small GET (wrk), HTTP/1.1 64 KiB responses
+#   (wrk), h2c downstream 10 streams per connection (h2load), HTTP/1.1 with a
+#   new connection per request (wrk, Connection: close), WebSocket echo round
+#   trips (bench/ws_load.py to `nuncio echo`).
+# For each: req/s (median of RUNS), p50/p99 latency, the proxy's CPU time per
+#   request, ratios to direct and to the best peer. Then user-space
+#   instructions per request under callgrind, and resident memory idle and
+#   per idle keep-alive connection (1,000 and 10,000).
+# Placement: proxies alone on CPU 1; origin and load generators on CPU 0.
+# Writes bench/out/results.md. Env: DURATION=5 RUNS=3 SKIP_LOAD=1 SKIP_CALLGRIND=1 SKIP_MEMORY=1
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+need wrk:wrk h2load:nghttp2-client nginx:nginx-light haproxy:haproxy taskset:util-linux valgrind:valgrind callgrind_control:valgrind
+DURATION=${DURATION:-5}; RUNS=${RUNS:-3}
+PY=${PY:-$ROOT/.venv/bin/python}
+[ -x "$PY" ] || { python3 -m venv "$ROOT/.venv"; PY=$ROOT/.venv/bin/python; }
+"$PY" -c "import websockets" 2>/dev/null || "$PY" -m pip install -q -r "$ROOT/tests/requirements.txt"
+build_nuncio
+
+ORIGIN=18500; NGINX=18510; HAPROXY=18520; NUNCIO_PORT=18530; export WS_BACKEND=18590
+port_free $ORIGIN $((ORIGIN + 1)) $NGINX $((NGINX + 1)) $HAPROXY $((HAPROXY + 1)) $NUNCIO_PORT $WS_BACKEND 18610 18620 18630
+start_origin $ORIGIN
+start_ws_backend
+start_nginx_proxy $NGINX $ORIGIN
+start_haproxy $HAPROXY $ORIGIN
+start_nuncio $NUNCIO_PORT $ORIGIN
+PID_nginx=$(pgrep -f "nginx: worker process" -n -P "$(cat "$OUT/nginx-proxy.pid")")
+PID_haproxy=$(pgrep -f "haproxy -db -f $OUT/haproxy.cfg" -n)
+PID_nuncio=$(pgrep -f "$OUT/nuncio.yaml" -n)
+PID_direct=""
+port_of() { case $1 in direct) echo $ORIGIN;; nginx) echo $NGINX;; haproxy) echo $HAPROXY;; nuncio) echo $NUNCIO_PORT;; esac; }
+h2port_of() { case $1 in nuncio) echo $NUNCIO_PORT;; *) echo $(( $(port_of "$1") + 1 ));; esac; }
+
+# One measurement: prints "rps p50_us p99_us requests".
+measure() { # target workload
+  local t=$1 w=$2 port out
+  port=$(port_of "$t")
+  case $w in
+    small|big|close)
+      local path=/ extra=()
+      [ "$w" = big ] && path=/64k
+      [ "$w" = close ] && extra=(-H "Connection: close")
+      out=$(taskset -c "$LOAD_CPU" wrk -t1 -c50 -d"${DURATION}s" --latency "${extra[@]}" "http://127.0.0.1:$port$path")
+      local errs; errs=$(echo "$out" | sed -n 's/.*Non-2xx or 3xx responses: \([0-9]*\).*/\1/p')
+      [ -z "$errs" ] || { echo "$t/$w: $errs non-2xx responses" >&2; exit 1; }
+      echo "$out" | awk '
+        function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1e6; return v }
+        /Requests\/sec/ { rps=$2 } / 50%/ { p50=us($2) } / 99%/ { p99=us($2) } /requests in/ { n=$1 }
+        END { printf "%s %d %d %s\n", rps, p50, p99, n }'
+      ;;
+    h2c)
+      out=$(taskset -c "$LOAD_CPU" h2load -D "$DURATION" --warm-up-time=1 -c 10 -m 10 "http://127.0.0.1:$(h2port_of "$t")/")
+      echo "$out" | grep -q " 0 failed" || { echo "$t/h2c failed: $out" >&2; exit 1; }
+      echo "$out" | awk '
+        function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1e6; return v }
+        /^finished in/ { sub(",", "", $4); rps=$4 } /time for request:/ { mean=us($6); max=us($5) } /^requests:/ { n=$8 }
+        END { printf "%s %d %d %s\n", rps, mean, max, n }'
+      ;;
+    ws)
+      local url="ws://127.0.0.1:$port/ws"
+      [ "$t" = direct ] && url="ws://127.0.0.1:$WS_BACKEND/ws"
+      out=$(taskset -c "$LOAD_CPU" "$PY" "$BENCH_DIR/ws_load.py" "$url" 10 "$DURATION")
+      echo "$out" | awk -v d="$DURATION" '{ printf "%.1f %d %d %d\n", $1/d, $2, $3, $1 }'
+      ;;
+  esac
+}
+
+TARGETS=(direct nginx haproxy nuncio)
+WORKLOADS=(small big h2c close ws)
+[ -n "${SKIP_LOAD:-}" ] && WORKLOADS=()
+declare -A RPS P50 P99 CPU
+for w in "${WORKLOADS[@]}"; do
+  for t in "${TARGETS[@]}"; do
+    runs=()
+    for _ in $(seq 1 "$RUNS"); do
+      pid_var=PID_$t; pid=${!pid_var}
+      c0=0; [ -n "$pid" ] && c0=$(cpu_seconds "$pid")
+      r=$(measure "$t" "$w")
+      c1=0; [ -n "$pid" ] && c1=$(cpu_seconds "$pid")
+      n=$(echo "$r" | awk '{print $4}')
+      cpu=$(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { if (n > 0 && b > a) printf "%.1f", (b - a) * 1e6 / n; else print "-" }')
+      runs+=("$r $cpu")
+      echo "$w $t: $r cpu_us/req=$cpu" >&2
+    done
+    med=$(printf '%s\n' "${runs[@]}" | sort -n -k1,1 | awk -v k=$(( (RUNS + 1) / 2 )) 'NR == k')
+    RPS[$w,$t]=$(echo "$med" | awk '{print $1}'); P50[$w,$t]=$(echo "$med" | awk '{print $2}')
+    P99[$w,$t]=$(echo "$med" | awk '{print $3}'); CPU[$w,$t]=$(echo "$med" | awk '{print $5}')
+  done
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+{
+  echo "### Throughput and latency ($(date -u +%F), ${DURATION}s x $RUNS runs, median)"
+  echo
+  for w in "${WORKLOADS[@]}"; do
+    case $w in
+      small) title="HTTP/1.1 keep-alive small GET (wrk -t1 -c50)"; lat="p50 / p99";;
+      big) title="HTTP/1.1 keep-alive 64 KiB responses (wrk -t1 -c50)"; lat="p50 / p99";;
+      h2c) title="h2c downstream, 10 connections x 10 streams (h2load)"; lat="mean / max";;
+      close) title="HTTP/1.1, new connection per request (wrk -c50, Connection: close)"; lat="p50 / p99";;
+      ws) title="WebSocket echo round trips, 10 connections (Python client)"; lat="p50 / p99";;
+    esac
+    best=0
+    for t in nginx haproxy; do best=$(awk -v a="$best" -v b="${RPS[$w,$t]}" 'BEGIN { print (b > a ? b : a) }'); done
+    echo "#### $title"
+    echo "| target | req/s | latency $lat (us) | proxy CPU us/req | vs direct | vs best peer |"
+    echo "|---|---|---|---|---|---|"
+    for t in "${TARGETS[@]}"; do
+      peer="-"; [ "$t" = direct ] || peer=$(ratio "${RPS[$w,$t]}" "$best")
+      echo "| $t | ${RPS[$w,$t]} | ${P50[$w,$t]} / ${P99[$w,$t]} | ${CPU[$w,$t]} | $(ratio "${RPS[$w,$t]}" "${RPS[$w,direct]}") | $peer |"
+    done
+    echo
+  done
+} > "$OUT/results.md"
+cat "$OUT/results.md"
+echo "proxy pids: nginx=$PID_nginx haproxy=$PID_haproxy nuncio=$PID_nuncio" >&2
+
+if [ -z "${SKIP_MEMORY:-}" ]; then
+  {
+    echo "### Resident memory"
+    echo "| proxy | idle RSS (KiB) | +1,000 idle conns: bytes/conn | +10,000: bytes/conn |"
+    echo "|---|---|---|---|"
+    for t in nginx haproxy nuncio; do
+      pid_var=PID_$t; pid=${!pid_var}; port=$(port_of "$t")
+      idle=$(rss_kib "$pid")
+      per=()
+      for n in 1000 10000; do
+        [ "$t" = haproxy ] && [ "$n" -gt 9000 ] && n=9000  # maxconn capped by the 20,000 fd limit here
+        before=$(rss_kib "$pid")
+        coproc HOLD { taskset -c "$LOAD_CPU" "$PY" "$BENCH_DIR/idle_conns.py" "$port" "$n"; }
+        read -r ready <&"${HOLD[0]}"
+        sleep 1
+        after=$(rss_kib "$pid")
+        echo done >&"${HOLD[1]}"; wait "$HOLD_PID" 2>/dev/null || true
+        per+=("$(( (after - before) * 1024 / n ))$( [ "$n" = 9000 ] && echo ' (9,000)' || true)")
+        sleep 1
+      done
+      echo "| $t | $idle | ${per[0]} | ${per[1]} |"
+    done
+    echo
+  } | tee -a "$OUT/results.md"
+fi
+
+if [ -z "${SKIP_CALLGRIND:-}" ]; then
+  # Instructions per request: run each proxy under callgrind, send N1
+  # requests, dump (startup + N1), send N2 more, dump again; the second
+  # dump's total divided by N2 is the cost of a request (same mix: h2load
+  # --h1, 10 connections, small GET).
+  N1=${N1:-2000}; N2=${N2:-10000}
+  cg() { # name port cmd...
+    local name=$1 port=$2; shift 2
+    rm -f "$OUT"/callgrind.$name.*
+    taskset -c "$PROXY_CPU" valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$name.%p" "$@" >/dev/null 2>&1 & local vpid=$!
+    pids+=($vpid)
+    for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    taskset -c "$LOAD_CPU" h2load --h1 -n "$N1" -c 10 "http://127.0.0.1:$port/" >/dev/null
+    callgrind_control -d "$vpid" >/dev/null 2>&1 || callgrind_control -d >/dev/null
+    sleep 1
+    taskset -c "$LOAD_CPU" h2load --h1 -n "$N2" -c 10 "http://127.0.0.1:$port/" >/dev/null
+    callgrind_control -d "$vpid" >/dev/null 2>&1 || callgrind_control -d >/dev/null
+    sleep 1
+    kill "$vpid" 2>/dev/null; wait "$vpid" 2>/dev/null || true
+    local last; last=$(ls -t "$OUT"/callgrind.$name.*.2 2>/dev/null | head -1)
+    local ir; ir=$(grep -m1 -E '^(summary|totals):' "$last" | awk '{print $2}')
+    echo "$(( ir / N2 ))"
+  }
+  sed -e 's/^worker_processes 1;/worker_processes 1;\nmaster_process off;/' -e "s/$NGINX/18610/; s/$((NGINX + 1))/18611/" "$OUT/nginx-proxy.conf" > "$OUT/nginx-cg.conf"
+  sed -e "s/127.0.0.1:$HAPROXY/127.0.0.1:18620/; s/127.0.0.1:$((HAPROXY + 1))/127.0.0.1:18621/" "$OUT/haproxy.cfg" > "$OUT/haproxy-cg.cfg"
+  sed -e "s/port_value: $NUNCIO_PORT/port_value: 18630/" "$OUT/nuncio.yaml" > "$OUT/nuncio-cg.yaml"
+  ng=$(cg nginx 18610 nginx -c "$OUT/nginx-cg.conf" -p "$OUT")
+  hp=$(cg haproxy 18620 haproxy -db -f "$OUT/haproxy-cg.cfg")
+  nu=$(cg nuncio 18630 "$NUNCIO" -c "$OUT/nuncio-cg.yaml" --concurrency 1 -l warn)
+  {
+    echo "### User-space instructions per request (callgrind, $N2 small GETs after $N1 warm-up)"
+    echo "| proxy | instructions/request | vs nginx |"
+    echo "|---|---|---|"
+    echo "| nginx | $ng | 1.00 |"
+    echo "| haproxy | $hp | $(ratio "$hp" "$ng") |"
+    echo "| nuncio | $nu | $(ratio "$nu" "$ng") |"
+    echo
+  } | tee -a "$OUT/results.md"
+fi
