@@ -60,6 +60,7 @@ pub struct Hcm {
     pub access_log: Option<AccessLogger>,
     /// This process's `Via` pseudonym (loop detection).
     pub via_id: String,
+    via_values: via::ViaValues,
     max_header_bytes: usize,
 }
 
@@ -93,6 +94,7 @@ impl Hcm {
             stats: HcmStats::new(store, &config.stat_prefix),
             access_log: AccessLogger::open(&config.access_logs)?,
             via_id: via::process_id().to_string(),
+            via_values: via::ViaValues::new(via::process_id()),
             max_header_bytes: config.max_request_headers_kb as usize * 1024,
         }))
     }

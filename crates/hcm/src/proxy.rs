@@ -15,7 +15,10 @@ use nuncio_upstream::{ResetReason, UpstreamBody};
 
 use crate::access_log::LogEntry;
 use crate::body::{Completion, ProxyBody, UpstreamDone};
-use crate::headers::{strip_hop_by_hop, uuid_v4};
+use crate::headers::{
+    strip_hop_by_hop, uuid_v4, X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, X_ENVOY_UPSTREAM_SERVICE_TIME,
+    X_FORWARDED_FOR, X_FORWARDED_PROTO, X_REQUEST_ID,
+};
 use crate::sniff::Verdict;
 use crate::upgrade::{self, Downstream};
 use crate::{via, ConnCtx};
@@ -298,7 +301,7 @@ async fn forward(
     parts.version = Version::HTTP_11;
     let h = &mut parts.headers;
     strip_hop_by_hop(h, upgrade);
-    via::append(h, received, &hcm.via_id);
+    hcm.via_values.append(h, received, &hcm.via_id);
     if let Some(a) = authority {
         if !h.contains_key(header::HOST) {
             if let Ok(v) = HeaderValue::from_str(&a) {
@@ -310,24 +313,24 @@ async fn forward(
         h.insert(header::HOST, hr.clone());
     }
     if hcm.config.use_remote_address {
-        h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         let ip = c.peer.ip().to_string();
-        let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let xff = match h.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
             Some(prev) => format!("{prev}, {ip}"),
             None => ip,
         };
         if let Ok(v) = HeaderValue::from_str(&xff) {
-            h.insert("x-forwarded-for", v);
+            h.insert(X_FORWARDED_FOR, v);
         }
-    } else if !h.contains_key("x-forwarded-proto") {
-        h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    } else if !h.contains_key(X_FORWARDED_PROTO) {
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
-    if hcm.config.generate_request_id && !h.contains_key("x-request-id") {
-        h.insert("x-request-id", uuid_v4());
+    if hcm.config.generate_request_id && !h.contains_key(X_REQUEST_ID) {
+        h.insert(X_REQUEST_ID, uuid_v4());
     }
     if !suppress {
         if let Some(t) = &fwd.timeout_header {
-            h.insert("x-envoy-expected-rq-timeout-ms", t.clone());
+            h.insert(X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, t.clone());
         }
     }
     if let Some(down) = &ws {
@@ -404,7 +407,7 @@ async fn forward(
     parts.version = Version::HTTP_11;
     if !suppress {
         parts.headers.insert(
-            "x-envoy-upstream-service-time",
+            X_ENVOY_UPSTREAM_SERVICE_TIME,
             HeaderValue::from(service_time.as_millis() as u64),
         );
     }

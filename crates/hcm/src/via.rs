@@ -34,6 +34,41 @@ pub(crate) fn seen(h: &HeaderMap, id: &str) -> bool {
         .any(|entry| entry.split_whitespace().nth(1) == Some(id))
 }
 
+/// The Via values of this process for each received protocol, built once.
+#[derive(Debug)]
+pub(crate) struct ViaValues {
+    h10: HeaderValue,
+    h11: HeaderValue,
+    h2: HeaderValue,
+}
+
+impl ViaValues {
+    pub fn new(id: &str) -> Self {
+        let v = |p: &str| {
+            HeaderValue::from_str(&format!("{p} {id}"))
+                .unwrap_or(HeaderValue::from_static("1.1 nuncio"))
+        };
+        ViaValues {
+            h10: v("1.0"),
+            h11: v("1.1"),
+            h2: v("2.0"),
+        }
+    }
+
+    /// Appends this hop: a prebuilt value when the request has no Via yet.
+    pub fn append(&self, h: &mut HeaderMap, received: Version, id: &str) {
+        if h.contains_key(VIA) {
+            return append(h, received, id);
+        }
+        let v = match received {
+            Version::HTTP_2 => &self.h2,
+            Version::HTTP_10 => &self.h10,
+            _ => &self.h11,
+        };
+        h.insert(VIA, v.clone());
+    }
+}
+
 /// Appends this hop.
 pub(crate) fn append(h: &mut HeaderMap, received: Version, id: &str) {
     let proto = match received {
@@ -73,5 +108,11 @@ mod tests {
         assert!(!seen(&h, "nuncio-b"));
         assert!(!seen(&h, "squid-x"));
         assert!(process_id().starts_with("nuncio-") && process_id().len() == 19);
+        let vv = ViaValues::new("nuncio-b");
+        let mut h = HeaderMap::new();
+        vv.append(&mut h, Version::HTTP_2, "nuncio-b");
+        assert_eq!(h[VIA], "2.0 nuncio-b");
+        vv.append(&mut h, Version::HTTP_11, "nuncio-b");
+        assert_eq!(h[VIA], "2.0 nuncio-b, 1.1 nuncio-b");
     }
 }

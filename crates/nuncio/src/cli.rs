@@ -53,6 +53,12 @@ pub struct Args {
     #[arg(long, value_name = "FROM=TO")]
     pub remap: Vec<String>,
 
+    /// Threading model: per-worker (default; a single-threaded event loop
+    /// per worker, as Envoy) or work-stealing (one multi-thread tokio
+    /// runtime; for comparison, see ARCHITECTURE.md).
+    #[arg(long, value_enum, default_value = "per-worker")]
+    pub runtime: RuntimeModel,
+
     /// Drain time in seconds on shutdown (Envoy's --drain-time-s).
     #[arg(long = "drain-time-s", value_name = "SECONDS", default_value_t = 600)]
     pub drain_time_s: u64,
@@ -72,6 +78,15 @@ pub enum Mode {
     Validate,
     /// Build everything, then exit.
     InitOnly,
+}
+
+/// `--runtime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeModel {
+    /// One current-thread runtime, socket and pool set per worker.
+    PerWorker,
+    /// One multi-thread work-stealing runtime shared by all workers.
+    WorkStealing,
 }
 
 /// `--log-level`.

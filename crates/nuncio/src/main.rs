@@ -6,6 +6,7 @@
 
 mod cli;
 mod server;
+mod workers;
 
 use clap::Parser;
 

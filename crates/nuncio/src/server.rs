@@ -16,7 +16,7 @@ use nuncio_listener::ListenerStats;
 use nuncio_stats::Store;
 use tokio::sync::Notify;
 
-use crate::cli::{Args, EchoArgs, Mode};
+use crate::cli::{Args, EchoArgs, Mode, RuntimeModel};
 
 fn load_config(args: &Args) -> Result<Bootstrap> {
     let mut sources = Vec::new();
@@ -51,7 +51,8 @@ fn socket_addr(a: &SocketAddress, remap: &AddressMap) -> Result<SocketAddr> {
     Ok(remap.apply(SocketAddr::new(ip, a.port)))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// A current-thread runtime (the main thread's, and each worker's).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -116,7 +117,11 @@ pub fn run(args: &Args) -> Result<()> {
         let mut bound = Vec::new();
         let mut infos = Vec::new();
         for (name, configured, addr, hcm) in hcms {
-            let socks = nuncio_listener::bind(addr, workers)
+            let sockets = match args.runtime {
+                RuntimeModel::PerWorker => workers,
+                RuntimeModel::WorkStealing => 1,
+            };
+            let socks = nuncio_listener::bind(addr, sockets)
                 .with_context(|| format!("cannot bind listener '{name}' to {addr}"))?;
             let actual = socks[0].local_addr()?;
             tracing::info!(listener = %name, address = %actual, "listening");
@@ -127,34 +132,7 @@ pub fn run(args: &Args) -> Result<()> {
             let stats = ListenerStats::new(&store, &configured);
             bound.push((socks, hcm, stats));
         }
-        let mut per_worker: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
-        for (socks, hcm, stats) in bound {
-            for (w, s) in socks.into_iter().enumerate() {
-                per_worker[w].push((s, hcm.clone(), stats.clone()));
-            }
-        }
-        for (w, jobs) in per_worker.into_iter().enumerate() {
-            std::thread::Builder::new()
-                .name(format!("nuncio-worker-{w}"))
-                .spawn(move || {
-                    let rt = match runtime() {
-                        Ok(rt) => rt,
-                        Err(e) => {
-                            tracing::error!(error = %e, "worker {w} failed to start");
-                            std::process::exit(1);
-                        }
-                    };
-                    rt.block_on(async move {
-                        let mut tasks = Vec::new();
-                        for (sock, hcm, stats) in jobs {
-                            tasks.push(tokio::spawn(nuncio_listener::run(sock, hcm, stats, w)));
-                        }
-                        for t in tasks {
-                            let _ = t.await;
-                        }
-                    });
-                })?;
-        }
+        crate::workers::start(args.runtime, bound, workers)?;
 
         let shutdown = Arc::new(Notify::new());
         if let Some(admin) = &bootstrap.admin {
