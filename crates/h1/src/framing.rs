@@ -1,0 +1,195 @@
+//! Where a message body ends (RFC 9112 section 6.3), decided strictly.
+
+use crate::head::{RequestHead, ResponseHead};
+use crate::H1Error;
+
+/// How a body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Until the connection closes (responses only).
+    UntilClose,
+}
+
+/// Parses every Content-Length field; they must all be the same plain
+/// decimal number (no sign, no hex, no spaces inside).
+fn parse_lengths(headers: &[(&str, &[u8])]) -> Result<Option<u64>, H1Error> {
+    let mut found: Option<u64> = None;
+    for (n, v) in headers {
+        if !n.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        for part in v.split(|c| *c == b',') {
+            let p = part.trim_ascii();
+            if p.is_empty() || p.len() > 19 || !p.iter().all(u8::is_ascii_digit) {
+                return Err(H1Error::Bad("malformed Content-Length"));
+            }
+            let n: u64 = std::str::from_utf8(p)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(H1Error::Bad("malformed Content-Length"))?;
+            match found {
+                Some(f) if f != n => return Err(H1Error::Bad("differing Content-Length values")),
+                _ => found = Some(n),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// `Some(true)` when Transfer-Encoding is present and ends in chunked,
+/// `Some(false)` when present otherwise, `None` when absent.
+fn transfer_encoding(headers: &[(&str, &[u8])]) -> Option<bool> {
+    let mut last: Option<&[u8]> = None;
+    let mut seen = false;
+    for (n, v) in headers {
+        if n.eq_ignore_ascii_case("transfer-encoding") {
+            seen = true;
+            for t in v
+                .split(|c| *c == b',')
+                .map(|t| t.trim_ascii())
+                .filter(|t| !t.is_empty())
+            {
+                last = Some(t);
+            }
+        }
+    }
+    seen.then(|| last.is_some_and(|l| l.eq_ignore_ascii_case(b"chunked")))
+}
+
+/// The framing of a request body.
+pub fn request_framing(h: &RequestHead<'_>) -> Result<Framing, H1Error> {
+    let te = transfer_encoding(&h.headers);
+    let cl = parse_lengths(&h.headers)?;
+    match (te, cl) {
+        (Some(_), Some(_)) => Err(H1Error::Bad("both Content-Length and Transfer-Encoding")),
+        (Some(_), None) if h.minor == 0 => Err(H1Error::Bad("Transfer-Encoding in HTTP/1.0")),
+        (Some(true), None) => Ok(Framing::Chunked),
+        (Some(false), None) => Err(H1Error::NotImplemented(
+            "Transfer-Encoding must end with chunked",
+        )),
+        (None, Some(0)) | (None, None) => Ok(Framing::Empty),
+        (None, Some(n)) => Ok(Framing::Length(n)),
+    }
+}
+
+/// The framing of a response body to a request with `method`.
+pub fn response_framing(h: &ResponseHead<'_>, method: &str) -> Result<Framing, H1Error> {
+    if method.eq_ignore_ascii_case("HEAD")
+        || (100..200).contains(&h.status)
+        || h.status == 204
+        || h.status == 304
+    {
+        return Ok(Framing::Empty);
+    }
+    let te = transfer_encoding(&h.headers);
+    let cl = parse_lengths(&h.headers)?;
+    match (te, cl) {
+        (Some(_), Some(_)) => Err(H1Error::Bad(
+            "response with both Content-Length and Transfer-Encoding",
+        )),
+        (Some(true), None) => Ok(Framing::Chunked),
+        (Some(false), None) => Ok(Framing::UntilClose),
+        (None, Some(0)) => Ok(Framing::Empty),
+        (None, Some(n)) => Ok(Framing::Length(n)),
+        (None, None) => Ok(Framing::UntilClose),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::{parse_request, parse_response, Limits};
+
+    fn rf(s: &str) -> Result<Framing, H1Error> {
+        let buf = s.replace('\n', "\r\n");
+        let h = parse_request(buf.as_bytes(), &Limits::default())
+            .unwrap()
+            .unwrap();
+        request_framing(&h)
+    }
+
+    #[test]
+    fn request_rules() {
+        assert_eq!(rf("GET / HTTP/1.1\nHost: a\n\n"), Ok(Framing::Empty));
+        assert_eq!(
+            rf("POST / HTTP/1.1\nHost: a\nContent-Length: 5\n\n"),
+            Ok(Framing::Length(5))
+        );
+        assert_eq!(
+            rf("POST / HTTP/1.1\nHost: a\nContent-Length: 5\nContent-Length: 5\n\n"),
+            Ok(Framing::Length(5))
+        );
+        assert_eq!(
+            rf("POST / HTTP/1.1\nHost: a\nTransfer-Encoding: gzip, chunked\n\n"),
+            Ok(Framing::Chunked)
+        );
+        for bad in ["+5", "-1", "0x10", "5 5", "", "1e3", "99999999999999999999"] {
+            let r = rf(&format!(
+                "POST / HTTP/1.1\nHost: a\nContent-Length: {bad}\n\n"
+            ));
+            assert_eq!(r.map_err(|e| e.status()), Err(400), "{bad}");
+        }
+        assert_eq!(
+            rf("POST / HTTP/1.1\nHost: a\nContent-Length: 1\nContent-Length: 2\n\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            rf("POST / HTTP/1.1\nHost: a\nContent-Length: 1\nTransfer-Encoding: chunked\n\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            rf("POST / HTTP/1.1\nHost: a\nTransfer-Encoding: chunked, gzip\n\n")
+                .unwrap_err()
+                .status(),
+            501
+        );
+        assert_eq!(
+            rf("POST / HTTP/1.0\nTransfer-Encoding: chunked\n\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+    }
+
+    #[test]
+    fn response_rules() {
+        let f = |s: &str, m: &str| {
+            let buf = s.replace('\n', "\r\n");
+            let h = parse_response(buf.as_bytes(), 100, 65536).unwrap().unwrap();
+            response_framing(&h, m)
+        };
+        assert_eq!(
+            f("HTTP/1.1 200 OK\nContent-Length: 3\n\n", "GET"),
+            Ok(Framing::Length(3))
+        );
+        assert_eq!(
+            f("HTTP/1.1 200 OK\nContent-Length: 3\n\n", "HEAD"),
+            Ok(Framing::Empty)
+        );
+        assert_eq!(f("HTTP/1.1 204 No Content\n\n", "GET"), Ok(Framing::Empty));
+        assert_eq!(
+            f("HTTP/1.1 304 Not Modified\nContent-Length: 9\n\n", "GET"),
+            Ok(Framing::Empty)
+        );
+        assert_eq!(
+            f("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n", "GET"),
+            Ok(Framing::Chunked)
+        );
+        assert_eq!(f("HTTP/1.1 200 OK\n\n", "GET"), Ok(Framing::UntilClose));
+        assert!(f(
+            "HTTP/1.1 200 OK\nContent-Length: 3\nTransfer-Encoding: chunked\n\n",
+            "GET"
+        )
+        .is_err());
+    }
+}

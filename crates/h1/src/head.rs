@@ -1,0 +1,362 @@
+//! Message heads: httparse does the tokenising; this module adds the rules
+//! a proxy needs (limits, line endings, Host, connection options).
+
+use crate::H1Error;
+
+/// Size limits for request heads.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest sum of header name and value bytes (Envoy's
+    /// `max_request_headers_kb`).
+    pub max_header_bytes: usize,
+    /// Most header fields (Envoy's `max_headers_count`).
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 60 * 1024,
+            max_headers: 100,
+        }
+    }
+}
+
+/// A parsed request head, borrowing the buffer.
+#[derive(Debug)]
+pub struct RequestHead<'b> {
+    /// Method.
+    pub method: &'b str,
+    /// Request target as sent.
+    pub target: &'b str,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    /// Header fields in order.
+    pub headers: Vec<(&'b str, &'b [u8])>,
+    /// Bytes of the head, including the empty line.
+    pub len: usize,
+    /// The Host header, if any (trailing whitespace trimmed).
+    pub host: Option<&'b [u8]>,
+    /// `Connection: close` (or HTTP/1.0 without keep-alive).
+    pub close: bool,
+    /// `Connection: upgrade` with an `Upgrade` header.
+    pub upgrade: Option<&'b [u8]>,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
+}
+
+impl RequestHead<'_> {
+    /// The first value of header `name` (ASCII case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+}
+
+/// A parsed response head, borrowing the buffer.
+#[derive(Debug)]
+pub struct ResponseHead<'b> {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: &'b str,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    /// Header fields in order.
+    pub headers: Vec<(&'b str, &'b [u8])>,
+    /// Bytes of the head, including the empty line.
+    pub len: usize,
+    /// The peer will close after this response.
+    pub close: bool,
+}
+
+impl ResponseHead<'_> {
+    /// The first value of header `name` (ASCII case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+}
+
+/// Every LF in a head must follow a CR.
+fn check_line_endings(head: &[u8]) -> Result<(), H1Error> {
+    let mut prev = 0u8;
+    for &b in head {
+        if (b == b'\n' && prev != b'\r') || (prev == b'\r' && b != b'\n') {
+            return Err(H1Error::Bad("bare CR or LF"));
+        }
+        prev = b;
+    }
+    Ok(())
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let end = v
+        .iter()
+        .rposition(|c| *c != b' ' && *c != b'\t')
+        .map_or(0, |e| e + 1);
+    let start = v[..end]
+        .iter()
+        .position(|c| *c != b' ' && *c != b'\t')
+        .unwrap_or(end);
+    &v[start..end]
+}
+
+fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|c| *c == b',').map(trim).filter(|t| !t.is_empty())
+}
+
+fn map_err(e: httparse::Error) -> H1Error {
+    match e {
+        httparse::Error::TooManyHeaders => H1Error::TooLarge,
+        httparse::Error::Version => H1Error::Bad("bad HTTP version"),
+        httparse::Error::Token => H1Error::Bad("bad token"),
+        httparse::Error::HeaderName => H1Error::Bad("bad header name"),
+        httparse::Error::HeaderValue => H1Error::Bad("bad header value"),
+        httparse::Error::NewLine => H1Error::Bad("bad line ending"),
+        httparse::Error::Status => H1Error::Bad("bad status"),
+    }
+}
+
+/// Parses a request head at the start of `buf`. `Ok(None)` means more
+/// bytes are needed (and `buf` is still within the limits).
+pub fn parse_request<'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+) -> Result<Option<RequestHead<'b>>, H1Error> {
+    let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut storage);
+    let len = match req.parse(buf).map_err(map_err)? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => {
+            // Room for the request line and the CRLFs of every header.
+            if buf.len() > limits.max_header_bytes + 8 * 1024 + 4 * limits.max_headers {
+                return Err(H1Error::TooLarge);
+            }
+            return Ok(None);
+        }
+    };
+    check_line_endings(&buf[..len])?;
+    let method = req.method.ok_or(H1Error::Bad("no method"))?;
+    let target = req.path.ok_or(H1Error::Bad("no request target"))?;
+    let minor = req.version.ok_or(H1Error::Bad("no version"))?;
+    if target.contains('#') {
+        return Err(H1Error::Bad("fragment in request target"));
+    }
+    let mut headers = Vec::with_capacity(req.headers.len());
+    let (mut bytes, mut host, mut hosts) = (0usize, None, 0);
+    let (mut close, mut keep_alive, mut conn_upgrade, mut upgrade, mut expect_continue) =
+        (minor == 0, false, false, None, false);
+    for h in req.headers.iter() {
+        bytes += h.name.len() + h.value.len();
+        let n = h.name;
+        if n.eq_ignore_ascii_case("host") {
+            hosts += 1;
+            host = Some(trim(h.value));
+        } else if n.eq_ignore_ascii_case("connection") {
+            for t in tokens(h.value) {
+                if t.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive = true;
+                } else if t.eq_ignore_ascii_case(b"upgrade") {
+                    conn_upgrade = true;
+                }
+            }
+        } else if n.eq_ignore_ascii_case("upgrade") {
+            upgrade = Some(trim(h.value));
+        } else if n.eq_ignore_ascii_case("expect") {
+            expect_continue = trim(h.value).eq_ignore_ascii_case(b"100-continue");
+        }
+        headers.push((h.name, h.value));
+    }
+    if bytes > limits.max_header_bytes {
+        return Err(H1Error::TooLarge);
+    }
+    if hosts > 1 {
+        return Err(H1Error::Bad("more than one Host header"));
+    }
+    if hosts == 0 && minor == 1 {
+        return Err(H1Error::Bad("missing Host header"));
+    }
+    if minor == 0 && keep_alive {
+        close = false;
+    }
+    Ok(Some(RequestHead {
+        method,
+        target,
+        minor,
+        headers,
+        len,
+        host,
+        close,
+        upgrade: if conn_upgrade && minor == 1 {
+            upgrade
+        } else {
+            None
+        },
+        expect_continue,
+    }))
+}
+
+/// Parses a response head at the start of `buf`; `Ok(None)` means more
+/// bytes are needed.
+pub fn parse_response<'b>(
+    buf: &'b [u8],
+    max_headers: usize,
+    max_bytes: usize,
+) -> Result<Option<ResponseHead<'b>>, H1Error> {
+    let mut storage = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut resp = httparse::Response::new(&mut storage);
+    let len = match resp.parse(buf).map_err(map_err)? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial if buf.len() > max_bytes => return Err(H1Error::TooLarge),
+        httparse::Status::Partial => return Ok(None),
+    };
+    check_line_endings(&buf[..len])?;
+    let status = resp.code.ok_or(H1Error::Bad("no status"))?;
+    let minor = resp.version.ok_or(H1Error::Bad("no version"))?;
+    let mut close = minor == 0;
+    let mut headers = Vec::with_capacity(resp.headers.len());
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("connection") {
+            for t in tokens(h.value) {
+                if t.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") && minor == 0 {
+                    close = false;
+                }
+            }
+        }
+        headers.push((h.name, h.value));
+    }
+    Ok(Some(ResponseHead {
+        status,
+        reason: resp.reason.unwrap_or(""),
+        minor,
+        headers,
+        len,
+        close,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(s: &[u8]) -> Result<Option<RequestHead<'_>>, H1Error> {
+        parse_request(s, &Limits::default())
+    }
+
+    #[test]
+    fn simple_get() {
+        let r = req(b"GET /a?b HTTP/1.1\r\nHost: x \r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\nrest").unwrap().unwrap();
+        assert_eq!((r.method, r.target, r.minor), ("GET", "/a?b", 1));
+        assert_eq!(r.host, Some(&b"x"[..]));
+        assert_eq!(r.upgrade, Some(&b"websocket"[..]));
+        assert!(!r.close);
+        assert_eq!(r.len, 84);
+        assert_eq!(r.get("UPGRADE"), Some(&b"websocket"[..]));
+    }
+
+    #[test]
+    fn partial_needs_more() {
+        assert!(req(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn http10_defaults_to_close() {
+        assert!(req(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap().close);
+        assert!(
+            !req(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .close
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let bad = |s: &[u8]| req(s).unwrap_err();
+        assert_eq!(
+            bad(b"GET / HTTP/1.1\r\n\r\n"),
+            H1Error::Bad("missing Host header")
+        );
+        assert_eq!(
+            bad(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            H1Error::Bad("more than one Host header")
+        );
+        assert_eq!(bad(b"GET / HTTP/1.1\nHost: a\n\n").status(), 400);
+        assert_eq!(
+            bad(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n").status(),
+            400
+        );
+        assert_eq!(
+            bad(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n").status(),
+            400
+        );
+        assert_eq!(
+            bad(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n  folded\r\n\r\n").status(),
+            400
+        );
+        assert_eq!(bad(b"GET / HTTP/1.32\r\nHost: a\r\n\r\n").status(), 400);
+        assert_eq!(bad(b"G\x01T / HTTP/1.1\r\nHost: a\r\n\r\n").status(), 400);
+        assert_eq!(bad(b"GET /#frag HTTP/1.1\r\nHost: a\r\n\r\n").status(), 400);
+        assert_eq!(
+            bad(b"GET / HTTP/1.1\r\nBad Name: x\r\nHost: a\r\n\r\n").status(),
+            400
+        );
+    }
+
+    #[test]
+    fn limits() {
+        let l = Limits {
+            max_header_bytes: 20,
+            max_headers: 3,
+        };
+        assert!(
+            parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nX: 123456789012\r\n\r\n", &l)
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            parse_request(
+                b"GET / HTTP/1.1\r\nHost: a\r\nX: 1234567890123456\r\n\r\n",
+                &l
+            )
+            .unwrap_err(),
+            H1Error::TooLarge
+        );
+        assert_eq!(
+            parse_request(
+                b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\n\r\n",
+                &l
+            )
+            .unwrap_err(),
+            H1Error::TooLarge
+        );
+        let endless = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; 80_000]].concat();
+        assert_eq!(req(&endless).unwrap_err(), H1Error::TooLarge);
+    }
+
+    #[test]
+    fn responses() {
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+            100,
+            65536,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((r.status, r.reason, r.close), (200, "OK", true));
+        assert_eq!(r.get("content-length"), Some(&b"2"[..]));
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\n", 100, 65536)
+            .unwrap()
+            .is_none());
+        assert!(parse_response(b"this is not http\r\n\r\n", 100, 65536).is_err());
+    }
+}

@@ -1,0 +1,45 @@
+//! HTTP/1.1 on the wire, for a proxy: parse request and response heads
+//! into views that borrow the read buffer (no header map, no copies), decide
+//! body framing with RFC 9112 section 6's rules, and follow chunked bodies
+//! so they can be forwarded byte for byte once validated.
+//!
+//! Everything here is strict on purpose: a message that two parsers could
+//! read differently (request smuggling) is an error, never a guess:
+//! Content-Length together with Transfer-Encoding, differing or malformed
+//! Content-Lengths, a Transfer-Encoding that does not end in `chunked`, bare
+//! LF line endings, obs-fold, a missing or repeated Host.
+
+#![forbid(unsafe_code)]
+
+mod chunked;
+mod framing;
+mod head;
+
+pub use chunked::{ChunkedState, ChunkedValidator};
+pub use framing::{request_framing, response_framing, Framing};
+pub use head::{parse_request, parse_response, Limits, RequestHead, ResponseHead};
+
+/// Why a message was refused, with the status a proxy answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum H1Error {
+    /// Malformed message: 400.
+    #[error("bad request: {0}")]
+    Bad(&'static str),
+    /// Headers over the size or count limit: 431.
+    #[error("request header fields too large")]
+    TooLarge,
+    /// A transfer coding we do not implement: 501.
+    #[error("not implemented: {0}")]
+    NotImplemented(&'static str),
+}
+
+impl H1Error {
+    /// The status code to answer with.
+    pub fn status(&self) -> u16 {
+        match self {
+            H1Error::Bad(_) => 400,
+            H1Error::TooLarge => 431,
+            H1Error::NotImplemented(_) => 501,
+        }
+    }
+}
