@@ -25,4 +25,7 @@ fi
 
 cargo test --workspace --quiet
 cargo build --quiet -p nuncio
-NUNCIO_BIN="$PWD/target/debug/nuncio" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e "$@"
+# The black-box suite runs against both HTTP/1 engines: the native path
+# (default) and hyper (--h1 hyper, still used for HTTP/2 clusters).
+NUNCIO_H1=hyper NUNCIO_BIN="$PWD/target/debug/nuncio" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e "$@"
+NUNCIO_H1=native NUNCIO_BIN="$PWD/target/debug/nuncio" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e "$@"

@@ -83,6 +83,16 @@ impl ChunkedValidator {
     /// Consumes body bytes from the start of `input`; returns how many
     /// belong to the body (less than `input.len()` only when the body ended).
     pub fn feed(&mut self, input: &[u8]) -> Result<usize, H1Error> {
+        self.feed_with(input, |_| {})
+    }
+
+    /// Like [`ChunkedValidator::feed`], calling `data` with each span of
+    /// chunk payload (to de-chunk a body for an HTTP/1.0 peer).
+    pub fn feed_with(
+        &mut self,
+        input: &[u8],
+        mut data: impl FnMut(&[u8]),
+    ) -> Result<usize, H1Error> {
         use ChunkedState::*;
         let mut i = 0;
         while i < input.len() {
@@ -129,6 +139,7 @@ impl ChunkedValidator {
                 }
                 Data(n) => {
                     let take = (input.len() - i).min(usize::try_from(n).unwrap_or(usize::MAX));
+                    data(&input[i..i + take]);
                     i += take;
                     self.data_bytes += take as u64;
                     let left = n - take as u64;
@@ -235,6 +246,18 @@ mod tests {
         ] {
             assert!(run(&[bad]).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn dechunks() {
+        let mut v = ChunkedValidator::new();
+        let mut out = Vec::new();
+        let body = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        for c in body.chunks(4) {
+            v.feed_with(c, |d| out.extend_from_slice(d)).unwrap();
+        }
+        assert!(v.is_done());
+        assert_eq!(out, b"abcde");
     }
 
     #[test]

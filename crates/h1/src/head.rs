@@ -82,6 +82,24 @@ impl ResponseHead<'_> {
     }
 }
 
+/// The length of the head at the start of `buf` if its end (an empty
+/// line, CRLF or bare LF) has arrived, scanning from `from`.
+pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let start = from.saturating_sub(3);
+    let mut i = start;
+    while let Some(p) = buf[i..].iter().position(|b| *b == b'\n') {
+        let at = i + p;
+        if at >= 1 && buf[at - 1] == b'\n' {
+            return Some(at + 1);
+        }
+        if at >= 2 && buf[at - 1] == b'\r' && buf[at - 2] == b'\n' {
+            return Some(at + 1);
+        }
+        i = at + 1;
+    }
+    None
+}
+
 /// Every LF in a head must follow a CR.
 fn check_line_endings(head: &[u8]) -> Result<(), H1Error> {
     let mut prev = 0u8;
@@ -261,6 +279,18 @@ mod tests {
         assert!(!r.close);
         assert_eq!(r.len, 84);
         assert_eq!(r.get("UPGRADE"), Some(&b"websocket"[..]));
+    }
+
+    #[test]
+    fn finds_head_end() {
+        assert_eq!(
+            head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody", 0),
+            Some(27)
+        );
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0), None);
+        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: a\n\n", 0), Some(24));
+        let b = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(head_end(b, 25), Some(27));
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod head;
 
 pub use chunked::{ChunkedState, ChunkedValidator};
 pub use framing::{request_framing, response_framing, Framing};
-pub use head::{parse_request, parse_response, Limits, RequestHead, ResponseHead};
+pub use head::{head_end, parse_request, parse_response, Limits, RequestHead, ResponseHead};
 
 /// Why a message was refused, with the status a proxy answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -9,6 +9,7 @@
 pub mod access_log;
 mod body;
 mod headers;
+mod native;
 mod proxy;
 pub mod sniff;
 mod stats;
@@ -36,6 +37,17 @@ pub use stats::HcmStats;
 
 use sniff::{Sniffer, Verdicts};
 
+/// Which HTTP/1 implementation serves downstream HTTP/1.1 connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum H1Engine {
+    /// hyper's server and client.
+    Hyper,
+    /// nuncio's own path (`native`): used where every route reaches an
+    /// HTTP/1.1 cluster, hyper elsewhere.
+    #[default]
+    Native,
+}
+
 /// A connection manager could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum HcmError {
@@ -62,6 +74,8 @@ pub struct Hcm {
     pub via_id: String,
     via_values: via::ViaValues,
     max_header_bytes: usize,
+    /// Serve HTTP/1.1 with the native path.
+    native: bool,
 }
 
 /// The downstream socket, with or without the HTTP/1 framing tracker.
@@ -86,9 +100,14 @@ impl Hcm {
         config: &nuncio_config::HttpConnectionManager,
         clusters: &ClusterManager,
         store: &Arc<Store>,
+        engine: H1Engine,
     ) -> Result<Arc<Self>, HcmError> {
         let routes = RouteTable::new(&config.route_config, config.websocket, clusters)?;
+        let native = engine == H1Engine::Native
+            && config.codec_type != CodecType::Http2
+            && native::eligible(&routes);
         Ok(Arc::new(Hcm {
+            native,
             config: config.clone(),
             routes,
             stats: HcmStats::new(store, &config.stat_prefix),
@@ -117,6 +136,42 @@ impl Hcm {
             .enable_connect_protocol();
     }
 
+    /// Whether HTTP/1.1 connections use the native path.
+    pub fn is_native(&self) -> bool {
+        self.native
+    }
+
+    /// Serves an h2c connection whose first bytes were already read.
+    pub(crate) async fn serve_h2_prefixed(
+        self: &Arc<Self>,
+        io: native::PrefixedStream,
+        peer: SocketAddr,
+        worker: usize,
+    ) {
+        let ctx = Arc::new(ConnCtx {
+            hcm: self.clone(),
+            peer,
+            worker,
+            verdicts: None,
+            counted: AtomicBool::new(true),
+        });
+        let svc = service_fn(move |req| {
+            let c = ctx.clone();
+            async move { Ok::<_, Infallible>(proxy::handle(req, c).await) }
+        });
+        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        let h2 = &self.config.http2;
+        b.max_header_list_size(self.h2_header_list_size())
+            .max_concurrent_streams(h2.max_concurrent_streams)
+            .initial_stream_window_size(h2.initial_stream_window_size)
+            .initial_connection_window_size(h2.initial_connection_window_size)
+            .timer(TokioTimer::new())
+            .enable_connect_protocol();
+        if let Err(e) = b.serve_connection(TokioIo::new(io), svc).await {
+            tracing::debug!(%peer, error = %e, "downstream h2 connection ended with an error");
+        }
+    }
+
     /// Serves one accepted connection until it closes. `worker` selects the
     /// worker's upstream pools.
     pub async fn serve_connection(
@@ -128,6 +183,17 @@ impl Hcm {
         let _ = stream.set_nodelay(true);
         self.stats.cx_total.inc();
         let _active = GaugeGuard::new(&self.stats.cx_active);
+        if self.native {
+            native::serve(self.clone(), stream, peer, worker).await;
+        } else {
+            // Boxed so a native connection's task does not carry hyper's
+            // (much larger) connection state.
+            Box::pin(self.clone().serve_hyper(stream, peer, worker)).await;
+        }
+        self.stats.cx_destroy.inc();
+    }
+
+    async fn serve_hyper(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, worker: usize) {
         let cfg = &self.config;
         let verdicts = (cfg.codec_type != CodecType::Http2).then(|| Arc::new(Verdicts::default()));
         let result: Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -198,6 +264,5 @@ impl Hcm {
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
         }
-        self.stats.cx_destroy.inc();
     }
 }

@@ -55,17 +55,21 @@ impl ViaValues {
         }
     }
 
+    /// The prebuilt value for a received protocol.
+    pub fn get(&self, received: Version) -> &HeaderValue {
+        match received {
+            Version::HTTP_2 => &self.h2,
+            Version::HTTP_10 => &self.h10,
+            _ => &self.h11,
+        }
+    }
+
     /// Appends this hop: a prebuilt value when the request has no Via yet.
     pub fn append(&self, h: &mut HeaderMap, received: Version, id: &str) {
         if h.contains_key(VIA) {
             return append(h, received, id);
         }
-        let v = match received {
-            Version::HTTP_2 => &self.h2,
-            Version::HTTP_10 => &self.h10,
-            _ => &self.h11,
-        };
-        h.insert(VIA, v.clone());
+        h.insert(VIA, self.get(received).clone());
     }
 }
 

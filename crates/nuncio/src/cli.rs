@@ -59,6 +59,12 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "per-worker")]
     pub runtime: RuntimeModel,
 
+    /// HTTP/1.1 implementation: native (default; nuncio's own path, used
+    /// where every route reaches an HTTP/1.1 cluster, hyper elsewhere) or
+    /// hyper (hyper's server and client everywhere).
+    #[arg(long = "h1", value_enum, default_value = "native", env = "NUNCIO_H1")]
+    pub h1: H1Choice,
+
     /// Drain time in seconds on shutdown (Envoy's --drain-time-s).
     #[arg(long = "drain-time-s", value_name = "SECONDS", default_value_t = 600)]
     pub drain_time_s: u64,
@@ -78,6 +84,24 @@ pub enum Mode {
     Validate,
     /// Build everything, then exit.
     InitOnly,
+}
+
+/// `--h1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum H1Choice {
+    /// hyper's HTTP/1.1 server and client.
+    Hyper,
+    /// nuncio's own HTTP/1.1 path.
+    Native,
+}
+
+impl From<H1Choice> for nuncio_hcm::H1Engine {
+    fn from(c: H1Choice) -> Self {
+        match c {
+            H1Choice::Hyper => nuncio_hcm::H1Engine::Hyper,
+            H1Choice::Native => nuncio_hcm::H1Engine::Native,
+        }
+    }
 }
 
 /// `--runtime`.

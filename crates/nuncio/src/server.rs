@@ -87,8 +87,8 @@ pub fn run(args: &Args) -> Result<()> {
         let addr =
             socket_addr(&l.address, &remap).with_context(|| format!("listener '{}'", l.name))?;
         let NetworkFilter::HttpConnectionManager(cfg) = &l.filter_chains[0].filter;
-        let hcm =
-            Hcm::new(cfg, &clusters, &store).with_context(|| format!("listener '{}'", l.name))?;
+        let hcm = Hcm::new(cfg, &clusters, &store, args.h1.into())
+            .with_context(|| format!("listener '{}'", l.name))?;
         hcms.push((l.name.clone(), l.address.to_string(), addr, hcm));
     }
     let source = args.config_path.as_deref().unwrap_or("<config-yaml>");

@@ -282,6 +282,17 @@ impl RouteTable {
         idx.or(self.any).map(|i| &self.vhosts[i])
     }
 
+    /// Every forwarding action in the table.
+    pub fn forwards(&self) -> impl Iterator<Item = &Forward> {
+        self.vhosts
+            .iter()
+            .flat_map(|v| v.routes.iter())
+            .filter_map(|r| match &r.kind {
+                RouteKind::Forward(f) => Some(f),
+                RouteKind::Direct { .. } => None,
+            })
+    }
+
     /// The route for a request, or `None` (Envoy's 404 `NR`).
     pub fn route(&self, host: &str, path: &str) -> Option<&RouteEntry> {
         self.virtual_host(host)?

@@ -14,7 +14,9 @@ mod error;
 mod h2;
 mod h2settings;
 mod pool;
+mod raw;
 
 pub use body::{PooledBody, UpstreamBody};
 pub use error::{ResetReason, UpstreamError};
 pub use pool::{ConnStats, HostPool, PoolSettings, Protocol};
+pub use raw::RawConn;

@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use crate::body::{PooledBody, Release, UpstreamBody};
 use crate::error::UpstreamError;
 use crate::h2::H2Conns;
+use crate::raw::RawIdle;
 
 /// Connection stats of one cluster (Envoy's `cluster.<name>.upstream_cx_*`)
 /// and of one host.
@@ -83,6 +84,7 @@ pub struct HostPool {
     pub(crate) addr: SocketAddr,
     idle: Mutex<Vec<Idle>>,
     pub(crate) h2: H2Conns,
+    pub(crate) raw: RawIdle,
     pub(crate) settings: Arc<PoolSettings>,
     pub(crate) stats: Arc<ConnStats>,
 }
@@ -97,6 +99,7 @@ impl HostPool {
             addr,
             idle: Mutex::new(Vec::new()),
             h2: H2Conns::default(),
+            raw: RawIdle::default(),
             settings,
             stats,
         })
@@ -133,6 +136,11 @@ impl HostPool {
         if idle.len() < MAX_IDLE {
             idle.push(c);
         }
+    }
+
+    /// The protocol this pool speaks.
+    pub fn protocol(&self) -> &Protocol {
+        &self.settings.protocol
     }
 
     /// Opens a TCP connection with the connect timeout, counting it.

@@ -1,0 +1,112 @@
+//! Socket helpers for the native HTTP/1 path: bounded reads into a buffer
+//! that exists only while a message is in flight, and the byte-for-byte
+//! hand-off of an h2c connection to hyper.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+
+/// Reads once into `buf`, growing it by at least 8 KiB of room. `Ok(0)` is
+/// end of stream. `timeout` (if any) bounds the wait.
+pub(crate) async fn read_some<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut BytesMut,
+    timeout: Option<Duration>,
+) -> io::Result<usize> {
+    read_some_hint(s, buf, timeout, 8192).await
+}
+
+/// Like [`read_some`], with room for up to `want` bytes (capped at 64 KiB):
+/// bodies move in few large reads instead of many small ones.
+pub(crate) async fn read_some_hint<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut BytesMut,
+    timeout: Option<Duration>,
+    want: usize,
+) -> io::Result<usize> {
+    let want = want.clamp(4096, 64 * 1024);
+    if buf.capacity() - buf.len() < want / 2 {
+        buf.reserve(want);
+    }
+    match timeout {
+        Some(t) => match tokio::time::timeout(t, s.read_buf(buf)).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out")),
+        },
+        None => s.read_buf(buf).await,
+    }
+}
+
+/// Waits until `s` has bytes (or is closed) without holding a buffer, so an
+/// idle keep-alive connection costs no buffer memory.
+pub(crate) async fn wait_readable(
+    s: &tokio::net::TcpStream,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    match timeout {
+        Some(t) => match tokio::time::timeout(t, s.readable()).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
+        },
+        None => s.readable().await,
+    }
+}
+
+/// A socket with bytes already read in front of it (the h2c preface the
+/// native path saw before handing the connection to hyper).
+pub struct Prefixed<S> {
+    prefix: Bytes,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub fn new(prefix: Bytes, inner: S) -> Self {
+        Prefixed { prefix, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(out.remaining());
+            out.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, out)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        b: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, b)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        b: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, b)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

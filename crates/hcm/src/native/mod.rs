@@ -1,0 +1,731 @@
+//! nuncio's own HTTP/1.1 path (issue #4): one task per downstream
+//! connection parses each request head with `nuncio_h1` in place, writes
+//! the rewritten head to an upstream socket it checks out of this worker's
+//! pool, relays the bodies by their framing and returns the socket. There
+//! is no header map, no channel and no second task per request, and no
+//! buffer while the connection is idle. A client that opens with the h2c
+//! preface is handed to hyper with the bytes already read.
+//!
+//! Used for connection managers whose routes reach only HTTP/1.1 clusters
+//! (`eligible`); others are served by hyper (`crate::proxy`).
+
+mod date;
+mod head;
+mod io;
+mod relay;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::{Buf, BytesMut};
+use nuncio_h1::{
+    parse_request, parse_response, request_framing, response_framing, Framing, H1Error, Limits,
+};
+use nuncio_router::{RouteKind, RouteTable};
+use nuncio_stats::GaugeGuard;
+use nuncio_upstream::{Protocol, RawConn, UpstreamError};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::access_log::LogEntry;
+use crate::proxy::flags;
+use crate::Hcm;
+use head::{BodyOut, RequestAdds};
+use io::{read_some, Prefixed};
+use relay::{relay, Out, RelayError};
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A downstream socket with the bytes already read in front.
+pub(crate) type PrefixedStream = Prefixed<TcpStream>;
+
+/// Whether every route of `routes` forwards to an HTTP/1.1 cluster.
+pub(crate) fn eligible(routes: &RouteTable) -> bool {
+    routes.forwards().all(|f| {
+        matches!(
+            f.cluster.config.protocol,
+            nuncio_config::UpstreamProtocol::Http1
+        )
+    })
+}
+
+fn reason(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Unknown")
+}
+
+/// What one request turned into, for stats and the access log.
+struct Done {
+    service_ms: Option<u64>,
+    status: u16,
+    flags: &'static str,
+    sent: u64,
+    received: u64,
+    upstream: Option<(
+        Arc<nuncio_cluster::Cluster>,
+        Arc<nuncio_cluster::Host>,
+        Instant,
+    )>,
+}
+
+/// Serves one downstream connection.
+pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr, worker: usize) {
+    let cfg = &hcm.config;
+    let limits = Limits {
+        max_header_bytes: hcm.max_header_bytes,
+        max_headers: cfg.max_headers_count as usize,
+    };
+    let idle = (!cfg.idle_timeout.is_zero()).then_some(cfg.idle_timeout);
+    // Request line, header bytes and their CRLFs.
+    let max_head = limits.max_header_bytes + 8 * 1024 + 4 * limits.max_headers;
+    let mut buf = BytesMut::new();
+    let mut first = true;
+    let mut counted = false;
+    loop {
+        // An idle connection holds no buffer.
+        if buf.is_empty() && buf.capacity() > 0 {
+            buf = BytesMut::new();
+        }
+        // 1. A complete request head (found by its end; parsed once, below).
+        let mut scanned = 0;
+        let parsed: Result<usize, H1Error> = loop {
+            if first
+                && cfg.codec_type == nuncio_config::CodecType::Auto
+                && buf.len() >= 3
+                && buf.starts_with(b"PRI")
+            {
+                if buf.len() < H2_PREFACE.len() {
+                    if !matches!(read_some(&mut stream, &mut buf, cfg.request_headers_timeout).await, Ok(n) if n > 0)
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                if buf.starts_with(H2_PREFACE) {
+                    hcm.stats.cx_http2_total.inc();
+                    let io = Prefixed::new(buf.freeze(), stream);
+                    Box::pin(hcm.serve_h2_prefixed(io, peer, worker)).await;
+                    return;
+                }
+            }
+            if let Some(end) = nuncio_h1::head_end(&buf, scanned) {
+                break Ok(end);
+            }
+            scanned = buf.len();
+            if buf.len() > max_head {
+                break Err(H1Error::TooLarge);
+            }
+            let wait = if buf.is_empty() {
+                idle
+            } else {
+                cfg.request_headers_timeout
+            };
+            if buf.is_empty() && io::wait_readable(&stream, wait).await.is_err() {
+                return;
+            }
+            match read_some(&mut stream, &mut buf, wait).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+        first = false;
+        if !counted {
+            counted = true;
+            hcm.stats.cx_http1_total.inc();
+        }
+        let start = Instant::now();
+        let start_sys = SystemTime::now();
+        hcm.stats.rq_total.inc();
+        hcm.stats.rq_http1_total.inc();
+        let _active = GaugeGuard::new(&hcm.stats.rq_active);
+        let (keep_going, done, log) = match parsed {
+            Err(e) => {
+                hcm.stats.rq_rejected.inc();
+                let (ok, d) =
+                    reply(&hcm, &mut stream, e.status(), "", true, flags::LOCAL_REJECT).await;
+                let _ = ok;
+                (false, d, None)
+            }
+            Ok(len) => {
+                let head = buf.split_to(len);
+                // Boxed: an idle connection's task then holds only the
+                // small loop state, not the whole request path.
+                Box::pin(handle(
+                    &hcm,
+                    &mut stream,
+                    &head,
+                    &mut buf,
+                    peer,
+                    worker,
+                    start_sys,
+                ))
+                .await
+            }
+        };
+        finish(&hcm, start, done, log);
+        if !keep_going {
+            let _ = stream.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// Writes a local reply; returns (connection still usable, outcome).
+async fn reply(
+    hcm: &Hcm,
+    stream: &mut TcpStream,
+    status: u16,
+    body: &str,
+    close: bool,
+    flag: &'static str,
+) -> (bool, Done) {
+    let bytes = head::local_reply(
+        status,
+        reason(status),
+        body,
+        &hcm.config.server_name,
+        &date::now(),
+        close,
+    );
+    let ok = stream.write_all(&bytes).await.is_ok();
+    (
+        ok && !close,
+        Done {
+            service_ms: None,
+            status,
+            flags: flag,
+            sent: body.len() as u64,
+            received: 0,
+            upstream: None,
+        },
+    )
+}
+
+fn finish(hcm: &Hcm, start: Instant, d: Done, log: Option<Box<LogEntry>>) {
+    let now = Instant::now();
+    hcm.stats.rq_codes.record(d.status);
+    hcm.stats.rq_time.record(now - start);
+    if let Some((cluster, host, sent_at)) = &d.upstream {
+        cluster.stats.rq_time.record(now - *sent_at);
+        if d.status >= 500 {
+            host.stats.rq_error.inc();
+        } else {
+            host.stats.rq_success.inc();
+        }
+    }
+    if let (Some(mut l), Some(logger)) = (log, hcm.access_log.as_ref()) {
+        l.code = d.status;
+        l.flags = d.flags;
+        l.bytes_sent = d.sent;
+        l.bytes_received = d.received;
+        l.duration = now - start;
+        if let Some(ms) = d.service_ms {
+            l.resp_headers.insert(
+                crate::headers::X_ENVOY_UPSTREAM_SERVICE_TIME,
+                http::HeaderValue::from(ms),
+            );
+        }
+        if let Some((c, h, _)) = &d.upstream {
+            l.upstream_host = Some(h.addr);
+            l.upstream_cluster = Some(c.name().to_string());
+        }
+        logger.log(&l);
+    }
+}
+
+/// Handles the request whose head is at the start of `buf`. Returns
+/// whether the connection may carry another request.
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    hcm: &Arc<Hcm>,
+    stream: &mut TcpStream,
+    head_bytes: &[u8],
+    buf: &mut BytesMut,
+    peer: SocketAddr,
+    worker: usize,
+    start_sys: SystemTime,
+) -> (bool, Done, Option<Box<LogEntry>>) {
+    let cfg = &hcm.config;
+    let limits = Limits {
+        max_header_bytes: hcm.max_header_bytes,
+        max_headers: cfg.max_headers_count as usize,
+    };
+    let head = match parse_request(head_bytes, &limits) {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            let (ok, d) = reply(hcm, stream, 400, "", true, flags::LOCAL_REJECT).await;
+            return (ok, d, None);
+        }
+        Err(e) => {
+            hcm.stats.rq_rejected.inc();
+            let (ok, d) = reply(hcm, stream, e.status(), "", true, flags::LOCAL_REJECT).await;
+            return (ok, d, None);
+        }
+    };
+    let log = hcm.access_log.as_ref().map(|_| {
+        let mut req_headers = http::HeaderMap::new();
+        for (n, v) in &head.headers {
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(n.as_bytes()),
+                http::HeaderValue::from_bytes(v),
+            ) {
+                req_headers.append(n, v);
+            }
+        }
+        Box::new(LogEntry {
+            start: start_sys,
+            method: head.method.to_string(),
+            path: head.target.to_string(),
+            authority: head
+                .host
+                .map(|h| String::from_utf8_lossy(h).into_owned())
+                .unwrap_or_default(),
+            protocol: if head.minor == 0 {
+                "HTTP/1.0"
+            } else {
+                "HTTP/1.1"
+            },
+            req_headers,
+            resp_headers: http::HeaderMap::new(),
+            code: 0,
+            flags: flags::NONE,
+            bytes_received: 0,
+            bytes_sent: 0,
+            duration: Default::default(),
+            upstream_host: None,
+            upstream_cluster: None,
+            downstream: peer,
+            route_name: String::new(),
+        })
+    });
+    macro_rules! refuse {
+        ($status:expr, $body:expr, $close:expr, $flag:expr) => {{
+            let (ok, d) = reply(hcm, stream, $status, $body, $close, $flag).await;
+            return (ok, d, log);
+        }};
+    }
+    let framing = match request_framing(&head) {
+        Ok(f) => f,
+        Err(e) => {
+            hcm.stats.rq_rejected.inc();
+            refuse!(e.status(), "", true, flags::LOCAL_REJECT)
+        }
+    };
+    let has_body = framing != Framing::Empty;
+    if head.minor == 0 && !cfg.accept_http_10 {
+        refuse!(426, "", true, flags::LOCAL_REJECT)
+    }
+    if head.method.eq_ignore_ascii_case("CONNECT") {
+        refuse!(403, "", true, flags::LOCAL_REJECT)
+    }
+    let Ok(host) = std::str::from_utf8(head.host.unwrap_or_default()) else {
+        refuse!(400, "", true, flags::LOCAL_REJECT)
+    };
+    let Some(route) = hcm.routes.route(host, head.target) else {
+        hcm.stats.no_route.inc();
+        refuse!(404, "", has_body || head.close, flags::NO_ROUTE)
+    };
+    hcm.stats.router_rq_total.inc();
+    let fwd = match &route.kind {
+        RouteKind::Direct { status, body } => {
+            hcm.stats.rq_direct_response.inc();
+            let text = String::from_utf8_lossy(body).into_owned();
+            refuse!(*status, &text, has_body || head.close, flags::NONE)
+        }
+        RouteKind::Forward(f) => f,
+    };
+    let websocket = head
+        .upgrade
+        .is_some_and(|u| u.eq_ignore_ascii_case(b"websocket"));
+    if websocket && !fwd.websocket {
+        hcm.stats.ws_on_non_ws_route.inc();
+        refuse!(403, "", true, flags::NONE)
+    }
+    if head.headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("via")
+            && v.split(|c| *c == b',')
+                .any(|e| e.trim_ascii().split(|c| *c == b' ').nth(1) == Some(hcm.via_id.as_bytes()))
+    }) {
+        hcm.stats.rq_loop_detected.inc();
+        tracing::warn!(cluster = %fwd.cluster.name(), "request loop: this request already passed through this proxy ({}); check that cluster '{}' points at the service, not at proxies that route back", hcm.via_id, fwd.cluster.name());
+        refuse!(508, "request loop detected", true, flags::NONE)
+    }
+    let cluster = fwd.cluster.clone();
+    let Some(host) = cluster.choose_host() else {
+        refuse!(
+            503,
+            "no healthy upstream",
+            has_body || head.close,
+            flags::NO_HEALTHY_UPSTREAM
+        )
+    };
+    // The upstream head, written while the request head is borrowed.
+    let path = route.rewrite_path(head.target);
+    let request_id = (cfg.generate_request_id && head.get("x-request-id").is_none())
+        .then(crate::headers::uuid_v4);
+    let peer_ip = if cfg.use_remote_address {
+        peer.ip().to_string()
+    } else {
+        String::new()
+    };
+    let mut up_head = Vec::with_capacity(head.len + 256);
+    head::upstream_request(
+        &mut up_head,
+        &head,
+        &RequestAdds {
+            path: &path,
+            host_rewrite: fwd.host_rewrite.as_ref().map(|h| h.as_bytes()),
+            use_remote_address: cfg.use_remote_address,
+            peer_ip: &peer_ip,
+            request_id: request_id.as_ref().map(|v| v.as_bytes()),
+            timeout_ms: if cfg.suppress_envoy_headers {
+                None
+            } else {
+                fwd.timeout_header.as_ref().map(|v| v.as_bytes())
+            },
+            via: hcm
+                .via_values
+                .get(if head.minor == 0 {
+                    http::Version::HTTP_10
+                } else {
+                    http::Version::HTTP_11
+                })
+                .as_bytes(),
+            websocket,
+        },
+    );
+    let is_head = head.method.eq_ignore_ascii_case("HEAD");
+    let idempotent = matches!(head.method, "GET" | "HEAD" | "OPTIONS");
+    let client_close = head.close;
+    let client_10 = head.minor == 0;
+    let expect_continue = head.expect_continue && has_body;
+    drop(head);
+
+    cluster.stats.rq_total.inc();
+    host.stats.rq_total.inc();
+    let _cluster_active = GaugeGuard::new(&cluster.stats.rq_active);
+    let _host_active = GaugeGuard::new(&host.stats.rq_active);
+    let sent_at = Instant::now();
+    let pool = host.pool(worker).clone();
+    debug_assert!(matches!(pool.protocol(), Protocol::Http1));
+    let mut x = Exchange {
+        stream,
+        buf,
+        up_head,
+        framing,
+        is_head,
+        idempotent,
+        expect_continue,
+        websocket,
+        client_close,
+        client_10,
+        server: &cfg.server_name,
+        suppress: cfg.suppress_envoy_headers,
+        sent_at,
+        head_sent: false,
+        status: 0,
+        service_ms: None,
+        tunnel: None,
+        sent: 0,
+        received: 0,
+        upgraded: false,
+    };
+    let result = match fwd.timeout {
+        Some(t) => tokio::time::timeout(t, x.run(&pool))
+            .await
+            .unwrap_or(Err(Fail::Timeout)),
+        None => x.run(&pool).await,
+    };
+    let upstream = Some((cluster.clone(), host.clone(), sent_at));
+    let done = |status, flags, x: &Exchange| Done {
+        service_ms: x.service_ms,
+        status,
+        flags,
+        sent: x.sent,
+        received: x.received,
+        upstream: upstream.clone(),
+    };
+    match result {
+        Ok(keep) => {
+            cluster.stats.rq_codes.record(x.status);
+            if x.upgraded {
+                hcm.stats.cx_upgrades_total.inc();
+                let _active = GaugeGuard::new(&hcm.stats.cx_upgrades_active);
+                x.tunnel().await;
+            }
+            (keep && !x.upgraded, done(x.status, flags::NONE, &x), log)
+        }
+        Err(fail) => {
+            let (status, flag, body) = match &fail {
+                Fail::Timeout => {
+                    cluster.stats.rq_timeout.inc();
+                    host.stats.rq_timeout.inc();
+                    (504, flags::UPSTREAM_TIMEOUT, "upstream request timeout")
+                }
+                Fail::Connect => (503, flags::UPSTREAM_CONNECT_FAILURE, "upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
+                Fail::Reset => {
+                    cluster.stats.rq_rx_reset.inc();
+                    (503, flags::UPSTREAM_TERMINATION, "upstream connect error or disconnect/reset before headers. reset reason: connection termination")
+                }
+                Fail::Protocol => (502, flags::UPSTREAM_RESET, "upstream connect error or disconnect/reset before headers. reset reason: protocol error"),
+                Fail::Client | Fail::BadRequestBody(_) => (x.status.max(400), "DC", ""),
+            };
+            if let Fail::BadRequestBody(e) = fail {
+                if !x.head_sent {
+                    let (_, d) =
+                        reply(hcm, x.stream, e.status(), "", true, flags::LOCAL_REJECT).await;
+                    return (false, d, log);
+                }
+            }
+            if x.head_sent || matches!(fail, Fail::Client) {
+                // Too late for a local reply: abort the response.
+                return (
+                    false,
+                    done(if x.status == 0 { status } else { x.status }, flag, &x),
+                    log,
+                );
+            }
+            cluster.stats.rq_codes.record(status);
+            let (_, mut d) = reply(hcm, x.stream, status, body, true, flag).await;
+            d.upstream = upstream;
+            (false, d, log)
+        }
+    }
+}
+
+/// Why forwarding failed.
+#[derive(Debug)]
+enum Fail {
+    Timeout,
+    Connect,
+    Reset,
+    Protocol,
+    Client,
+    BadRequestBody(H1Error),
+}
+
+impl From<UpstreamError> for Fail {
+    fn from(e: UpstreamError) -> Self {
+        if e.is_connect_failure() {
+            Fail::Connect
+        } else {
+            Fail::Reset
+        }
+    }
+}
+
+/// One request/response exchange with an upstream.
+struct Exchange<'a> {
+    stream: &'a mut TcpStream,
+    buf: &'a mut BytesMut,
+    up_head: Vec<u8>,
+    framing: Framing,
+    is_head: bool,
+    idempotent: bool,
+    expect_continue: bool,
+    websocket: bool,
+    client_close: bool,
+    client_10: bool,
+    server: &'a str,
+    suppress: bool,
+    sent_at: Instant,
+    head_sent: bool,
+    status: u16,
+    service_ms: Option<u64>,
+    sent: u64,
+    received: u64,
+    upgraded: bool,
+    /// After a 101: the upstream socket and bytes it sent past its head.
+    tunnel: Option<(RawConn, BytesMut)>,
+}
+
+impl Exchange<'_> {
+    /// Runs the exchange; `Ok(keep)` says whether the client connection may go on.
+    async fn run(&mut self, pool: &Arc<nuncio_upstream::HostPool>) -> Result<bool, Fail> {
+        let idempotent = self.idempotent && self.framing == Framing::Empty;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut conn = pool.checkout_raw().await?;
+            conn.uses += 1;
+            let mut ubuf = BytesMut::new();
+            match self.send_and_receive(&mut conn, &mut ubuf).await {
+                Err(Fail::Reset)
+                    if conn.reused && idempotent && attempts < 4 && self.status == 0 =>
+                {
+                    // The upstream closed this pooled socket while it idled.
+                    pool.discard_raw(conn);
+                    continue;
+                }
+                Err(e) => {
+                    pool.discard_raw(conn);
+                    return Err(e);
+                }
+                Ok(_) if self.upgraded => {
+                    self.tunnel = Some((conn, ubuf));
+                    return Ok(false);
+                }
+                Ok((reusable, keep)) => {
+                    if reusable {
+                        pool.checkin_raw(conn);
+                    } else {
+                        pool.discard_raw(conn);
+                    }
+                    return Ok(keep);
+                }
+            }
+        }
+    }
+
+    /// Returns (upstream socket reusable, client connection may go on).
+    async fn send_and_receive(
+        &mut self,
+        conn: &mut RawConn,
+        ubuf: &mut BytesMut,
+    ) -> Result<(bool, bool), Fail> {
+        let up = &mut conn.stream;
+        // Request head, with whatever body bytes are already here.
+        let mut first = std::mem::take(&mut self.up_head);
+        if let Framing::Length(n) = self.framing {
+            if !self.expect_continue && (self.buf.len() as u64) >= n && n <= 16 * 1024 {
+                first.extend_from_slice(&self.buf[..n as usize]);
+                self.buf.advance(n as usize);
+                self.framing = Framing::Empty;
+                self.received = n;
+            }
+        }
+        let write = up.write_all(&first).await;
+        self.up_head = first;
+        write.map_err(|_| Fail::Reset)?;
+        if self.framing != Framing::Empty {
+            if self.expect_continue && self.buf.is_empty() {
+                self.stream
+                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    .await
+                    .map_err(|_| Fail::Client)?;
+            }
+            match relay(self.stream, self.buf, up, self.framing, Out::Same).await {
+                Ok(n) => self.received = n,
+                Err(RelayError::Src(e)) => {
+                    tracing::debug!(error = %e, "client went away while sending the body");
+                    return Err(Fail::Client);
+                }
+                Err(RelayError::Dst(e)) => {
+                    tracing::debug!(error = %e, "upstream stopped taking the body");
+                    return Err(Fail::Reset);
+                }
+                Err(RelayError::Framing(e)) => return Err(Fail::BadRequestBody(e)),
+            }
+        }
+        // Response head (1xx other than 101 are skipped).
+        ubuf.reserve(8192);
+        let (framing, body_out, close, up_close) = loop {
+            let parsed = parse_response(ubuf, 1000, 256 * 1024).map_err(|_| Fail::Protocol)?;
+            let Some(r) = parsed else {
+                match read_some(up, ubuf, None).await {
+                    Ok(0) | Err(_) => return Err(Fail::Reset),
+                    Ok(_) => continue,
+                }
+            };
+            if (100..200).contains(&r.status) && r.status != 101 {
+                let n = r.len;
+                ubuf.advance(n);
+                continue;
+            }
+            let framing = response_framing(&r, if self.is_head { "HEAD" } else { "GET" })
+                .map_err(|_| Fail::Protocol)?;
+            let upgraded = r.status == 101 && self.websocket;
+            let body_out = match framing {
+                Framing::Chunked | Framing::UntilClose if self.client_10 => BodyOut::Close,
+                Framing::Chunked => BodyOut::Chunked,
+                Framing::UntilClose => BodyOut::Chunked,
+                _ => BodyOut::AsIs,
+            };
+            let close =
+                self.client_close || body_out == BodyOut::Close || (self.websocket && !upgraded);
+            let service_ms = self.sent_at.elapsed().as_millis() as u64;
+            self.service_ms = Some(service_ms);
+            let service = (!self.suppress).then_some(service_ms);
+            let mut out = Vec::with_capacity(r.len + 128);
+            head::downstream_response(
+                &mut out,
+                &r,
+                self.server,
+                service,
+                body_out,
+                close,
+                self.client_10 && !close,
+                upgraded,
+            );
+            let (status, up_close, len) =
+                (r.status, r.close || framing == Framing::UntilClose, r.len);
+            drop(r);
+            ubuf.advance(len);
+            self.status = status;
+            // Small fixed-length bodies go out with the head in one write.
+            let mut framing = framing;
+            if let Framing::Length(n) = framing {
+                if (ubuf.len() as u64) >= n && n <= 16 * 1024 {
+                    out.extend_from_slice(&ubuf[..n as usize]);
+                    ubuf.advance(n as usize);
+                    self.sent = n;
+                    framing = Framing::Empty;
+                }
+            }
+            self.stream
+                .write_all(&out)
+                .await
+                .map_err(|_| Fail::Client)?;
+            self.head_sent = true;
+            if upgraded {
+                self.upgraded = true;
+                return Ok((false, false));
+            }
+            break (framing, body_out, close, up_close);
+        };
+        let out = match body_out {
+            BodyOut::Close if framing == Framing::Chunked => Out::Dechunk,
+            BodyOut::Chunked if framing == Framing::UntilClose => Out::Rechunk,
+            _ => Out::Same,
+        };
+        match relay(up, ubuf, self.stream, framing, out).await {
+            Ok(n) => self.sent += n,
+            Err(RelayError::Dst(e)) => {
+                tracing::debug!(error = %e, "client went away during the response");
+                return Err(Fail::Client);
+            }
+            Err(RelayError::Src(e)) => {
+                tracing::debug!(error = %e, "upstream failed mid-body");
+                return Err(Fail::Reset);
+            }
+            Err(RelayError::Framing(e)) => {
+                tracing::debug!(error = %e, "upstream sent a malformed body");
+                return Err(Fail::Protocol);
+            }
+        }
+        let reusable = framing != Framing::UntilClose && !up_close && ubuf.is_empty();
+        Ok((reusable, !close))
+    }
+
+    /// After a 101 (and outside the route timeout): bytes both ways until
+    /// either side closes.
+    async fn tunnel(&mut self) {
+        let Some((mut conn, leftover)) = self.tunnel.take() else {
+            return;
+        };
+        let up = &mut conn.stream;
+        if !leftover.is_empty() && self.stream.write_all(&leftover).await.is_err() {
+            return;
+        }
+        if !self.buf.is_empty() {
+            if up.write_all(self.buf).await.is_err() {
+                return;
+            }
+            self.buf.clear();
+        }
+        let _ = tokio::io::copy_bidirectional(self.stream, up).await;
+    }
+}
