@@ -141,6 +141,8 @@ static_resources:
     load_assignment:
       cluster_name: ws
       endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${WS_BACKEND:-18090}}}}}]}]
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: $((port + 9))}}
 YAML
   taskset -c "$PROXY_CPU" "$NUNCIO" -c "$conf" --concurrency "${NUNCIO_WORKERS:-1}" -l warn & pids+=($!)
   wait_port "$port"

@@ -23,7 +23,7 @@ PY=${PY:-$ROOT/.venv/bin/python}
 build_nuncio
 
 ORIGIN=18500; NGINX=18510; HAPROXY=18520; NUNCIO_PORT=18530; export WS_BACKEND=18590
-port_free $ORIGIN $((ORIGIN + 1)) $NGINX $((NGINX + 1)) $HAPROXY $((HAPROXY + 1)) $NUNCIO_PORT $WS_BACKEND 18610 18620 18630
+port_free $ORIGIN $((ORIGIN + 1)) $NGINX $((NGINX + 1)) $HAPROXY $((HAPROXY + 1)) $NUNCIO_PORT $((NUNCIO_PORT + 9)) $WS_BACKEND 18610 18620 18630 18639
 start_origin $ORIGIN
 start_ws_backend
 start_nginx_proxy $NGINX $ORIGIN
@@ -47,7 +47,11 @@ measure() { # target workload
       [ "$w" = close ] && extra=(-H "Connection: close")
       out=$(taskset -c "$LOAD_CPU" wrk -t1 -c50 -d"${DURATION}s" --latency "${extra[@]}" "http://127.0.0.1:$port$path")
       local errs; errs=$(echo "$out" | sed -n 's/.*Non-2xx or 3xx responses: \([0-9]*\).*/\1/p')
-      [ -z "$errs" ] || { echo "$t/$w: $errs non-2xx responses" >&2; exit 1; }
+      if [ -n "$errs" ]; then
+        echo "$t/$w: $errs non-2xx responses" >&2
+        [ "$t" = nuncio ] && curl -s "http://127.0.0.1:$((NUNCIO_PORT + 9))/stats?usedonly" >&2
+        exit 1
+      fi
       echo "$out" | awk '
         function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1e6; return v }
         /Requests\/sec/ { rps=$2 } / 50%/ { p50=us($2) } / 99%/ { p99=us($2) } /requests in/ { n=$1 }
@@ -171,7 +175,7 @@ if [ -z "${SKIP_CALLGRIND:-}" ]; then
   }
   sed -e 's/^worker_processes 1;/worker_processes 1;\nmaster_process off;/' -e "s/$NGINX/18610/; s/$((NGINX + 1))/18611/" "$OUT/nginx-proxy.conf" > "$OUT/nginx-cg.conf"
   sed -e "s/127.0.0.1:$HAPROXY/127.0.0.1:18620/; s/127.0.0.1:$((HAPROXY + 1))/127.0.0.1:18621/" "$OUT/haproxy.cfg" > "$OUT/haproxy-cg.cfg"
-  sed -e "s/port_value: $NUNCIO_PORT/port_value: 18630/" "$OUT/nuncio.yaml" > "$OUT/nuncio-cg.yaml"
+  sed -e "s/port_value: $NUNCIO_PORT/port_value: 18630/; s/port_value: $((NUNCIO_PORT + 9))/port_value: 18639/" "$OUT/nuncio.yaml" > "$OUT/nuncio-cg.yaml"
   ng=$(cg nginx 18610 nginx -c "$OUT/nginx-cg.conf" -p "$OUT")
   hp=$(cg haproxy 18620 haproxy -db -f "$OUT/haproxy-cg.cfg")
   nu=$(cg nuncio 18630 "$NUNCIO" -c "$OUT/nuncio-cg.yaml" --concurrency 1 -l warn)

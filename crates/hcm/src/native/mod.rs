@@ -546,17 +546,16 @@ impl Exchange<'_> {
     /// Runs the exchange; `Ok(keep)` says whether the client connection may go on.
     async fn run(&mut self, pool: &Arc<nuncio_upstream::HostPool>) -> Result<bool, Fail> {
         let idempotent = self.idempotent && self.framing == Framing::Empty;
-        let mut attempts = 0;
         loop {
-            attempts += 1;
             let mut conn = pool.checkout_raw().await?;
             conn.uses += 1;
             let mut ubuf = BytesMut::new();
             match self.send_and_receive(&mut conn, &mut ubuf).await {
-                Err(Fail::Reset)
-                    if conn.reused && idempotent && attempts < 4 && self.status == 0 =>
-                {
-                    // The upstream closed this pooled socket while it idled.
+                // The upstream closed this pooled socket while it idled: the
+                // request never reached it. Try the next one (each stale
+                // socket is discarded, so this ends with a fresh connection).
+                Err(Fail::Reset) if conn.reused && idempotent && self.status == 0 && !self.head_sent => {
+                    tracing::debug!("pooled upstream socket was closed; retrying");
                     pool.discard_raw(conn);
                     continue;
                 }
