@@ -149,3 +149,22 @@ def test_admin_access_log(procs, tmp_path):
         time.sleep(0.05)
     line = log.read_text().strip().split("\n")[-1]
     assert '"GET /stats?usedonly HTTP/1.1" 200' in line and '"probe"' in line, line
+
+
+def test_upstream_closing_idle_keepalive_sockets_is_invisible(procs, tmp_path):
+    """The upstream answers without `Connection: close` and then closes the
+    socket anyway (an idle-timeout race). nuncio pools the socket, finds it
+    dead on the next request, and resends on a fresh connection: the client
+    never sees a 503 (Envoy's 503 UC, envoy#14981)."""
+    def one_then_close(c):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    b = RawBackend(one_then_close)
+    p = start(procs, tmp_path, static_cluster(b.port))
+    statuses = []
+    for _ in range(20):
+        statuses.append(curl(f"http://{p.base}/")[0])
+        time.sleep(0.02)  # let the close reach the proxy's pooled socket
+    assert statuses == [200] * 20, statuses
+    assert b.requests == 20
+    b.close()

@@ -554,7 +554,9 @@ impl Exchange<'_> {
                 // The upstream closed this pooled socket while it idled: the
                 // request never reached it. Try the next one (each stale
                 // socket is discarded, so this ends with a fresh connection).
-                Err(Fail::Reset) if conn.reused && idempotent && self.status == 0 && !self.head_sent => {
+                Err(Fail::Reset)
+                    if conn.reused && idempotent && self.status == 0 && !self.head_sent =>
+                {
                     tracing::debug!("pooled upstream socket was closed; retrying");
                     pool.discard_raw(conn);
                     continue;
