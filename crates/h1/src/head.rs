@@ -1,7 +1,13 @@
 //! Message heads: httparse does the tokenising; this module adds the rules
 //! a proxy needs (limits, line endings, Host, connection options).
 
+use std::mem::MaybeUninit;
+
 use crate::H1Error;
+
+/// Header slots parsed into on the stack (uninitialised, so free); more
+/// than this use the heap.
+const STACK_HEADERS: usize = 128;
 
 /// Size limits for request heads.
 #[derive(Debug, Clone, Copy)]
@@ -146,9 +152,22 @@ pub fn parse_request<'b>(
     buf: &'b [u8],
     limits: &Limits,
 ) -> Result<Option<RequestHead<'b>>, H1Error> {
-    let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut storage);
-    let len = match req.parse(buf).map_err(map_err)? {
+    if limits.max_headers <= STACK_HEADERS {
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+        parse_request_in(buf, limits, &mut slots[..limits.max_headers])
+    } else {
+        let mut slots = vec![MaybeUninit::<httparse::Header<'_>>::uninit(); limits.max_headers];
+        parse_request_in(buf, limits, &mut slots)
+    }
+}
+
+fn parse_request_in<'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<RequestHead<'b>>, H1Error> {
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, slots).map_err(map_err)? {
         httparse::Status::Complete(n) => n,
         httparse::Status::Partial => {
             // Room for the request line and the CRLFs of every header.
@@ -228,9 +247,25 @@ pub fn parse_response<'b>(
     max_headers: usize,
     max_bytes: usize,
 ) -> Result<Option<ResponseHead<'b>>, H1Error> {
-    let mut storage = vec![httparse::EMPTY_HEADER; max_headers];
-    let mut resp = httparse::Response::new(&mut storage);
-    let len = match resp.parse(buf).map_err(map_err)? {
+    if max_headers <= STACK_HEADERS {
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+        parse_response_in(buf, max_bytes, &mut slots[..max_headers])
+    } else {
+        let mut slots = vec![MaybeUninit::<httparse::Header<'_>>::uninit(); max_headers];
+        parse_response_in(buf, max_bytes, &mut slots)
+    }
+}
+
+fn parse_response_in<'b>(
+    buf: &'b [u8],
+    max_bytes: usize,
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<ResponseHead<'b>>, H1Error> {
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, slots)
+        .map_err(map_err)?
+    {
         httparse::Status::Complete(n) => n,
         httparse::Status::Partial if buf.len() > max_bytes => return Err(H1Error::TooLarge),
         httparse::Status::Partial => return Ok(None),

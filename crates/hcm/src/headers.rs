@@ -100,6 +100,12 @@ fn seed() -> (u64, u64) {
 /// A random version-4 UUID (for `x-request-id`), from a per-thread
 /// xorshift128+ generator seeded by the OS-randomised std hasher.
 pub fn uuid_v4() -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(&uuid_v4_bytes()))
+        .unwrap_or(HeaderValue::from_static("-"))
+}
+
+/// [`uuid_v4`] as text, without allocating.
+pub fn uuid_v4_bytes() -> [u8; 36] {
     let (hi, lo) = RNG.with(|r| {
         let next = || {
             let (mut s1, s0) = r.get();
@@ -129,8 +135,7 @@ pub fn uuid_v4() -> HeaderValue {
         out[j + 1] = hex[usize::from(byte & 0x0f)];
         j += 2;
     }
-    HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(&out))
-        .unwrap_or(HeaderValue::from_static("-"))
+    out
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! Used for connection managers whose routes reach only HTTP/1.1 clusters
 //! (`eligible`); others are served by hyper (`crate::proxy`).
 
+mod bufpool;
 mod date;
 mod head;
 mod io;
@@ -89,6 +90,7 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
         if buf.is_empty() && buf.capacity() > 0 {
             buf = BytesMut::new();
         }
+
         // 1. A complete request head (found by its end; parsed once, below).
         let mut scanned = 0;
         let parsed: Result<usize, H1Error> = loop {
@@ -365,7 +367,7 @@ async fn handle(
     // The upstream head, written while the request head is borrowed.
     let path = route.rewrite_path(head.target);
     let request_id = (cfg.generate_request_id && head.get("x-request-id").is_none())
-        .then(crate::headers::uuid_v4);
+        .then(crate::headers::uuid_v4_bytes);
     let peer_ip = if cfg.use_remote_address {
         peer.ip().to_string()
     } else {
@@ -380,7 +382,7 @@ async fn handle(
             host_rewrite: fwd.host_rewrite.as_ref().map(|h| h.as_bytes()),
             use_remote_address: cfg.use_remote_address,
             peer_ip: &peer_ip,
-            request_id: request_id.as_ref().map(|v| v.as_bytes()),
+            request_id: request_id.as_ref().map(|v| &v[..]),
             timeout_ms: if cfg.suppress_envoy_headers {
                 None
             } else {
@@ -549,8 +551,12 @@ impl Exchange<'_> {
         loop {
             let mut conn = pool.checkout_raw().await?;
             conn.uses += 1;
-            let mut ubuf = BytesMut::new();
-            match self.send_and_receive(&mut conn, &mut ubuf).await {
+            let mut ubuf = bufpool::take();
+            let result = self.send_and_receive(&mut conn, &mut ubuf).await;
+            if !self.upgraded {
+                bufpool::give(std::mem::take(&mut ubuf));
+            }
+            match result {
                 // The upstream closed this pooled socket while it idled: the
                 // request never reached it. Try the next one (each stale
                 // socket is discarded, so this ends with a fresh connection).
@@ -622,9 +628,14 @@ impl Exchange<'_> {
             }
         }
         // Response head (1xx other than 101 are skipped).
-        ubuf.reserve(8192);
         let (framing, body_out, close, up_close) = loop {
-            let parsed = parse_response(ubuf, 1000, 256 * 1024).map_err(|_| Fail::Protocol)?;
+            // Most responses fit 128 header slots on the stack; a larger one
+            // is parsed again with room for 1,000.
+            let parsed = match parse_response(ubuf, 128, 256 * 1024) {
+                Err(H1Error::TooLarge) => parse_response(ubuf, 1000, 256 * 1024),
+                other => other,
+            }
+            .map_err(|_| Fail::Protocol)?;
             let Some(r) = parsed else {
                 match read_some(up, ubuf, None).await {
                     Ok(0) | Err(_) => return Err(Fail::Reset),
