@@ -12,7 +12,8 @@
 #   instructions per request under callgrind, and resident memory idle and
 #   per idle keep-alive connection (1,000 and 10,000).
 # Placement: proxies alone on CPU 1; origin and load generators on CPU 0.
-# Writes bench/out/results.md. Env: DURATION=5 RUNS=3 SKIP_LOAD=1 SKIP_CALLGRIND=1 SKIP_MEMORY=1
+# Writes bench/out/results.md. Env: DURATION=5 RUNS=3 BENCH_WORKLOADS="small big"
+# SKIP_LOAD=1 SKIP_CALLGRIND=1 SKIP_MEMORY=1
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need wrk:wrk h2load:nghttp2-client nginx:nginx-light haproxy:haproxy taskset:util-linux valgrind:valgrind callgrind_control:valgrind
@@ -75,7 +76,7 @@ measure() { # target workload
 }
 
 TARGETS=(direct nginx haproxy nuncio)
-WORKLOADS=(small big h2c close ws)
+read -r -a WORKLOADS <<< "${BENCH_WORKLOADS:-small big h2c close ws}"
 [ -n "${SKIP_LOAD:-}" ] && WORKLOADS=()
 declare -A RPS P50 P99 CPU
 for w in "${WORKLOADS[@]}"; do
