@@ -154,7 +154,9 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
             Ok(len) => {
                 let head = buf.split_to(len);
                 // Boxed: an idle connection's task then holds only the
-                // small loop state, not the whole request path.
+                // small loop state, not the whole request path. Measured:
+                // unboxed saves ~0.7k instructions per request but costs
+                // ~1.8 KB per idle connection (2.8 KB instead of 1 KB).
                 Box::pin(handle(
                     &hcm,
                     &mut stream,
