@@ -6,8 +6,10 @@ import os
 import signal
 import time
 
+import pytest
+
 from backends import RawBackend, close_before_headers, garbage, slow
-from conftest import Echo, Proxy, curl, free_port, proxy_config as config, write_config
+from conftest import Echo, Proxy, curl, free_port, proxy_config as config, raw_request, write_config
 
 CONNECT_FAIL = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 
@@ -168,3 +170,47 @@ def test_upstream_closing_idle_keepalive_sockets_is_invisible(procs, tmp_path):
     assert statuses == [200] * 20, statuses
     assert b.requests == 20
     b.close()
+
+
+NATIVE_ONLY = pytest.mark.skipif(
+    os.environ.get("NUNCIO_H1") == "hyper",
+    reason="stream_idle_timeout and the route timeout's start are implemented on the native HTTP/1 engine only",
+)
+
+
+@NATIVE_ONLY
+def test_route_timeout_starts_when_the_request_is_complete(procs, tmp_path):
+    """Envoy's route timeout counts from the end of the request: a steady
+    upload longer than the timeout still gets its answer."""
+    e = Echo(procs, "127.0.0.1")
+    routes = '              - match: {prefix: "/"}\n                route: {cluster: backend, timeout: 1s}\n'
+    p = start(procs, tmp_path, static_cluster(e.port), routes=routes)
+    import socket as _s
+    s = _s.create_connection(("127.0.0.1", p.listen_port), timeout=10)
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\nConnection: close\r\n\r\n")
+    for part in (b"abc", b"def", b"ghi"):
+        time.sleep(0.6)
+        s.sendall(part)
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+    assert out.startswith(b"HTTP/1.1 200"), out
+    assert out.endswith(b"abcdefghi"), out
+
+
+@NATIVE_ONLY
+def test_stalled_upload_gets_408(procs, tmp_path):
+    e = Echo(procs, "127.0.0.1")
+    listen, admin = free_port(), free_port()
+    text = config(listen, admin, static_cluster(e.port)).replace(
+        "          stat_prefix: ingress_http\n", "          stat_prefix: ingress_http\n          stream_idle_timeout: 0.5s\n"
+    )
+    p = Proxy(procs, write_config(tmp_path, text), listen_port=listen, admin_port=admin)
+    t0 = time.time()
+    out, closed = raw_request(listen, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab", timeout=5)
+    assert out.startswith(b"HTTP/1.1 408"), out
+    assert closed and time.time() - t0 < 3
+    assert p.proc.poll() is None

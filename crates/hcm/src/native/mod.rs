@@ -429,6 +429,8 @@ async fn handle(
         server: &cfg.server_name,
         suppress: cfg.suppress_envoy_headers,
         sent_at,
+        stream_idle: (!cfg.stream_idle_timeout.is_zero()).then_some(cfg.stream_idle_timeout),
+        route_timeout: fwd.timeout,
         head_sent: false,
         status: 0,
         service_ms: None,
@@ -437,12 +439,7 @@ async fn handle(
         received: 0,
         upgraded: false,
     };
-    let result = match fwd.timeout {
-        Some(t) => tokio::time::timeout(t, x.run(&pool))
-            .await
-            .unwrap_or(Err(Fail::Timeout)),
-        None => x.run(&pool).await,
-    };
+    let result = x.run(&pool).await;
     let upstream = Some((cluster.clone(), host.clone(), sent_at));
     let done = |status, flags, x: &Exchange| Done {
         service_ms: x.service_ms,
@@ -475,6 +472,7 @@ async fn handle(
                     (503, flags::UPSTREAM_TERMINATION, "upstream connect error or disconnect/reset before headers. reset reason: connection termination")
                 }
                 Fail::Protocol => (502, flags::UPSTREAM_RESET, "upstream connect error or disconnect/reset before headers. reset reason: protocol error"),
+                Fail::ClientIdle => (408, "SI", "stream timeout"),
                 Fail::Client | Fail::BadRequestBody(_) => (x.status.max(400), "DC", ""),
             };
             if let Fail::BadRequestBody(e) = fail {
@@ -492,7 +490,9 @@ async fn handle(
                     log,
                 );
             }
-            cluster.stats.rq_codes.record(status);
+            if !matches!(fail, Fail::ClientIdle) {
+                cluster.stats.rq_codes.record(status);
+            }
             let (_, mut d) = reply(hcm, x.stream, status, body, true, flag).await;
             d.upstream = upstream;
             (false, d, log)
@@ -508,6 +508,8 @@ enum Fail {
     Reset,
     Protocol,
     Client,
+    /// The client stopped sending its body for `stream_idle_timeout`.
+    ClientIdle,
     BadRequestBody(H1Error),
 }
 
@@ -536,6 +538,10 @@ struct Exchange<'a> {
     server: &'a str,
     suppress: bool,
     sent_at: Instant,
+    /// Envoy's `stream_idle_timeout`: longest wait for body bytes.
+    stream_idle: Option<std::time::Duration>,
+    /// The route timeout, from request end to response end.
+    route_timeout: Option<std::time::Duration>,
     head_sent: bool,
     status: u16,
     service_ms: Option<u64>,
@@ -616,8 +622,21 @@ impl Exchange<'_> {
                     .await
                     .map_err(|_| Fail::Client)?;
             }
-            match relay(self.stream, self.buf, up, self.framing, Out::Same).await {
+            match relay(
+                self.stream,
+                self.buf,
+                up,
+                self.framing,
+                Out::Same,
+                self.stream_idle,
+            )
+            .await
+            {
                 Ok(n) => self.received = n,
+                Err(RelayError::Src(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    tracing::debug!("client stalled while sending the body (stream_idle_timeout)");
+                    return Err(Fail::ClientIdle);
+                }
                 Err(RelayError::Src(e)) => {
                     tracing::debug!(error = %e, "client went away while sending the body");
                     return Err(Fail::Client);
@@ -629,6 +648,23 @@ impl Exchange<'_> {
                 Err(RelayError::Framing(e)) => return Err(Fail::BadRequestBody(e)),
             }
         }
+        // Envoy's route timeout runs from the end of the request to the
+        // end of the response (an upload is guarded by stream_idle_timeout).
+        match self.route_timeout {
+            Some(t) => tokio::time::timeout(t, self.receive(up, ubuf))
+                .await
+                .unwrap_or(Err(Fail::Timeout)),
+            None => self.receive(up, ubuf).await,
+        }
+    }
+
+    /// Reads the response and relays it; returns (upstream socket reusable,
+    /// client connection may go on).
+    async fn receive(
+        &mut self,
+        up: &mut TcpStream,
+        ubuf: &mut BytesMut,
+    ) -> Result<(bool, bool), Fail> {
         // Response head (1xx other than 101 are skipped).
         let (framing, body_out, close, up_close) = loop {
             // Most responses fit 128 header slots on the stack; a larger one
@@ -705,7 +741,7 @@ impl Exchange<'_> {
             BodyOut::Chunked if framing == Framing::UntilClose => Out::Rechunk,
             _ => Out::Same,
         };
-        match relay(up, ubuf, self.stream, framing, out).await {
+        match relay(up, ubuf, self.stream, framing, out, self.stream_idle).await {
             Ok(n) => self.sent += n,
             Err(RelayError::Dst(e)) => {
                 tracing::debug!(error = %e, "client went away during the response");

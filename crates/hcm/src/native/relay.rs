@@ -45,6 +45,7 @@ pub(crate) async fn relay<R, W>(
     dst: &mut W,
     framing: Framing,
     out: Out,
+    idle: Option<std::time::Duration>,
 ) -> Result<u64, RelayError>
 where
     R: AsyncRead + Unpin,
@@ -73,7 +74,7 @@ where
                     return Ok(n);
                 }
                 let want = usize::try_from(left).unwrap_or(BODY_READ);
-                if read_some_hint(src, pending, None, want)
+                if read_some_hint(src, pending, idle, want)
                     .await
                     .map_err(RelayError::Src)?
                     == 0
@@ -104,7 +105,7 @@ where
                 if v.is_done() {
                     return Ok(v.data_bytes());
                 }
-                if read_some_hint(src, pending, None, BODY_READ)
+                if read_some_hint(src, pending, idle, BODY_READ)
                     .await
                     .map_err(RelayError::Src)?
                     == 0
@@ -130,7 +131,7 @@ where
                     }
                     pending.clear();
                 }
-                if read_some_hint(src, pending, None, BODY_READ)
+                if read_some_hint(src, pending, idle, BODY_READ)
                     .await
                     .map_err(RelayError::Src)?
                     == 0
@@ -160,7 +161,7 @@ mod tests {
         drop(b);
         let mut p = BytesMut::from(pending);
         let mut dst = Vec::new();
-        let r = relay(&mut a, &mut p, &mut dst, framing, out)
+        let r = relay(&mut a, &mut p, &mut dst, framing, out, None)
             .await
             .map_err(|e| format!("{e:?}"));
         (r, dst, p.to_vec())
@@ -194,6 +195,29 @@ mod tests {
         let mut plain = Vec::new();
         v.feed_with(&dst, |d| plain.extend_from_slice(d)).unwrap();
         assert_eq!(plain, b"abcde");
+    }
+
+    #[tokio::test]
+    async fn a_stalled_source_times_out() {
+        let (mut a, _b) = tokio::io::duplex(1024);
+        let mut p = BytesMut::from(&b"ab"[..]);
+        let mut dst = Vec::new();
+        let t0 = std::time::Instant::now();
+        let r = relay(
+            &mut a,
+            &mut p,
+            &mut dst,
+            Framing::Length(10),
+            Out::Same,
+            Some(std::time::Duration::from_millis(50)),
+        )
+        .await;
+        let Err(RelayError::Src(e)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(dst, b"ab");
     }
 
     #[tokio::test]
