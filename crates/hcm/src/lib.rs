@@ -32,6 +32,20 @@ use nuncio_stats::{GaugeGuard, Store};
 use tokio::net::TcpStream;
 
 pub use access_log::AccessLogger;
+
+/// Applies a connection manager's HTTP/2 settings to a hyper or hyper-util
+/// HTTP/2 server builder (they share these method names, not a trait).
+macro_rules! h2_settings {
+    ($b:expr, $hcm:expr) => {{
+        let h2 = &$hcm.config.http2;
+        $b.max_header_list_size($hcm.h2_header_list_size())
+            .max_concurrent_streams(h2.max_concurrent_streams)
+            .initial_stream_window_size(h2.initial_stream_window_size)
+            .initial_connection_window_size(h2.initial_connection_window_size)
+            .timer(TokioTimer::new())
+            .enable_connect_protocol();
+    }};
+}
 pub use body::ProxyBody;
 pub use stats::HcmStats;
 
@@ -127,13 +141,7 @@ impl Hcm {
     }
 
     fn configure_h2<E>(&self, b: &mut auto::Http2Builder<'_, E>) {
-        let h2 = &self.config.http2;
-        b.max_header_list_size(self.h2_header_list_size())
-            .max_concurrent_streams(h2.max_concurrent_streams)
-            .initial_stream_window_size(h2.initial_stream_window_size)
-            .initial_connection_window_size(h2.initial_connection_window_size)
-            .timer(TokioTimer::new())
-            .enable_connect_protocol();
+        h2_settings!(b, self);
     }
 
     /// Whether HTTP/1.1 connections use the native path.
@@ -160,13 +168,7 @@ impl Hcm {
             async move { Ok::<_, Infallible>(proxy::handle(req, c).await) }
         });
         let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        let h2 = &self.config.http2;
-        b.max_header_list_size(self.h2_header_list_size())
-            .max_concurrent_streams(h2.max_concurrent_streams)
-            .initial_stream_window_size(h2.initial_stream_window_size)
-            .initial_connection_window_size(h2.initial_connection_window_size)
-            .timer(TokioTimer::new())
-            .enable_connect_protocol();
+        h2_settings!(b, self);
         if let Err(e) = b.serve_connection(TokioIo::new(io), svc).await {
             tracing::debug!(%peer, error = %e, "downstream h2 connection ended with an error");
         }
@@ -249,12 +251,7 @@ impl Hcm {
             }
             CodecType::Http2 => {
                 let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-                b.max_header_list_size(self.h2_header_list_size())
-                    .max_concurrent_streams(cfg.http2.max_concurrent_streams)
-                    .initial_stream_window_size(cfg.http2.initial_stream_window_size)
-                    .initial_connection_window_size(cfg.http2.initial_connection_window_size)
-                    .timer(TokioTimer::new())
-                    .enable_connect_protocol();
+                h2_settings!(b, self);
                 match io {
                     Io::Sniffed(io) => b.serve_connection(io, svc).await.map_err(Into::into),
                     Io::Plain(io) => b.serve_connection(io, svc).await.map_err(Into::into),
