@@ -296,3 +296,16 @@ def blog_run(tmp_path):
     yield start
     for r in runs:
         r.stop()
+
+
+def static_cluster(port, host="127.0.0.1"):
+    """The body of a STATIC cluster with one endpoint (for proxy_config)."""
+    return f"    type: static\n    hosts: [{{socket_address: {{address: {host}, port_value: {port}}}}}]\n"
+
+
+def start_proxy(procs, tmp_path, cluster, name="config.yaml", **kw):
+    """nuncio with proxy_config(...) on free ports."""
+    listen, admin = free_port(), free_port()
+    cfg = write_config(tmp_path, proxy_config(listen, admin, cluster, **kw), name=name)
+    return Proxy(procs, cfg, listen_port=listen, admin_port=admin)
+

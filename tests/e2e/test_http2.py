@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from backends import RawBackend, slow
-from conftest import Echo, Proxy, blog_proxy, curl, free_port, proxy_config, raw_request, write_config
+from conftest import Echo, Proxy, blog_proxy, curl, free_port, proxy_config, raw_request, static_cluster, write_config
 
 
 def h2load(url, n, c, m, timeout=60):
@@ -52,7 +52,7 @@ def test_h2load_many_streams(procs, tmp_path):
 
 def test_forced_codecs(procs, tmp_path):
     e = Echo(procs, "127.0.0.1")
-    cluster = f"    type: static\n    hosts: [{{socket_address: {{address: 127.0.0.1, port_value: {e.port}}}}}]\n"
+    cluster = static_cluster(e.port)
     for codec, h1_ok, h2_ok in (("http1", True, False), ("http2", False, True)):
         listen, admin = free_port(), free_port()
         text = proxy_config(listen, admin, cluster).replace("stat_prefix: ingress_http", f"stat_prefix: ingress_http\n          codec_type: {codec}")
@@ -65,7 +65,7 @@ def test_forced_codecs(procs, tmp_path):
 def h2_sidecar(procs, tmp_path, backend_port, max_streams=None):
     """A nuncio speaking h2c downstream (codec auto) in front of `backend_port`."""
     listen, admin = free_port(), free_port()
-    text = proxy_config(listen, admin, f"    type: static\n    hosts: [{{socket_address: {{address: 127.0.0.1, port_value: {backend_port}}}}}]\n")
+    text = proxy_config(listen, admin, static_cluster(backend_port))
     if max_streams:
         text = text.replace("stat_prefix: ingress_http", f"stat_prefix: ingress_http\n          http2_protocol_options: {{max_concurrent_streams: {max_streams}}}")
     return Proxy(procs, write_config(tmp_path, text, name="sidecar.yaml"), listen_port=listen, admin_port=admin)

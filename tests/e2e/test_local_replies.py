@@ -9,19 +9,10 @@ import time
 import pytest
 
 from backends import RawBackend, close_before_headers, garbage, slow
-from conftest import Echo, Proxy, curl, free_port, proxy_config as config, raw_request, write_config
+from conftest import Echo, Proxy, curl, free_port, proxy_config as config, raw_request, static_cluster, write_config
+from conftest import start_proxy as start
 
 CONNECT_FAIL = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
-
-
-def static_cluster(port, host="127.0.0.1"):
-    return f"    type: static\n    hosts: [{{socket_address: {{address: {host}, port_value: {port}}}}}]\n"
-
-
-def start(procs, tmp_path, cluster, **kw):
-    listen, admin = free_port(), free_port()
-    cfg = write_config(tmp_path, config(listen, admin, cluster, **kw))
-    return Proxy(procs, cfg, listen_port=listen, admin_port=admin)
 
 
 def test_connection_failure_is_503(procs, tmp_path):

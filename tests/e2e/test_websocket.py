@@ -13,7 +13,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from backends import RawBackend
-from conftest import Echo, Proxy, blog_proxy, free_port, proxy_config, write_config
+from conftest import Echo, Proxy, blog_proxy, free_port, proxy_config, start_proxy, static_cluster, write_config
 
 
 def run(coro):
@@ -90,7 +90,7 @@ def test_v3_upgrade_configs_and_per_route_disable(procs, tmp_path):
         '              - match: {prefix: "/"}\n'
         '                route: {cluster: backend}\n'
     )
-    text = proxy_config(listen, admin, f"    type: static\n    hosts: [{{socket_address: {{address: 127.0.0.1, port_value: {e.port}}}}}]\n", routes=routes)
+    text = proxy_config(listen, admin, static_cluster(e.port), routes=routes)
     text = text.replace("          stat_prefix: ingress_http\n", "          stat_prefix: ingress_http\n          upgrade_configs: [{upgrade_type: websocket}]\n")
     p = Proxy(procs, write_config(tmp_path, text), listen_port=listen, admin_port=admin)
     run(exchange(f"ws://{p.base}/ws", sizes=(10,)))
@@ -117,9 +117,8 @@ def test_only_101_opens_a_tunnel(procs, tmp_path):
         c.sendall(b"tunnel bytes that must not reach the client")
 
     b = RawBackend(refuse)
-    listen, admin = free_port(), free_port()
     routes = '              - match: {prefix: "/"}\n                route: {cluster: backend, use_websocket: true}\n'
-    p = Proxy(procs, write_config(tmp_path, proxy_config(listen, admin, f"    type: static\n    hosts: [{{socket_address: {{address: 127.0.0.1, port_value: {b.port}}}}}]\n", routes=routes)), listen_port=listen, admin_port=admin)
+    p = start_proxy(procs, tmp_path, static_cluster(b.port), routes=routes)
     s = socket.create_connection(("127.0.0.1", listen), timeout=3)
     s.sendall(upgrade_request())
     out = b""
@@ -158,9 +157,8 @@ def test_half_close_and_route_timeout(procs, tmp_path):
         c.sendall(b"got:" + got)
 
     b = RawBackend(backend)
-    listen, admin = free_port(), free_port()
     routes = '              - match: {prefix: "/"}\n                route: {cluster: backend, use_websocket: true, timeout: 0.3s}\n'
-    p = Proxy(procs, write_config(tmp_path, proxy_config(listen, admin, f"    type: static\n    hosts: [{{socket_address: {{address: 127.0.0.1, port_value: {b.port}}}}}]\n", routes=routes)), listen_port=listen, admin_port=admin)
+    p = start_proxy(procs, tmp_path, static_cluster(b.port), routes=routes)
     s = socket.create_connection(("127.0.0.1", listen), timeout=5)
     s.sendall(upgrade_request())
     head = b""
@@ -222,9 +220,8 @@ def test_slow_reader_applies_backpressure(procs, tmp_path):
         stop.wait(30)
 
     b = RawBackend(never_reads)
-    listen, admin = free_port(), free_port()
     routes = '              - match: {prefix: "/"}\n                route: {cluster: backend, use_websocket: true}\n'
-    p = Proxy(procs, write_config(tmp_path, proxy_config(listen, admin, f"    type: static\n    hosts: [{{socket_address: {{address: 127.0.0.1, port_value: {b.port}}}}}]\n", routes=routes)), listen_port=listen, admin_port=admin)
+    p = start_proxy(procs, tmp_path, static_cluster(b.port), routes=routes)
     before = rss_kib(p.proc.pid)
     s = socket.create_connection(("127.0.0.1", listen), timeout=5)
     s.sendall(upgrade_request())
