@@ -114,6 +114,16 @@ class Proxy:
     def log(self):
         return read_log(self.proc)
 
+    def quiet(self, prefix="http.ingress_http"):
+        """Waits until no downstream connection is active (the readiness
+        probe's connection has been accepted and closed), so counters read
+        next are a clean baseline."""
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            if self.stat(f"{prefix}.downstream_cx_total") and self.stat(f"{prefix}.downstream_cx_active") == 0:
+                return
+            time.sleep(0.02)
+
     def stat(self, name):
         """The value of one counter or gauge from /stats?format=json."""
         for s in admin_json(self, "/stats?format=json")["stats"]:

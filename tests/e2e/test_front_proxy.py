@@ -59,6 +59,7 @@ def test_admin_counters_move_like_envoys(procs, tmp_path):
     proxy, _ = blog_proxy(procs, tmp_path)
     before = proxy.stat("cluster.myservice.upstream_rq_total")
     assert before == 0
+    proxy.quiet()
     cx_before = proxy.stat("http.ingress_http.downstream_cx_total")  # the harness's readiness probe
     for _ in range(4):
         assert curl(f"http://{proxy.base}/")[0] == 200
@@ -89,6 +90,7 @@ def test_admin_counters_move_like_envoys(procs, tmp_path):
 def test_keep_alive_reuses_the_downstream_connection(procs, tmp_path):
     proxy, _ = blog_proxy(procs, tmp_path)
     url = f"http://{proxy.base}/"
+    proxy.quiet()
     cx_before = proxy.stat("http.ingress_http.downstream_cx_total")
     assert curl(url, url, url)[0] == 200
     time.sleep(0.2)

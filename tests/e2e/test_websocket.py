@@ -119,7 +119,7 @@ def test_only_101_opens_a_tunnel(procs, tmp_path):
     b = RawBackend(refuse)
     routes = '              - match: {prefix: "/"}\n                route: {cluster: backend, use_websocket: true}\n'
     p = start_proxy(procs, tmp_path, static_cluster(b.port), routes=routes)
-    s = socket.create_connection(("127.0.0.1", listen), timeout=3)
+    s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=3)
     s.sendall(upgrade_request())
     out = b""
     while True:
@@ -159,7 +159,7 @@ def test_half_close_and_route_timeout(procs, tmp_path):
     b = RawBackend(backend)
     routes = '              - match: {prefix: "/"}\n                route: {cluster: backend, use_websocket: true, timeout: 0.3s}\n'
     p = start_proxy(procs, tmp_path, static_cluster(b.port), routes=routes)
-    s = socket.create_connection(("127.0.0.1", listen), timeout=5)
+    s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=5)
     s.sendall(upgrade_request())
     head = b""
     while b"\r\n\r\n" not in head:
@@ -223,7 +223,7 @@ def test_slow_reader_applies_backpressure(procs, tmp_path):
     routes = '              - match: {prefix: "/"}\n                route: {cluster: backend, use_websocket: true}\n'
     p = start_proxy(procs, tmp_path, static_cluster(b.port), routes=routes)
     before = rss_kib(p.proc.pid)
-    s = socket.create_connection(("127.0.0.1", listen), timeout=5)
+    s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=5)
     s.sendall(upgrade_request())
     head = b""
     while b"\r\n\r\n" not in head:
