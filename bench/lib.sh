@@ -112,7 +112,15 @@ NGINX
 # nuncio (1 worker) on $1 to origin $2, HTTP/1.1 and h2c on the same port.
 start_nuncio() {
   local port=$1 origin=$2 conf="$OUT/nuncio.yaml"
-  cat >"$conf" <<YAML
+  nuncio_config "$port" "$origin" >"$conf"
+  taskset -c "$PROXY_CPU" "$NUNCIO" -c "$conf" --concurrency "${NUNCIO_WORKERS:-1}" -l warn & pids+=($!)
+  wait_port "$port"
+}
+
+# The benchmark's nuncio config (listener $1, origin $2, admin $1+9) on stdout.
+nuncio_config() {
+  local port=$1 origin=$2
+  cat <<YAML
 static_resources:
   listeners:
   - address: {socket_address: {address: 127.0.0.1, port_value: $port}}
@@ -144,8 +152,6 @@ static_resources:
 admin:
   address: {socket_address: {address: 127.0.0.1, port_value: $((port + 9))}}
 YAML
-  taskset -c "$PROXY_CPU" "$NUNCIO" -c "$conf" --concurrency "${NUNCIO_WORKERS:-1}" -l warn & pids+=($!)
-  wait_port "$port"
 }
 
 build_nuncio() {

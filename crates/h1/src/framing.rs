@@ -21,18 +21,22 @@ pub enum Framing {
 fn parse_lengths(headers: &[(&str, &[u8])]) -> Result<Option<u64>, H1Error> {
     let mut found: Option<u64> = None;
     for (n, v) in headers {
-        if !n.eq_ignore_ascii_case("content-length") {
+        if n.len() != 14 || !n.eq_ignore_ascii_case("content-length") {
             continue;
         }
         for part in v.split(|c| *c == b',') {
             let p = part.trim_ascii();
-            if p.is_empty() || p.len() > 19 || !p.iter().all(u8::is_ascii_digit) {
+            // Digits only (no sign, no hex), at most 19 (fits u64).
+            if p.is_empty() || p.len() > 19 {
                 return Err(H1Error::Bad("malformed Content-Length"));
             }
-            let n: u64 = std::str::from_utf8(p)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(H1Error::Bad("malformed Content-Length"))?;
+            let mut n = 0u64;
+            for c in p {
+                if !c.is_ascii_digit() {
+                    return Err(H1Error::Bad("malformed Content-Length"));
+                }
+                n = n * 10 + u64::from(c - b'0');
+            }
             match found {
                 Some(f) if f != n => return Err(H1Error::Bad("differing Content-Length values")),
                 _ => found = Some(n),
@@ -57,7 +61,7 @@ fn transfer_encoding(headers: &[(&str, &[u8])]) -> Option<Te> {
     let mut codings: Vec<&[u8]> = Vec::new();
     let mut seen = false;
     for (n, v) in headers {
-        if n.eq_ignore_ascii_case("transfer-encoding") {
+        if n.len() == 17 && n.eq_ignore_ascii_case("transfer-encoding") {
             seen = true;
             codings.extend(
                 v.split(|c| *c == b',')

@@ -6,22 +6,36 @@ use std::fmt::Write as _;
 
 use nuncio_h1::{RequestHead, ResponseHead};
 
-/// Headers that never cross a hop, plus those we set ourselves.
+/// Headers that never cross a hop, plus those we set ourselves. Matched
+/// by length first: most headers are rejected by one comparison.
 fn hop_by_hop(name: &str, te_value: &[u8]) -> bool {
-    const NAMES: [&str; 8] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "upgrade",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "expect",
-        "http2-settings",
-    ];
-    if name.eq_ignore_ascii_case("te") {
-        return !te_value.eq_ignore_ascii_case(b"trailers");
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        2 => is("te") && !te_value.eq_ignore_ascii_case(b"trailers"),
+        6 => is("expect"),
+        7 => is("upgrade"),
+        10 => is("connection") || is("keep-alive"),
+        14 => is("http2-settings"),
+        16 => is("proxy-connection"),
+        18 => is("proxy-authenticate"),
+        19 => is("proxy-authorization"),
+        _ => false,
     }
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Names listed in a Connection header (they are hop-by-hop too).
@@ -145,34 +159,33 @@ pub(crate) fn downstream_response(
     http10_keep_alive: bool,
     upgraded: bool,
 ) {
-    let _ = write!(
-        VecWriter(out),
-        "HTTP/1.1 {} {}\r\n",
-        r.status,
-        if r.reason.is_empty() {
-            "Unknown"
-        } else {
-            r.reason
-        }
-    );
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, u64::from(r.status));
+    out.push(b' ');
+    out.extend_from_slice(if r.reason.is_empty() {
+        b"Unknown"
+    } else {
+        r.reason.as_bytes()
+    });
+    out.extend_from_slice(b"\r\n");
     let listed = connection_listed(&r.headers);
     for (n, v) in &r.headers {
-        let skip = n.eq_ignore_ascii_case("transfer-encoding")
-            || n.eq_ignore_ascii_case("server")
-            || (n.eq_ignore_ascii_case("upgrade") && !upgraded)
-            || (hop_by_hop(n, v) && !n.eq_ignore_ascii_case("upgrade"))
-            || listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes()));
+        let skip = match n.len() {
+            6 => n.eq_ignore_ascii_case("server") || hop_by_hop(n, v),
+            7 => n.eq_ignore_ascii_case("upgrade") && !upgraded,
+            17 => n.eq_ignore_ascii_case("transfer-encoding"),
+            _ => hop_by_hop(n, v),
+        } || (!listed.is_empty()
+            && listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes())));
         if !skip {
             push_header(out, n, v);
         }
     }
     push_header(out, "server", server.as_bytes());
     if let Some(ms) = service_time_ms {
-        push_header(
-            out,
-            "x-envoy-upstream-service-time",
-            ms.to_string().as_bytes(),
-        );
+        out.extend_from_slice(b"x-envoy-upstream-service-time: ");
+        push_decimal(out, ms);
+        out.extend_from_slice(b"\r\n");
     }
     if body == BodyOut::Chunked {
         push_header(out, "transfer-encoding", b"chunked");
@@ -253,6 +266,57 @@ mod tests {
             s,
             "GET /y HTTP/1.1\r\nHost: a\r\nX-Keep: 2\r\nVia: 1.1 other\r\nx-forwarded-proto: http\r\nx-request-id: rid\r\nx-envoy-expected-rq-timeout-ms: 15000\r\nvia: 1.1 nuncio-x\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn hop_by_hop_names() {
+        for n in [
+            "Connection",
+            "KEEP-ALIVE",
+            "proxy-connection",
+            "Upgrade",
+            "Proxy-Authenticate",
+            "proxy-authorization",
+            "Expect",
+            "HTTP2-Settings",
+        ] {
+            assert!(hop_by_hop(n, b""), "{n}");
+        }
+        assert!(hop_by_hop("TE", b"gzip"));
+        assert!(!hop_by_hop("te", b"trailers"));
+        for n in [
+            "host",
+            "x-te",
+            "connections",
+            "upgrade-insecure",
+            "server",
+            "exp",
+        ] {
+            assert!(!hop_by_hop(n, b""), "{n}");
+        }
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0u64, 7, 10, 1234567, u64::MAX] {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn response_rewrite_drops_hop_headers() {
+        let raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nExpect: x\r\nConnection: Upgrade, X-Hop\r\nX-Hop: 1\r\nX-Ok: 2\r\n\r\n";
+        let r = parse_response(raw, 100, 65536).unwrap().unwrap();
+        for (upgraded, want) in [
+            (true, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nX-Ok: 2\r\nserver: s\r\nconnection: upgrade\r\n\r\n"),
+            (false, "HTTP/1.1 101 Switching Protocols\r\nX-Ok: 2\r\nserver: s\r\nconnection: close\r\n\r\n"),
+        ] {
+            let mut out = Vec::new();
+            downstream_response(&mut out, &r, "s", None, BodyOut::AsIs, !upgraded, false, upgraded);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
     }
 
     #[test]

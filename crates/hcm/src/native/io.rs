@@ -10,6 +10,8 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
+use super::deadline::within;
+
 /// Reads once into `buf`, growing it by at least 8 KiB of room. `Ok(0)` is
 /// end of stream. `timeout` (if any) bounds the wait.
 pub(crate) async fn read_some<S: AsyncRead + Unpin>(
@@ -33,7 +35,7 @@ pub(crate) async fn read_some_hint<S: AsyncRead + Unpin>(
         buf.reserve(want);
     }
     match timeout {
-        Some(t) => match tokio::time::timeout(t, s.read_buf(buf)).await {
+        Some(t) => match within(t, s.read_buf(buf)).await {
             Ok(r) => r,
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out")),
         },
@@ -48,7 +50,7 @@ pub(crate) async fn wait_readable(
     timeout: Option<Duration>,
 ) -> io::Result<()> {
     match timeout {
-        Some(t) => match tokio::time::timeout(t, s.readable()).await {
+        Some(t) => match within(t, s.readable()).await {
             Ok(r) => r,
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
         },

@@ -11,6 +11,7 @@
 
 mod bufpool;
 mod date;
+mod deadline;
 mod head;
 mod io;
 mod relay;
@@ -86,9 +87,10 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
     let mut first = true;
     let mut counted = false;
     loop {
-        // An idle connection holds no buffer.
+        // An idle connection holds no buffer: it goes back to this
+        // worker's pool until bytes arrive.
         if buf.is_empty() && buf.capacity() > 0 {
-            buf = BytesMut::new();
+            bufpool::give(std::mem::take(&mut buf));
         }
 
         // 1. A complete request head (found by its end; parsed once, below).
@@ -125,8 +127,13 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
             } else {
                 cfg.request_headers_timeout
             };
-            if buf.is_empty() && io::wait_readable(&stream, wait).await.is_err() {
-                return;
+            if buf.is_empty() {
+                if io::wait_readable(&stream, wait).await.is_err() {
+                    return;
+                }
+                if buf.capacity() == 0 {
+                    buf = bufpool::take();
+                }
             }
             match read_some(&mut stream, &mut buf, wait).await {
                 Ok(0) | Err(_) => return,
@@ -139,7 +146,8 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
             hcm.stats.cx_http1_total.inc();
         }
         let start = Instant::now();
-        let start_sys = SystemTime::now();
+        // Wall-clock time only for the access log (a clock read saved).
+        let start_sys = hcm.access_log.is_some().then(SystemTime::now);
         hcm.stats.rq_total.inc();
         hcm.stats.rq_http1_total.inc();
         let _active = GaugeGuard::new(&hcm.stats.rq_active);
@@ -152,7 +160,6 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
                 (false, d, None)
             }
             Ok(len) => {
-                let head = buf.split_to(len);
                 // Boxed: an idle connection's task then holds only the
                 // small loop state, not the whole request path. Measured:
                 // unboxed saves ~0.7k instructions per request but costs
@@ -160,8 +167,8 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
                 Box::pin(handle(
                     &hcm,
                     &mut stream,
-                    &head,
                     &mut buf,
+                    len,
                     peer,
                     worker,
                     start_sys,
@@ -240,24 +247,25 @@ fn finish(hcm: &Hcm, start: Instant, d: Done, log: Option<Box<LogEntry>>) {
     }
 }
 
-/// Handles the request whose head is at the start of `buf`. Returns
-/// whether the connection may carry another request.
+/// Handles the request whose head is the first `head_len` bytes of `buf`
+/// and consumes it. Returns whether the connection may carry another
+/// request.
 #[allow(clippy::too_many_arguments)]
 async fn handle(
     hcm: &Arc<Hcm>,
     stream: &mut TcpStream,
-    head_bytes: &[u8],
     buf: &mut BytesMut,
+    head_len: usize,
     peer: SocketAddr,
     worker: usize,
-    start_sys: SystemTime,
+    start_sys: Option<SystemTime>,
 ) -> (bool, Done, Option<Box<LogEntry>>) {
     let cfg = &hcm.config;
     let limits = Limits {
         max_header_bytes: hcm.max_header_bytes,
         max_headers: cfg.max_headers_count as usize,
     };
-    let head = match parse_request(head_bytes, &limits) {
+    let head = match parse_request(&buf[..head_len], &limits) {
         Ok(Some(h)) => h,
         Ok(None) => {
             let (ok, d) = reply(hcm, stream, 400, "", true, flags::LOCAL_REJECT).await;
@@ -280,7 +288,7 @@ async fn handle(
             }
         }
         Box::new(LogEntry {
-            start: start_sys,
+            start: start_sys.unwrap_or_else(SystemTime::now),
             method: head.method.to_string(),
             path: head.target.to_string(),
             authority: head
@@ -308,6 +316,7 @@ async fn handle(
     macro_rules! refuse {
         ($status:expr, $body:expr, $close:expr, $flag:expr) => {{
             let (ok, d) = reply(hcm, stream, $status, $body, $close, $flag).await;
+            buf.advance(head_len);
             return (ok, d, log);
         }};
     }
@@ -375,7 +384,7 @@ async fn handle(
     } else {
         String::new()
     };
-    let mut up_head = Vec::with_capacity(head.len + 256);
+    let mut up_head = bufpool::take_head(head.len + 256);
     head::upstream_request(
         &mut up_head,
         &head,
@@ -407,6 +416,7 @@ async fn handle(
     let client_10 = head.minor == 0;
     let expect_continue = head.expect_continue && has_body;
     drop(head);
+    buf.advance(head_len);
 
     cluster.stats.rq_total.inc();
     host.stats.rq_total.inc();
@@ -440,6 +450,7 @@ async fn handle(
         upgraded: false,
     };
     let result = x.run(&pool).await;
+    bufpool::give_head(std::mem::take(&mut x.up_head));
     let upstream = Some((cluster.clone(), host.clone(), sent_at));
     let done = |status, flags, x: &Exchange| Done {
         service_ms: x.service_ms,
@@ -651,7 +662,7 @@ impl Exchange<'_> {
         // Envoy's route timeout runs from the end of the request to the
         // end of the response (an upload is guarded by stream_idle_timeout).
         match self.route_timeout {
-            Some(t) => tokio::time::timeout(t, self.receive(up, ubuf))
+            Some(t) => deadline::within(t, self.receive(up, ubuf))
                 .await
                 .unwrap_or(Err(Fail::Timeout)),
             None => self.receive(up, ubuf).await,
@@ -667,6 +678,12 @@ impl Exchange<'_> {
     ) -> Result<(bool, bool), Fail> {
         // Response head (1xx other than 101 are skipped).
         let (framing, body_out, close, up_close) = loop {
+            if ubuf.is_empty() {
+                match read_some(up, ubuf, None).await {
+                    Ok(0) | Err(_) => return Err(Fail::Reset),
+                    Ok(_) => {}
+                }
+            }
             // Most responses fit 128 header slots on the stack; a larger one
             // is parsed again with room for 1,000.
             let parsed = match parse_response(ubuf, 128, 256 * 1024) {
@@ -699,7 +716,7 @@ impl Exchange<'_> {
             let service_ms = self.sent_at.elapsed().as_millis() as u64;
             self.service_ms = Some(service_ms);
             let service = (!self.suppress).then_some(service_ms);
-            let mut out = Vec::with_capacity(r.len + 128);
+            let mut out = bufpool::take_head(r.len + 128);
             head::downstream_response(
                 &mut out,
                 &r,
@@ -725,10 +742,9 @@ impl Exchange<'_> {
                     framing = Framing::Empty;
                 }
             }
-            self.stream
-                .write_all(&out)
-                .await
-                .map_err(|_| Fail::Client)?;
+            let written = self.stream.write_all(&out).await;
+            bufpool::give_head(out);
+            written.map_err(|_| Fail::Client)?;
             self.head_sent = true;
             if upgraded {
                 self.upgraded = true;

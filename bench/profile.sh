@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Where nuncio's instructions go on the small-GET mix (callgrind).
+#
+#   bash bench/profile.sh            # top functions, exclusive and inclusive
+#   N=20000 TOP=60 bash bench/profile.sh
+#
+# Collection is switched on only after a warm-up, so the profile holds
+# N requests and nothing of startup. Output: bench/out/profile.callgrind
+# (open it with callgrind_annotate or kcachegrind) and a summary on stdout.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+need h2load:nghttp2-client nginx:nginx-light valgrind:valgrind callgrind_control:valgrind
+ORIGIN=18700 PORT=18730 N=${N:-10000} TOP=${TOP:-40}
+port_free $ORIGIN $PORT $((PORT + 9))
+build_nuncio
+start_origin $ORIGIN
+nuncio_config $PORT $ORIGIN > "$OUT/nuncio-profile.yaml"
+rm -f "$OUT"/profile.callgrind*
+taskset -c "$PROXY_CPU" valgrind --tool=callgrind --instr-atstart=no \
+  --callgrind-out-file="$OUT/profile.callgrind" \
+  "$NUNCIO" -c "$OUT/nuncio-profile.yaml" --concurrency 1 -l warn >/dev/null 2>&1 & vpid=$!
+pids+=($vpid)
+for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+taskset -c "$LOAD_CPU" h2load --h1 -n 2000 -c 10 "http://127.0.0.1:$PORT/" >/dev/null
+callgrind_control -i on "$vpid" >/dev/null 2>&1
+taskset -c "$LOAD_CPU" h2load --h1 -n "$N" -c 10 "http://127.0.0.1:$PORT/" >/dev/null
+callgrind_control -i off "$vpid" >/dev/null 2>&1
+kill "$vpid"; wait "$vpid" 2>/dev/null || true
+total=$(callgrind_annotate --auto=no "$OUT/profile.callgrind" | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done=1}')
+echo "instructions per request: $(( total / N ))  (N=$N)"
+echo "--- exclusive"
+callgrind_annotate --auto=no "$OUT/profile.callgrind" | grep -E '^ *[0-9,]+ \(' | head -"$TOP" || true
+echo "--- inclusive"
+callgrind_annotate --auto=no --inclusive=yes "$OUT/profile.callgrind" | grep -E '^ *[0-9,]+ \(' | head -"$TOP" || true

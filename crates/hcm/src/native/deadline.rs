@@ -1,0 +1,367 @@
+//! Coarse per-worker deadlines for the native path's timeouts (idle,
+//! request headers, stream idle, route).
+//!
+//! Almost every timeout on a proxy is armed and then cancelled because the
+//! awaited thing happened in time. tokio's timer is exact to the
+//! millisecond and pays for it on every arm and cancel (a clock read, a
+//! lock, a wheel insert and remove): measured at ~500 instructions per
+//! timeout, two timeouts per small request (`bash bench/profile.sh`).
+//! Here a timeout is a slab entry in this thread's wheel with a 10 ms
+//! tick: arming is a push, cancelling a slot release, and no clock is
+//! read while a ticker runs (nginx and HAProxy keep coarse time the same
+//! way). A ticker task runs only while some deadline is armed.
+//!
+//! Precision: a deadline fires between its time and one tick (plus any
+//! scheduling delay) later, never early.
+//!
+//! Under `--runtime work-stealing` a task may move threads; an entry is
+//! then left for its own wheel to drop when it fires (a spurious wake at
+//! worst), so correctness never depends on staying on one thread.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Tick length.
+const TICK: Duration = Duration::from_millis(10);
+/// Wheel slots (a deadline further away waits for its turn round).
+const SLOTS: usize = 1024;
+
+/// The awaited future did not finish in time.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Elapsed;
+
+struct Entry {
+    generation: u64,
+    deadline: u64,
+    waker: Option<Waker>,
+}
+
+struct Wheel {
+    id: u64,
+    base: Instant,
+    /// Ticks since `base`, as of the last tick or clock read.
+    now: u64,
+    ticker: bool,
+    entries: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    slots: Vec<Vec<(usize, u64)>>,
+    generation: u64,
+    armed: usize,
+}
+
+impl Wheel {
+    fn new() -> Self {
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Wheel {
+            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            base: Instant::now(),
+            now: 0,
+            ticker: false,
+            entries: Vec::new(),
+            free: Vec::new(),
+            slots: (0..SLOTS).map(|_| Vec::new()).collect(),
+            generation: 0,
+            armed: 0,
+        }
+    }
+
+    fn ticks_since_base(&self) -> u64 {
+        (self.base.elapsed().as_nanos() / TICK.as_nanos()) as u64
+    }
+
+    fn arm(&mut self, timeout: Duration) -> Key {
+        if !self.ticker {
+            // Time has not been kept while nothing was armed.
+            self.now = self.ticks_since_base();
+        }
+        let ticks = timeout.as_nanos().div_ceil(TICK.as_nanos()) as u64;
+        // +1: the current tick is already partly over.
+        let deadline = self.now + ticks.max(1) + 1;
+        self.generation += 1;
+        let entry = Entry {
+            generation: self.generation,
+            deadline,
+            waker: None,
+        };
+        let index = match self.free.pop() {
+            Some(i) => {
+                self.entries[i] = Some(entry);
+                i
+            }
+            None => {
+                self.entries.push(Some(entry));
+                self.entries.len() - 1
+            }
+        };
+        self.slots[(deadline % SLOTS as u64) as usize].push((index, self.generation));
+        self.armed += 1;
+        Key {
+            wheel: self.id,
+            index,
+            generation: self.generation,
+            deadline,
+        }
+    }
+
+    fn entry(&mut self, k: &Key) -> Option<&mut Entry> {
+        match self.entries.get_mut(k.index) {
+            Some(Some(e)) if e.generation == k.generation => Some(e),
+            _ => None,
+        }
+    }
+
+    fn release(&mut self, index: usize) {
+        self.entries[index] = None;
+        self.free.push(index);
+        self.armed -= 1;
+    }
+
+    /// Advances to the clock and collects the wakers of what is due into
+    /// `due`; false once nothing is armed (the ticker then stops).
+    fn tick(&mut self, due: &mut Vec<Waker>) -> bool {
+        let target = self.ticks_since_base();
+        // After a long stall, one turn of the wheel visits every slot.
+        let from = self.now.max(target.saturating_sub(SLOTS as u64));
+        for t in from + 1..=target {
+            let slot = &mut self.slots[(t % SLOTS as u64) as usize];
+            let mut i = 0;
+            while i < slot.len() {
+                let (index, generation) = slot[i];
+                let live = match &self.entries[index] {
+                    Some(e) if e.generation == generation => Some(e.deadline),
+                    _ => None,
+                };
+                match live {
+                    None => {
+                        slot.swap_remove(i);
+                    }
+                    Some(d) if d <= target => {
+                        slot.swap_remove(i);
+                        if let Some(w) = self.entries[index].as_mut().and_then(|e| e.waker.take()) {
+                            due.push(w);
+                        }
+                        self.entries[index] = None;
+                        self.free.push(index);
+                        self.armed -= 1;
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+        }
+        self.now = target;
+        self.armed > 0
+    }
+}
+
+thread_local! {
+    static WHEEL: RefCell<Wheel> = RefCell::new(Wheel::new());
+}
+
+/// An armed deadline in one thread's wheel.
+struct Key {
+    wheel: u64,
+    index: usize,
+    generation: u64,
+    deadline: u64,
+}
+
+/// Cancels the deadline when the wait ends first.
+struct Armed(Key);
+
+impl Armed {
+    fn new(timeout: Duration) -> Self {
+        let (key, start_ticker) = WHEEL.with(|w| {
+            let mut w = w.borrow_mut();
+            let key = w.arm(timeout);
+            let start = !w.ticker;
+            w.ticker = true;
+            (key, start)
+        });
+        if start_ticker {
+            tokio::spawn(ticker());
+        }
+        Armed(key)
+    }
+
+    /// Ready once the deadline has passed; otherwise keeps the waker.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let k = &self.0;
+        WHEEL.with(|w| {
+            let mut w = w.borrow_mut();
+            if w.id != k.wheel {
+                // Moved to another thread (work-stealing runtime): check
+                // the time ourselves; the old wheel fires a spurious wake.
+                let passed = k.deadline <= w.ticks_since_base();
+                return if passed {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                };
+            }
+            if w.now >= k.deadline {
+                return Poll::Ready(());
+            }
+            match w.entry(k) {
+                Some(e) => {
+                    match &mut e.waker {
+                        Some(old) if old.will_wake(cx.waker()) => {}
+                        slot => *slot = Some(cx.waker().clone()),
+                    }
+                    Poll::Pending
+                }
+                // Fired (entry released) between the tick and this poll.
+                None => Poll::Ready(()),
+            }
+        })
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        let k = &self.0;
+        // try_with: never panic while a thread's locals are torn down.
+        let _ = WHEEL.try_with(|w| {
+            if let Ok(mut w) = w.try_borrow_mut() {
+                if w.id == k.wheel && w.entry(k).is_some() {
+                    w.release(k.index);
+                }
+            }
+        });
+    }
+}
+
+/// Keeps this thread's coarse time while deadlines are armed.
+async fn ticker() {
+    let mut due = Vec::new();
+    loop {
+        tokio::time::sleep(TICK).await;
+        let go_on = WHEEL.with(|w| {
+            let mut w = w.borrow_mut();
+            let more = w.tick(&mut due);
+            if !more {
+                w.ticker = false;
+            }
+            more
+        });
+        // Woken outside the borrow.
+        due.drain(..).for_each(Waker::wake);
+        if !go_on {
+            return;
+        }
+    }
+}
+
+/// Runs `f`, giving up with [`Elapsed`] after about `timeout` (at most
+/// one tick late, never early).
+pub(crate) async fn within<F: Future>(timeout: Duration, f: F) -> Result<F::Output, Elapsed> {
+    let mut f = std::pin::pin!(f);
+    let mut armed: Option<Armed> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = f.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        // Armed at the first wait, so an immediate answer costs nothing.
+        let a = armed.get_or_insert_with(|| Armed::new(timeout));
+        a.poll_expired(cx).map(|()| Err(Elapsed))
+    })
+    .await
+}
+
+/// Deadlines armed on this thread (for tests).
+#[cfg(test)]
+fn armed() -> usize {
+    WHEEL.with(|w| w.borrow().armed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn fires_not_early_and_not_much_late() {
+        rt().block_on(async {
+            let t0 = std::time::Instant::now();
+            let r = within(Duration::from_millis(200), std::future::pending::<()>()).await;
+            let took = t0.elapsed();
+            assert_eq!(r, Err(Elapsed));
+            assert!(took >= Duration::from_millis(200), "{took:?}");
+            assert!(took < Duration::from_millis(400), "{took:?}");
+            assert_eq!(armed(), 0);
+        });
+    }
+
+    #[test]
+    fn finishing_first_disarms() {
+        rt().block_on(async {
+            let r = within(Duration::from_secs(5), async {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                7
+            })
+            .await;
+            assert_eq!(r, Ok(7));
+            assert_eq!(armed(), 0);
+            // A ready future never arms at all.
+            assert_eq!(within(Duration::from_secs(5), async { 1 }).await, Ok(1));
+            assert_eq!(armed(), 0);
+        });
+    }
+
+    #[test]
+    fn many_deadlines_fire_in_order_and_the_ticker_stops() {
+        rt().block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for ms in [30u64, 90, 60, 10, 2000] {
+                set.spawn(async move {
+                    let t0 = std::time::Instant::now();
+                    let r = within(
+                        Duration::from_millis(ms),
+                        tokio::time::sleep(Duration::from_millis(if ms == 2000 {
+                            50
+                        } else {
+                            5000
+                        })),
+                    )
+                    .await;
+                    (ms, r, t0.elapsed())
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                let (ms, r, took) = r.unwrap();
+                if ms == 2000 {
+                    assert_eq!(r, Ok(()));
+                } else {
+                    assert_eq!(r, Err(Elapsed));
+                    assert!(took >= Duration::from_millis(ms), "{ms}: {took:?}");
+                }
+            }
+            assert_eq!(armed(), 0);
+            tokio::time::sleep(TICK * 3).await;
+            assert!(!WHEEL.with(|w| w.borrow().ticker), "ticker stopped");
+        });
+    }
+
+    #[test]
+    fn long_deadline_waits_for_its_turn_of_the_wheel() {
+        let mut w = Wheel::new();
+        let k = w.arm(TICK * (SLOTS as u32 + 5));
+        w.now = 10; // pretend time passed: same slot visited, not yet due
+        w.base -= TICK * 10;
+        let mut due = Vec::new();
+        assert!(w.tick(&mut due));
+        assert!(w.entry(&k).is_some());
+        w.base -= TICK * (SLOTS as u32 + 10);
+        assert!(!w.tick(&mut due));
+        assert!(w.entry(&k).is_none());
+    }
+}
