@@ -52,6 +52,8 @@ pub struct AdminState {
     pub started: Instant,
     /// Signalled by POST /quitquitquit.
     pub shutdown: Arc<Notify>,
+    /// POST /drain_listeners sends here (true: `?graceful`).
+    pub drain_listeners: tokio::sync::mpsc::UnboundedSender<bool>,
     /// Set by POST /healthcheck/fail.
     pub healthcheck_failed: AtomicBool,
     /// Admin access log file, if any.
@@ -129,6 +131,11 @@ const HELP: &[(&str, &str, bool)] = &[
     ("/runtime", "runtime values (none)", false),
     ("/memory", "memory use", false),
     ("/quitquitquit", "exit the server", true),
+    (
+        "/drain_listeners",
+        "close listeners and drain connections (?graceful: close after --drain-time-s)",
+        true,
+    ),
     ("/healthcheck/fail", "fail health checks", true),
     ("/healthcheck/ok", "pass health checks", true),
     ("/reset_counters", "reset all counters to zero", true),
@@ -279,6 +286,11 @@ pub fn handle(state: &AdminState, method: &Method, path: &str, query: &str) -> R
         "/memory" => json(&memory()),
         "/quitquitquit" => {
             state.shutdown.notify_one();
+            text("OK\n")
+        }
+        "/drain_listeners" => {
+            let graceful = query_param(query, "graceful").is_some();
+            let _ = state.drain_listeners.send(graceful);
             text("OK\n")
         }
         "/healthcheck/fail" => {

@@ -8,6 +8,7 @@
 
 pub mod access_log;
 mod body;
+pub mod drain;
 mod headers;
 mod native;
 mod proxy;
@@ -32,6 +33,30 @@ use nuncio_stats::{GaugeGuard, Store};
 use tokio::net::TcpStream;
 
 pub use access_log::AccessLogger;
+
+/// Drives a hyper connection future through a drain. While draining,
+/// HTTP/1 responses carry `Connection: close` (proxy.rs), so a busy
+/// connection ends after its next response with no race; after the
+/// manager's `drain_timeout` the connection is asked to shut down
+/// gracefully (HTTP/1: now if idle, else after the response in flight;
+/// HTTP/2: GOAWAY, streams in flight finish).
+macro_rules! until_drained {
+    ($hcm:expr, $conn:expr) => {{
+        let conn = $conn;
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = async {
+                $hcm.drain.started().await;
+                tokio::time::sleep($hcm.config.drain_timeout).await;
+            } => {
+                $hcm.stats.cx_drain_close.inc();
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
+    }};
+}
 
 /// Applies a connection manager's HTTP/2 settings to a hyper or hyper-util
 /// HTTP/2 server builder (they share these method names, not a trait).
@@ -90,6 +115,8 @@ pub struct Hcm {
     max_header_bytes: usize,
     /// Serve HTTP/1.1 with the native path.
     native: bool,
+    /// Its drain state.
+    pub drain: drain::Drain,
 }
 
 /// The downstream socket, with or without the HTTP/1 framing tracker.
@@ -129,7 +156,22 @@ impl Hcm {
             via_id: via::process_id().to_string(),
             via_values: via::ViaValues::new(via::process_id()),
             max_header_bytes: config.max_request_headers_kb as usize * 1024,
+            drain: drain::Drain::default(),
         }))
+    }
+
+    /// Starts draining this connection manager (see [`drain`]); idle
+    /// connections get the configured `drain_timeout`.
+    pub fn start_drain(&self) {
+        if self.drain.start(self.config.drain_timeout) {
+            tracing::info!(stat_prefix = %self.config.stat_prefix, "draining");
+        }
+    }
+
+    /// Closes this manager's listener and drains its connections.
+    pub fn close_listener(&self) {
+        self.start_drain();
+        self.drain.close_listener(self.config.drain_timeout);
     }
 
     fn h1_buf_size(&self) -> usize {
@@ -169,7 +211,7 @@ impl Hcm {
         });
         let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         h2_settings!(b, self);
-        if let Err(e) = b.serve_connection(TokioIo::new(io), svc).await {
+        if let Err(e) = until_drained!(self, b.serve_connection(TokioIo::new(io), svc)) {
             tracing::debug!(%peer, error = %e, "downstream h2 connection ended with an error");
         }
     }
@@ -224,8 +266,12 @@ impl Hcm {
                     .header_read_timeout(cfg.request_headers_timeout);
                 self.configure_h2(&mut b.http2());
                 match io {
-                    Io::Sniffed(io) => b.serve_connection_with_upgrades(io, svc).await,
-                    Io::Plain(io) => b.serve_connection_with_upgrades(io, svc).await,
+                    Io::Sniffed(io) => {
+                        until_drained!(self, b.serve_connection_with_upgrades(io, svc))
+                    }
+                    Io::Plain(io) => {
+                        until_drained!(self, b.serve_connection_with_upgrades(io, svc))
+                    }
                 }
             }
             // hyper-util's auto builder ignores http1_only/http2_only with
@@ -237,24 +283,26 @@ impl Hcm {
                     .timer(TokioTimer::new())
                     .header_read_timeout(cfg.request_headers_timeout);
                 match io {
-                    Io::Sniffed(io) => b
-                        .serve_connection(io, svc)
-                        .with_upgrades()
-                        .await
-                        .map_err(Into::into),
-                    Io::Plain(io) => b
-                        .serve_connection(io, svc)
-                        .with_upgrades()
-                        .await
-                        .map_err(Into::into),
+                    Io::Sniffed(io) => {
+                        until_drained!(self, b.serve_connection(io, svc).with_upgrades())
+                            .map_err(Into::into)
+                    }
+                    Io::Plain(io) => {
+                        until_drained!(self, b.serve_connection(io, svc).with_upgrades())
+                            .map_err(Into::into)
+                    }
                 }
             }
             CodecType::Http2 => {
                 let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
                 h2_settings!(b, self);
                 match io {
-                    Io::Sniffed(io) => b.serve_connection(io, svc).await.map_err(Into::into),
-                    Io::Plain(io) => b.serve_connection(io, svc).await.map_err(Into::into),
+                    Io::Sniffed(io) => {
+                        until_drained!(self, b.serve_connection(io, svc)).map_err(Into::into)
+                    }
+                    Io::Plain(io) => {
+                        until_drained!(self, b.serve_connection(io, svc)).map_err(Into::into)
+                    }
                 }
             }
         };

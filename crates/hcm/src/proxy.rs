@@ -127,6 +127,12 @@ pub(crate) async fn handle(req: Request<Incoming>, c: Arc<ConnCtx>) -> Response<
     if let Ok(v) = HeaderValue::from_str(&hcm.config.server_name) {
         resp.headers_mut().insert(header::SERVER, v);
     }
+    // Draining: an HTTP/1 response closes its connection (hyper then
+    // closes after it); HTTP/2 connections get GOAWAY instead.
+    if !is_h2 && hcm.drain.is_draining() && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let log = log.map(|mut l| {
         l.code = status;
         l.flags = out.flags;

@@ -68,8 +68,10 @@ pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListe
     Ok(out)
 }
 
-/// Accepts connections forever on `listener` (a socket from [`bind`]),
-/// serving each with `hcm` on this worker.
+/// Accepts connections on `listener` (a socket from [`bind`]), serving
+/// each with `hcm` on this worker, until `hcm` closes its listener: then
+/// the connections already queued are taken (they are served, with
+/// `Connection: close`) and the socket is closed.
 pub async fn run(
     listener: std::net::TcpListener,
     hcm: Arc<Hcm>,
@@ -83,8 +85,28 @@ pub async fn run(
             return;
         }
     };
+    let drained = hcm.drain.listener_closed();
+    tokio::pin!(drained);
+    let mut draining = false;
     loop {
-        match listener.accept().await {
+        let accepted = if draining {
+            // Only what the kernel has already queued; then close.
+            match std::future::poll_fn(|cx| std::task::Poll::Ready(listener.poll_accept(cx))).await
+            {
+                std::task::Poll::Ready(r) => r,
+                std::task::Poll::Pending => break,
+            }
+        } else {
+            tokio::select! {
+                biased;
+                _ = &mut drained => {
+                    draining = true;
+                    continue;
+                }
+                r = listener.accept() => r,
+            }
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 stats.cx_total.inc();
                 let guards = (
@@ -97,6 +119,7 @@ pub async fn run(
                     drop(guards);
                 });
             }
+            Err(_) if draining => break,
             Err(e) => {
                 // Out of file descriptors or similar: back off, keep serving
                 // the connections we have.
@@ -105,4 +128,5 @@ pub async fn run(
             }
         }
     }
+    tracing::debug!(address = ?listener.local_addr().ok(), worker, "listener closed (draining)");
 }

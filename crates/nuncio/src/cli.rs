@@ -65,7 +65,8 @@ pub struct Args {
     #[arg(long = "h1", value_enum, default_value = "native", env = "NUNCIO_H1")]
     pub h1: H1Choice,
 
-    /// Drain time in seconds on shutdown (Envoy's --drain-time-s).
+    /// Longest drain after SIGTERM before exiting, and the delay before
+    /// `/drain_listeners?graceful` closes listeners (Envoy's --drain-time-s).
     #[arg(long = "drain-time-s", value_name = "SECONDS", default_value_t = 600)]
     pub drain_time_s: u64,
 

@@ -116,6 +116,7 @@ pub fn run(args: &Args) -> Result<()> {
         // the process with a clear message.
         let mut bound = Vec::new();
         let mut infos = Vec::new();
+        let managers: Vec<Arc<Hcm>> = hcms.iter().map(|h| h.3.clone()).collect();
         for (name, configured, addr, hcm) in hcms {
             let sockets = match args.runtime {
                 RuntimeModel::PerWorker => workers,
@@ -135,6 +136,7 @@ pub fn run(args: &Args) -> Result<()> {
         crate::workers::start(args.runtime, bound, workers)?;
 
         let shutdown = Arc::new(Notify::new());
+        let (drain_tx, mut drain_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
         if let Some(admin) = &bootstrap.admin {
             let addr = socket_addr(&admin.address, &remap).context("admin")?;
             let listener = tokio::net::TcpListener::bind(addr)
@@ -150,6 +152,7 @@ pub fn run(args: &Args) -> Result<()> {
                 concurrency: workers,
                 started,
                 shutdown: shutdown.clone(),
+                drain_listeners: drain_tx.clone(),
                 healthcheck_failed: AtomicBool::new(false),
             });
             tokio::spawn(nuncio_admin::serve(listener, state));
@@ -162,10 +165,55 @@ pub fn run(args: &Args) -> Result<()> {
         });
 
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = shutdown.notified() => tracing::info!("shutting down (admin /quitquitquit)"),
-            _ = term.recv() => tracing::info!("shutting down (SIGTERM)"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("shutting down (SIGINT)"),
+        let drain_time = std::time::Duration::from_secs(args.drain_time_s);
+        let state = root.gauge("server.state");
+        let connections = root.gauge("server.total_connections");
+        loop {
+            tokio::select! {
+                _ = shutdown.notified() => {
+                    tracing::info!("shutting down (admin /quitquitquit)");
+                    break;
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    tracing::info!("shutting down (SIGINT)");
+                    break;
+                }
+                _ = term.recv() => {
+                    // Drain, then exit: stop accepting, let what was
+                    // accepted finish (Connection: close / GOAWAY), and
+                    // exit when no connection is left or at --drain-time-s.
+                    tracing::info!(drain_time_s = args.drain_time_s, "SIGTERM: draining, then exiting");
+                    state.set(1);
+                    managers.iter().for_each(|m| m.close_listener());
+                    let t0 = Instant::now();
+                    while connections.get() > 0 && t0.elapsed() < drain_time {
+                        tokio::select! {
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+                            _ = term.recv() => {
+                                tracing::info!("second SIGTERM: exiting now");
+                                break;
+                            }
+                        }
+                    }
+                    tracing::info!(left = connections.get(), "drained; exiting");
+                    break;
+                }
+                Some(graceful) = drain_rx.recv() => {
+                    state.set(1);
+                    managers.iter().for_each(|m| m.start_drain());
+                    if graceful {
+                        tracing::info!(drain_time_s = args.drain_time_s, "/drain_listeners?graceful: listeners close after the drain time");
+                        let managers = managers.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(drain_time).await;
+                            managers.iter().for_each(|m| m.close_listener());
+                        });
+                    } else {
+                        tracing::info!("/drain_listeners: listeners closed, connections draining");
+                        managers.iter().for_each(|m| m.close_listener());
+                    }
+                }
+            }
         }
         Ok::<(), anyhow::Error>(())
     })?;

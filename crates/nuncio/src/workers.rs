@@ -81,4 +81,7 @@ async fn serve(jobs: Vec<(std::net::TcpListener, Arc<Hcm>, Arc<ListenerStats>)>,
     for t in tasks {
         let _ = t.await;
     }
+    // Listeners closed (draining): the connections they accepted are tasks
+    // of this runtime and must keep running until the process exits.
+    std::future::pending::<()>().await;
 }

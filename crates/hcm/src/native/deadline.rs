@@ -14,12 +14,19 @@
 //! Precision: a deadline fires between its time and one tick (plus any
 //! scheduling delay) later, never early.
 //!
+//! Draining: an entry may belong to a drain group (a connection manager's
+//! idle keep-alive waits). [`drain_group`] brings every such deadline
+//! forward to the drain grace; each wheel notices at its next tick, so
+//! the request path pays nothing for it.
+//!
 //! Under `--runtime work-stealing` a task may move threads; an entry is
 //! then left for its own wheel to drop when it fires (a spurious wake at
 //! worst), so correctness never depends on staying on one thread.
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -37,7 +44,34 @@ pub(crate) struct Elapsed;
 struct Entry {
     generation: u64,
     deadline: u64,
+    /// Drain group (0: none).
+    group: u64,
     waker: Option<Waker>,
+}
+
+/// Groups being drained, with the time their waits end.
+static DRAINS: Mutex<Vec<(u64, Instant)>> = Mutex::new(Vec::new());
+/// Bumped whenever `DRAINS` changes; wheels compare it each tick.
+static DRAIN_EPOCH: AtomicU64 = AtomicU64::new(0);
+/// Source of drain group ids.
+static GROUPS: AtomicU64 = AtomicU64::new(1);
+
+/// A new drain group id.
+pub(crate) fn new_group() -> u64 {
+    GROUPS.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Ends every wait of `group` (armed now or later) within `grace`.
+pub(crate) fn drain_group(group: u64, grace: Duration) {
+    if let Ok(mut d) = DRAINS.lock() {
+        d.push((group, Instant::now() + grace));
+    }
+    DRAIN_EPOCH.fetch_add(1, Ordering::Release);
+}
+
+/// When waits of `group` must end, if it is draining.
+fn drain_deadline(drains: &[(u64, Instant)], group: u64) -> Option<Instant> {
+    drains.iter().find(|(g, _)| *g == group).map(|(_, t)| *t)
 }
 
 struct Wheel {
@@ -51,6 +85,10 @@ struct Wheel {
     slots: Vec<Vec<(usize, u64)>>,
     generation: u64,
     armed: usize,
+    /// The `DRAIN_EPOCH` this wheel has applied.
+    drain_epoch: u64,
+    /// Copy of `DRAINS` as of `drain_epoch`.
+    drains: Vec<(u64, Instant)>,
 }
 
 impl Wheel {
@@ -66,6 +104,44 @@ impl Wheel {
             slots: (0..SLOTS).map(|_| Vec::new()).collect(),
             generation: 0,
             armed: 0,
+            drain_epoch: 0,
+            drains: Vec::new(),
+        }
+    }
+
+    fn tick_of(&self, t: Instant) -> u64 {
+        (t.saturating_duration_since(self.base).as_nanos() / TICK.as_nanos()) as u64
+    }
+
+    /// Picks up drains started since the last look: their groups' armed
+    /// deadlines move forward.
+    fn apply_drains(&mut self) {
+        let epoch = DRAIN_EPOCH.load(Ordering::Acquire);
+        if epoch == self.drain_epoch {
+            return;
+        }
+        self.drain_epoch = epoch;
+        if let Ok(d) = DRAINS.lock() {
+            self.drains.clone_from(&d);
+        }
+        for index in 0..self.entries.len() {
+            let Some(e) = &self.entries[index] else {
+                continue;
+            };
+            if e.group == 0 {
+                continue;
+            }
+            let Some(at) = drain_deadline(&self.drains, e.group) else {
+                continue;
+            };
+            let at = self.tick_of(at).max(self.now + 1);
+            if at < e.deadline {
+                let generation = e.generation;
+                if let Some(e) = &mut self.entries[index] {
+                    e.deadline = at;
+                }
+                self.slots[(at % SLOTS as u64) as usize].push((index, generation));
+            }
         }
     }
 
@@ -73,18 +149,26 @@ impl Wheel {
         (self.base.elapsed().as_nanos() / TICK.as_nanos()) as u64
     }
 
-    fn arm(&mut self, timeout: Duration) -> Key {
+    fn arm(&mut self, timeout: Duration, group: u64) -> Key {
         if !self.ticker {
             // Time has not been kept while nothing was armed.
             self.now = self.ticks_since_base();
+            self.apply_drains();
         }
-        let ticks = timeout.as_nanos().div_ceil(TICK.as_nanos()) as u64;
+        // Capped at ~30 years of ticks, so "forever" cannot overflow.
+        let ticks = (timeout.as_nanos().div_ceil(TICK.as_nanos())).min(1 << 37) as u64;
         // +1: the current tick is already partly over.
-        let deadline = self.now + ticks.max(1) + 1;
+        let mut deadline = self.now + ticks.max(1) + 1;
+        if group != 0 {
+            if let Some(at) = drain_deadline(&self.drains, group) {
+                deadline = deadline.min(self.tick_of(at).max(self.now + 1));
+            }
+        }
         self.generation += 1;
         let entry = Entry {
             generation: self.generation,
             deadline,
+            group,
             waker: None,
         };
         let index = match self.free.pop() {
@@ -123,6 +207,7 @@ impl Wheel {
     /// Advances to the clock and collects the wakers of what is due into
     /// `due`; false once nothing is armed (the ticker then stops).
     fn tick(&mut self, due: &mut Vec<Waker>) -> bool {
+        self.apply_drains();
         let target = self.ticks_since_base();
         // After a long stall, one turn of the wheel visits every slot.
         let from = self.now.max(target.saturating_sub(SLOTS as u64));
@@ -173,10 +258,10 @@ struct Key {
 struct Armed(Key);
 
 impl Armed {
-    fn new(timeout: Duration) -> Self {
+    fn new(timeout: Duration, group: u64) -> Self {
         let (key, start_ticker) = WHEEL.with(|w| {
             let mut w = w.borrow_mut();
-            let key = w.arm(timeout);
+            let key = w.arm(timeout, group);
             let start = !w.ticker;
             w.ticker = true;
             (key, start)
@@ -258,6 +343,16 @@ async fn ticker() {
 /// Runs `f`, giving up with [`Elapsed`] after about `timeout` (at most
 /// one tick late, never early).
 pub(crate) async fn within<F: Future>(timeout: Duration, f: F) -> Result<F::Output, Elapsed> {
+    within_group(timeout, 0, f).await
+}
+
+/// [`within`], ended early (after the group's grace) if drain group
+/// `group` drains.
+pub(crate) async fn within_group<F: Future>(
+    timeout: Duration,
+    group: u64,
+    f: F,
+) -> Result<F::Output, Elapsed> {
     let mut f = std::pin::pin!(f);
     let mut armed: Option<Armed> = None;
     std::future::poll_fn(|cx| {
@@ -265,7 +360,7 @@ pub(crate) async fn within<F: Future>(timeout: Duration, f: F) -> Result<F::Outp
             return Poll::Ready(Ok(v));
         }
         // Armed at the first wait, so an immediate answer costs nothing.
-        let a = armed.get_or_insert_with(|| Armed::new(timeout));
+        let a = armed.get_or_insert_with(|| Armed::new(timeout, group));
         a.poll_expired(cx).map(|()| Err(Elapsed))
     })
     .await
@@ -352,9 +447,36 @@ mod tests {
     }
 
     #[test]
+    fn draining_a_group_ends_its_waits_after_the_grace() {
+        rt().block_on(async {
+            let (g, other) = (new_group(), new_group());
+            let forever = Duration::from_secs(3600 * 24 * 365 * 100);
+            let t0 = std::time::Instant::now();
+            let drained = tokio::spawn(within_group(forever, g, std::future::pending::<()>()));
+            let untouched = tokio::spawn(within_group(
+                Duration::from_millis(400),
+                other,
+                std::future::pending::<()>(),
+            ));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drain_group(g, Duration::from_millis(100));
+            assert_eq!(drained.await.unwrap(), Err(Elapsed));
+            let took = t0.elapsed();
+            assert!(took >= Duration::from_millis(150), "{took:?}");
+            assert!(took < Duration::from_millis(350), "{took:?}");
+            assert_eq!(untouched.await.unwrap(), Err(Elapsed));
+            assert!(t0.elapsed() >= Duration::from_millis(400));
+            // Armed after the drain began: ends at the same grace.
+            let late = within_group(forever, g, std::future::pending::<()>()).await;
+            assert_eq!(late, Err(Elapsed));
+            assert!(t0.elapsed() < Duration::from_millis(700));
+        });
+    }
+
+    #[test]
     fn long_deadline_waits_for_its_turn_of_the_wheel() {
         let mut w = Wheel::new();
-        let k = w.arm(TICK * (SLOTS as u32 + 5));
+        let k = w.arm(TICK * (SLOTS as u32 + 5), 0);
         w.now = 10; // pretend time passed: same slot visited, not yet due
         w.base -= TICK * 10;
         let mut due = Vec::new();

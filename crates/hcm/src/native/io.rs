@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
-use super::deadline::within;
+use super::deadline::{within, within_group};
 
 /// Reads once into `buf`, growing it by at least 8 KiB of room. `Ok(0)` is
 /// end of stream. `timeout` (if any) bounds the wait.
@@ -44,17 +44,18 @@ pub(crate) async fn read_some_hint<S: AsyncRead + Unpin>(
 }
 
 /// Waits until `s` has bytes (or is closed) without holding a buffer, so an
-/// idle keep-alive connection costs no buffer memory.
+/// idle keep-alive connection costs no buffer memory. Ends with an error
+/// after `timeout`, or after the grace of a drain of `drain_group`.
 pub(crate) async fn wait_readable(
     s: &tokio::net::TcpStream,
     timeout: Option<Duration>,
+    drain_group: u64,
 ) -> io::Result<()> {
-    match timeout {
-        Some(t) => match within(t, s.readable()).await {
-            Ok(r) => r,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
-        },
-        None => s.readable().await,
+    // No idle timeout: still armed, so that a drain can end the wait.
+    let t = timeout.unwrap_or(Duration::from_secs(u32::MAX.into()));
+    match within_group(t, drain_group, s.readable()).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
     }
 }
 

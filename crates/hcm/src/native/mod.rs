@@ -11,7 +11,7 @@
 
 mod bufpool;
 mod date;
-mod deadline;
+pub(crate) mod deadline;
 mod head;
 mod io;
 mod relay;
@@ -128,7 +128,14 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
                 cfg.request_headers_timeout
             };
             if buf.is_empty() {
-                if io::wait_readable(&stream, wait).await.is_err() {
+                // Between requests: a drain ends this wait after its grace.
+                if io::wait_readable(&stream, wait, hcm.drain.group)
+                    .await
+                    .is_err()
+                {
+                    if hcm.drain.is_draining() {
+                        hcm.stats.cx_drain_close.inc();
+                    }
                     return;
                 }
                 if buf.capacity() == 0 {
@@ -178,6 +185,9 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
         };
         finish(&hcm, start, done, log);
         if !keep_going {
+            if hcm.drain.is_draining() {
+                hcm.stats.cx_drain_close.inc();
+            }
             let _ = stream.shutdown().await;
             return;
         }
@@ -193,6 +203,7 @@ async fn reply(
     close: bool,
     flag: &'static str,
 ) -> (bool, Done) {
+    let close = close || hcm.drain.is_draining();
     let bytes = head::local_reply(
         status,
         reason(status),
@@ -436,6 +447,7 @@ async fn handle(
         websocket,
         client_close,
         client_10,
+        drain: &hcm.drain,
         server: &cfg.server_name,
         suppress: cfg.suppress_envoy_headers,
         sent_at,
@@ -546,6 +558,8 @@ struct Exchange<'a> {
     websocket: bool,
     client_close: bool,
     client_10: bool,
+    /// Once draining, the response closes the connection.
+    drain: &'a crate::drain::Drain,
     server: &'a str,
     suppress: bool,
     sent_at: Instant,
@@ -711,8 +725,10 @@ impl Exchange<'_> {
                 Framing::UntilClose => BodyOut::Chunked,
                 _ => BodyOut::AsIs,
             };
-            let close =
-                self.client_close || body_out == BodyOut::Close || (self.websocket && !upgraded);
+            let close = self.client_close
+                || body_out == BodyOut::Close
+                || (self.websocket && !upgraded)
+                || self.drain.is_draining();
             let service_ms = self.sent_at.elapsed().as_millis() as u64;
             self.service_ms = Some(service_ms);
             let service = (!self.suppress).then_some(service_ms);
