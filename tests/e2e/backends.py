@@ -17,6 +17,7 @@ class RawBackend:
         self.port = self.sock.getsockname()[1]
         self.behave = behave
         self.requests = 0
+        self.heads = []  # request heads as received, decoded latin-1
         self.stop = False
         threading.Thread(target=self._run, daemon=True).start()
 
@@ -41,6 +42,7 @@ class RawBackend:
                     return
                 data += d
             self.requests += 1
+            self.heads.append(data.split(b"\r\n\r\n")[0].decode("latin-1"))
             self.behave(c)
         except OSError:
             pass
@@ -65,3 +67,10 @@ def close_before_headers(c):
 
 def garbage(c):
     c.sendall(b"this is not http\r\n\r\n")
+
+
+def answer(response):
+    """Replies with the fixed bytes `response`."""
+    def behave(c):
+        c.sendall(response)
+    return behave

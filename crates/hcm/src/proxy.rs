@@ -169,8 +169,16 @@ fn validate(req: &Request<Incoming>, c: &ConnCtx) -> Option<Response<ProxyBody>>
         if let Some(v) = &c.verdicts {
             match v.next() {
                 Some(Verdict::Ok) => {}
-                Some(Verdict::ContentLengthAndTransferEncoding) => {
+                Some(
+                    Verdict::ContentLengthAndTransferEncoding
+                    | Verdict::BadTransferEncoding
+                    | Verdict::BareLineFeed
+                    | Verdict::FragmentInTarget,
+                ) => {
                     return Some(local_reply(StatusCode::BAD_REQUEST, "", true));
+                }
+                Some(Verdict::UnsupportedTransferCoding) => {
+                    return Some(local_reply(StatusCode::NOT_IMPLEMENTED, "", true));
                 }
                 Some(Verdict::HeadersTooLarge) => {
                     return Some(local_reply(

@@ -28,6 +28,16 @@ pub enum Verdict {
     ContentLengthAndTransferEncoding,
     /// Header bytes over `max_request_headers_kb`: 431.
     HeadersTooLarge,
+    /// Transfer-Encoding on an HTTP/1.0 request, or not ending in
+    /// `chunked`: 400 and close.
+    BadTransferEncoding,
+    /// Transfer codings before `chunked` (not implemented): 501 and close.
+    UnsupportedTransferCoding,
+    /// A line ending in a bare LF (hyper accepts it; RFC 9112 lets a
+    /// server refuse, and a proxy must, as its upstream may disagree): 400.
+    BareLineFeed,
+    /// A `#fragment` in the request target (hyper drops it silently): 400.
+    FragmentInTarget,
 }
 
 /// Verdicts shared between the socket wrapper and the request handler.
@@ -239,8 +249,38 @@ impl<IO> Sniffer<IO> {
                 upgrade = true;
             }
         }
-        let verdict = if cl.is_some() && te.is_some() {
+        // The same rules as the native path (nuncio_h1::request_framing).
+        let te_verdict = te.map(|te| {
+            let codings: Vec<&[u8]> = te
+                .split(|b| *b == b',')
+                .map(trim)
+                .filter(|t| !t.is_empty())
+                .collect();
+            let http10 = trim(request_line.strip_suffix(b"\r").unwrap_or(request_line))
+                .ends_with(b"HTTP/1.0");
+            match codings.last() {
+                _ if http10 => Verdict::BadTransferEncoding,
+                Some(l) if l.eq_ignore_ascii_case(b"chunked") && codings.len() == 1 => Verdict::Ok,
+                Some(l) if l.eq_ignore_ascii_case(b"chunked") => Verdict::UnsupportedTransferCoding,
+                _ => Verdict::BadTransferEncoding,
+            }
+        });
+        let bare_lf = head
+            .iter()
+            .enumerate()
+            .any(|(i, b)| *b == b'\n' && (i == 0 || head[i - 1] != b'\r'));
+        let target = request_line
+            .split(|b| *b == b' ')
+            .nth(1)
+            .unwrap_or_default();
+        let verdict = if bare_lf {
+            Verdict::BareLineFeed
+        } else if target.contains(&b'#') {
+            Verdict::FragmentInTarget
+        } else if cl.is_some() && te.is_some() {
             Verdict::ContentLengthAndTransferEncoding
+        } else if let Some(v) = te_verdict.filter(|v| *v != Verdict::Ok) {
+            v
         } else if header_bytes > self.max_header_bytes {
             Verdict::HeadersTooLarge
         } else {
@@ -394,6 +434,25 @@ mod tests {
         req.extend_from_slice(body);
         let (v, _) = run(&[&req]);
         assert_eq!(v, vec![Verdict::Ok]);
+    }
+
+    #[test]
+    fn transfer_codings_flagged() {
+        let (v, _) =
+            run(&[b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"]);
+        assert_eq!(v, vec![Verdict::UnsupportedTransferCoding]);
+        let (v, _) =
+            run(&[b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"]);
+        assert_eq!(v, vec![Verdict::BadTransferEncoding]);
+        let (v, _) = run(&[b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"]);
+        assert_eq!(v, vec![Verdict::BadTransferEncoding]);
+        let (v, _) =
+            run(&[b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n"]);
+        assert_eq!(v, vec![Verdict::Ok]);
+        let (v, _) = run(&[b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n"]);
+        assert_eq!(v, vec![Verdict::BareLineFeed]);
+        let (v, _) = run(&[b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n"]);
+        assert_eq!(v, vec![Verdict::FragmentInTarget]);
     }
 
     #[test]
