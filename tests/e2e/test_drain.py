@@ -76,6 +76,14 @@ def get(sock, path="/"):
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
 
 
+def kept_alive(proxy):
+    """A connection that has carried one request and stays open."""
+    s = socket.create_connection(("127.0.0.1", proxy.listen_port))
+    get(s)
+    assert read_response(s)[0] == 200
+    return s
+
+
 def test_sigterm_finishes_in_flight_requests_then_exits_0(procs, tmp_path):
     backend = RawBackend(slow(1.0, b"late"))
     proxy = drain_proxy(procs, tmp_path, static_cluster(backend.port))
@@ -100,12 +108,8 @@ def test_sigterm_finishes_in_flight_requests_then_exits_0(procs, tmp_path):
 def test_sigterm_closes_idle_keepalive_connections_after_drain_timeout(procs, tmp_path):
     echo = Echo(procs, "127.0.0.1")
     proxy = drain_proxy(procs, tmp_path, static_cluster(echo.port), drain_timeout="0.5s")
-    idle = socket.create_connection(("127.0.0.1", proxy.listen_port))
-    get(idle)
-    assert read_response(idle)[0] == 200
-    late = socket.create_connection(("127.0.0.1", proxy.listen_port))
-    get(late)
-    assert read_response(late)[0] == 200
+    idle = kept_alive(proxy)
+    late = kept_alive(proxy)
     t0 = time.time()
     proxy.proc.send_signal(signal.SIGTERM)
     # A request sent during the grace is still served, with close.
@@ -168,9 +172,7 @@ def post_admin(proxy, path):
 def test_drain_listeners_closes_listener_and_keeps_running(procs, tmp_path):
     echo = Echo(procs, "127.0.0.1")
     proxy = drain_proxy(procs, tmp_path, static_cluster(echo.port), drain_timeout="0.3s")
-    idle = socket.create_connection(("127.0.0.1", proxy.listen_port))
-    get(idle)
-    assert read_response(idle)[0] == 200
+    idle = kept_alive(proxy)
     assert post_admin(proxy, "/drain_listeners") == "OK\n"
     assert refuses(proxy.listen_port)
     assert closed_by_peer(idle, within=2.0)

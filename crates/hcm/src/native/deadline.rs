@@ -185,6 +185,7 @@ impl Wheel {
         self.armed += 1;
         Key {
             wheel: self.id,
+            base: self.base,
             index,
             generation: self.generation,
             deadline,
@@ -212,30 +213,23 @@ impl Wheel {
         // After a long stall, one turn of the wheel visits every slot.
         let from = self.now.max(target.saturating_sub(SLOTS as u64));
         for t in from + 1..=target {
-            let slot = &mut self.slots[(t % SLOTS as u64) as usize];
-            let mut i = 0;
-            while i < slot.len() {
-                let (index, generation) = slot[i];
-                let live = match &self.entries[index] {
-                    Some(e) if e.generation == generation => Some(e.deadline),
-                    _ => None,
+            let at = (t % SLOTS as u64) as usize;
+            let mut slot = std::mem::take(&mut self.slots[at]);
+            slot.retain(|&(index, generation)| {
+                let deadline = match &self.entries[index] {
+                    Some(e) if e.generation == generation => e.deadline,
+                    _ => return false, // cancelled, or moved to another slot
                 };
-                match live {
-                    None => {
-                        slot.swap_remove(i);
-                    }
-                    Some(d) if d <= target => {
-                        slot.swap_remove(i);
-                        if let Some(w) = self.entries[index].as_mut().and_then(|e| e.waker.take()) {
-                            due.push(w);
-                        }
-                        self.entries[index] = None;
-                        self.free.push(index);
-                        self.armed -= 1;
-                    }
-                    Some(_) => i += 1,
+                if deadline > target {
+                    return true; // a later turn of the wheel
                 }
-            }
+                if let Some(w) = self.entries[index].as_mut().and_then(|e| e.waker.take()) {
+                    due.push(w);
+                }
+                self.release(index);
+                false
+            });
+            self.slots[at] = slot;
         }
         self.now = target;
         self.armed > 0
@@ -249,9 +243,19 @@ thread_local! {
 /// An armed deadline in one thread's wheel.
 struct Key {
     wheel: u64,
+    /// The arming wheel's time origin (`deadline` counts ticks from it).
+    base: Instant,
     index: usize,
     generation: u64,
     deadline: u64,
+}
+
+impl Key {
+    /// Whether the deadline has passed, judged from any thread.
+    fn passed(&self) -> bool {
+        let ticks = (self.base.elapsed().as_nanos() / TICK.as_nanos()) as u64;
+        self.deadline <= ticks
+    }
 }
 
 /// Cancels the deadline when the wait ends first.
@@ -280,8 +284,7 @@ impl Armed {
             if w.id != k.wheel {
                 // Moved to another thread (work-stealing runtime): check
                 // the time ourselves; the old wheel fires a spurious wake.
-                let passed = k.deadline <= w.ticks_since_base();
-                return if passed {
+                return if k.passed() {
                     Poll::Ready(())
                 } else {
                     Poll::Pending
@@ -471,6 +474,22 @@ mod tests {
             assert_eq!(late, Err(Elapsed));
             assert!(t0.elapsed() < Duration::from_millis(700));
         });
+    }
+
+    #[test]
+    fn a_key_is_judged_by_its_own_wheels_clock() {
+        // A task moved to another thread (work-stealing) checks its key
+        // against the arming wheel's origin, not the new thread's.
+        let mut w = Wheel::new();
+        w.base -= Duration::from_secs(1);
+        let k = w.arm(Duration::from_millis(500), 0);
+        assert!(!k.passed());
+        // The same key seen a second later (its wheel's origin earlier).
+        let later = Key {
+            base: w.base - Duration::from_secs(1),
+            ..k
+        };
+        assert!(later.passed());
     }
 
     #[test]
