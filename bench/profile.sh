@@ -3,6 +3,7 @@
 #
 #   bash bench/profile.sh            # top functions, exclusive and inclusive
 #   N=20000 TOP=60 bash bench/profile.sh
+#   MIX=h2c bash bench/profile.sh    # h2c downstream, 10 streams a connection
 #
 # Collection is switched on only after a warm-up, so the profile holds
 # N requests and nothing of startup. Output: bench/out/profile.callgrind
@@ -10,7 +11,12 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need h2load:nghttp2-client nginx:nginx-light valgrind:valgrind callgrind_control:valgrind
-ORIGIN=18700 PORT=18730 N=${N:-10000} TOP=${TOP:-40}
+ORIGIN=18700 PORT=18730 N=${N:-10000} TOP=${TOP:-40} MIX=${MIX:-h1}
+case "$MIX" in
+  h1) LOADOPTS=(--h1 -c 10) ;;
+  h2c) LOADOPTS=(-c 10 -m 10) ;;
+  *) echo "MIX must be h1 or h2c" >&2; exit 2 ;;
+esac
 port_free $ORIGIN $PORT $((PORT + 9))
 build_nuncio
 start_origin $ORIGIN
@@ -21,9 +27,9 @@ taskset -c "$PROXY_CPU" valgrind --tool=callgrind --instr-atstart=no \
   "$NUNCIO" -c "$OUT/nuncio-profile.yaml" --concurrency 1 -l warn >/dev/null 2>&1 & vpid=$!
 pids+=($vpid)
 for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
-taskset -c "$LOAD_CPU" h2load --h1 -n 2000 -c 10 "http://127.0.0.1:$PORT/" >/dev/null
+taskset -c "$LOAD_CPU" h2load "${LOADOPTS[@]}" -n 2000 "http://127.0.0.1:$PORT/" >/dev/null
 callgrind_control -i on "$vpid" >/dev/null 2>&1
-taskset -c "$LOAD_CPU" h2load --h1 -n "$N" -c 10 "http://127.0.0.1:$PORT/" >/dev/null
+taskset -c "$LOAD_CPU" h2load "${LOADOPTS[@]}" -n "$N" "http://127.0.0.1:$PORT/" >/dev/null
 callgrind_control -i off "$vpid" >/dev/null 2>&1
 kill "$vpid"; wait "$vpid" 2>/dev/null || true
 total=$(callgrind_annotate --auto=no "$OUT/profile.callgrind" | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done=1}')

@@ -18,6 +18,7 @@ class RawBackend:
         self.behave = behave
         self.requests = 0
         self.heads = []  # request heads as received, decoded latin-1
+        self.leftovers = []  # bytes that came after each head (body starts)
         self.stop = False
         threading.Thread(target=self._run, daemon=True).start()
 
@@ -42,7 +43,9 @@ class RawBackend:
                     return
                 data += d
             self.requests += 1
-            self.heads.append(data.split(b"\r\n\r\n")[0].decode("latin-1"))
+            head, rest = data.split(b"\r\n\r\n", 1)
+            self.heads.append(head.decode("latin-1"))
+            self.leftovers.append(rest)
             self.behave(c)
         except OSError:
             pass

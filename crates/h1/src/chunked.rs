@@ -44,6 +44,8 @@ pub struct ChunkedValidator {
     line: usize,
     trailers: usize,
     data_bytes: u64,
+    /// The trailer section's bytes, when asked for (`keep_trailers`).
+    kept: Option<Vec<u8>>,
 }
 
 impl Default for ChunkedValidator {
@@ -55,6 +57,7 @@ impl Default for ChunkedValidator {
             line: 0,
             trailers: 0,
             data_bytes: 0,
+            kept: None,
         }
     }
 }
@@ -73,6 +76,26 @@ impl ChunkedValidator {
     /// Decoded payload bytes seen so far.
     pub fn data_bytes(&self) -> u64 {
         self.data_bytes
+    }
+
+    /// Keeps the trailer section's lines (to re-encode them for HTTP/2).
+    pub fn keep_trailers(&mut self) {
+        self.kept = Some(Vec::new());
+    }
+
+    /// The trailer fields seen, as `(name, value)` pairs (values trimmed);
+    /// empty unless [`ChunkedValidator::keep_trailers`] was called.
+    pub fn trailer_fields(&self) -> Vec<(&[u8], &[u8])> {
+        let Some(k) = &self.kept else {
+            return Vec::new();
+        };
+        k.split(|b| *b == b'\n')
+            .filter_map(|line| {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let colon = line.iter().position(|b| *b == b':')?;
+                Some((&line[..colon], line[colon + 1..].trim_ascii()))
+            })
+            .collect()
     }
 
     /// The current state.
@@ -160,6 +183,9 @@ impl ChunkedValidator {
                 }
                 TrailerStart => {
                     self.state = if b == b'\r' { EndLf } else { Trailer };
+                    if let (Some(k), true) = (&mut self.kept, b != b'\r') {
+                        k.push(b);
+                    }
                     if b == b'\n' {
                         return Err(H1Error::Bad("bare LF in trailers"));
                     }
@@ -170,6 +196,9 @@ impl ChunkedValidator {
                     if self.trailers > MAX_TRAILERS {
                         return Err(H1Error::TooLarge);
                     }
+                    if let Some(k) = &mut self.kept {
+                        k.push(b);
+                    }
                     match b {
                         b'\r' => self.state = TrailerLf,
                         b'\n' => return Err(H1Error::Bad("bare LF in trailers")),
@@ -179,6 +208,9 @@ impl ChunkedValidator {
                 TrailerLf => {
                     if b != b'\n' {
                         return Err(H1Error::Bad("bad trailer line ending"));
+                    }
+                    if let Some(k) = &mut self.kept {
+                        k.push(b'\n');
                     }
                     self.state = TrailerStart;
                 }
@@ -264,5 +296,26 @@ mod tests {
     fn incomplete_is_not_done() {
         let (_, done, _) = run(&[b"5\r\nhel"]).unwrap();
         assert!(!done);
+    }
+
+    #[test]
+    fn kept_trailers_come_back_as_fields() {
+        let mut v = ChunkedValidator::new();
+        v.keep_trailers();
+        let body = b"5\r\nhello\r\n0\r\nX-Checksum: abc123\r\ngrpc-status:0\r\n\r\n";
+        for b in body.iter() {
+            assert_eq!(v.feed(std::slice::from_ref(b)).unwrap(), 1);
+        }
+        assert!(v.is_done());
+        assert_eq!(
+            v.trailer_fields(),
+            vec![
+                (&b"X-Checksum"[..], &b"abc123"[..]),
+                (&b"grpc-status"[..], &b"0"[..])
+            ]
+        );
+        let mut plain = ChunkedValidator::new();
+        plain.feed(body).unwrap();
+        assert!(plain.trailer_fields().is_empty());
     }
 }

@@ -75,6 +75,40 @@ pub struct LogEntry {
     pub route_name: String,
 }
 
+impl LogEntry {
+    /// An entry for a request from `peer` that starts now; the outcome
+    /// fields are filled in when it ends.
+    pub fn new<B>(
+        req: &http::Request<B>,
+        authority: &str,
+        protocol: &'static str,
+        peer: SocketAddr,
+    ) -> Box<Self> {
+        Box::new(LogEntry {
+            start: SystemTime::now(),
+            method: req.method().to_string(),
+            path: req
+                .uri()
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            authority: authority.to_string(),
+            protocol,
+            req_headers: req.headers().clone(),
+            resp_headers: HeaderMap::new(),
+            code: 0,
+            flags: "-",
+            bytes_received: 0,
+            bytes_sent: 0,
+            duration: Duration::ZERO,
+            upstream_host: None,
+            upstream_cluster: None,
+            downstream: peer,
+            route_name: String::new(),
+        })
+    }
+}
+
 /// A compiled format.
 #[derive(Debug, Clone)]
 pub struct Format(Vec<Op>);

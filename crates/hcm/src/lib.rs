@@ -115,6 +115,8 @@ pub struct Hcm {
     max_header_bytes: usize,
     /// Serve HTTP/1.1 with the native path.
     native: bool,
+    /// Serve HTTP/2 with the native path (`native::h2`).
+    native_h2: bool,
     /// Its drain state.
     pub drain: drain::Drain,
 }
@@ -144,11 +146,11 @@ impl Hcm {
         engine: H1Engine,
     ) -> Result<Arc<Self>, HcmError> {
         let routes = RouteTable::new(&config.route_config, config.websocket, clusters)?;
-        let native = engine == H1Engine::Native
-            && config.codec_type != CodecType::Http2
-            && native::eligible(&routes);
+        let native_h2 = engine == H1Engine::Native && native::eligible(&routes);
+        let native = native_h2 && config.codec_type != CodecType::Http2;
         Ok(Arc::new(Hcm {
             native,
+            native_h2,
             config: config.clone(),
             routes,
             stats: HcmStats::new(store, &config.stat_prefix),
@@ -186,7 +188,8 @@ impl Hcm {
         h2_settings!(b, self);
     }
 
-    /// Whether HTTP/1.1 connections use the native path.
+    /// Whether HTTP/1.1 connections use the native path (HTTP/2 ones do
+    /// whenever the routes are eligible, even with `codec_type: HTTP2`).
     pub fn is_native(&self) -> bool {
         self.native
     }
@@ -198,6 +201,9 @@ impl Hcm {
         peer: SocketAddr,
         worker: usize,
     ) {
+        if self.native_h2 {
+            return native::h2::serve(self.clone(), io, peer, worker).await;
+        }
         let ctx = Arc::new(ConnCtx {
             hcm: self.clone(),
             peer,
@@ -229,6 +235,9 @@ impl Hcm {
         let _active = GaugeGuard::new(&self.stats.cx_active);
         if self.native {
             native::serve(self.clone(), stream, peer, worker).await;
+        } else if self.native_h2 {
+            self.stats.cx_http2_total.inc();
+            native::h2::serve(self.clone(), stream, peer, worker).await;
         } else {
             // Boxed so a native connection's task does not carry hyper's
             // (much larger) connection state.

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -79,36 +79,18 @@ pub(crate) async fn handle(req: Request<Incoming>, c: Arc<ConnCtx>) -> Response<
         hcm.stats.rq_http1_total.inc();
     }
     let log = hcm.access_log.as_ref().map(|_| {
-        Box::new(LogEntry {
-            start: SystemTime::now(),
-            method: req.method().to_string(),
-            path: req
-                .uri()
-                .path_and_query()
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
-            authority: authority(&req).unwrap_or_default().to_string(),
-            protocol: match req.version() {
-                Version::HTTP_2 => "HTTP/2",
-                Version::HTTP_10 => "HTTP/1.0",
-                _ => "HTTP/1.1",
-            },
-            req_headers: req.headers().clone(),
-            resp_headers: http::HeaderMap::new(),
-            code: 0,
-            flags: flags::NONE,
-            bytes_received: req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .unwrap_or(0),
-            bytes_sent: 0,
-            duration: Default::default(),
-            upstream_host: None,
-            upstream_cluster: None,
-            downstream: c.peer,
-            route_name: String::new(),
-        })
+        let protocol = match req.version() {
+            Version::HTTP_2 => "HTTP/2",
+            Version::HTTP_10 => "HTTP/1.0",
+            _ => "HTTP/1.1",
+        };
+        let mut l = LogEntry::new(&req, authority(&req).unwrap_or_default(), protocol, c.peer);
+        l.bytes_received = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        l
     });
     let mut out = Outcome {
         flags: flags::NONE,

@@ -35,7 +35,7 @@ pub(crate) fn websocket_kind<B>(req: &http::Request<B>) -> Option<Downstream> {
     None
 }
 
-fn random_key() -> String {
+pub(crate) fn random_key() -> String {
     let id = crate::headers::uuid_v4();
     let mut b = [0u8; 16];
     for (i, c) in id

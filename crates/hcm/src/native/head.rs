@@ -8,7 +8,7 @@ use nuncio_h1::{RequestHead, ResponseHead};
 
 /// Headers that never cross a hop, plus those we set ourselves. Matched
 /// by length first: most headers are rejected by one comparison.
-fn hop_by_hop(name: &str, te_value: &[u8]) -> bool {
+pub(super) fn hop_by_hop(name: &str, te_value: &[u8]) -> bool {
     let is = |n: &str| name.eq_ignore_ascii_case(n);
     match name.len() {
         2 => is("te") && !te_value.eq_ignore_ascii_case(b"trailers"),
@@ -39,7 +39,7 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// Names listed in a Connection header (they are hop-by-hop too).
-fn connection_listed<'a>(headers: &'a [(&'a str, &'a [u8])]) -> Vec<&'a [u8]> {
+pub(super) fn connection_listed<'a>(headers: &'a [(&'a str, &'a [u8])]) -> Vec<&'a [u8]> {
     headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
@@ -73,6 +73,47 @@ pub(crate) struct RequestAdds<'a> {
     pub websocket: bool,
 }
 
+/// Writes the upstream head of `h` forwarded on route `fwd` by `hcm`
+/// (`received`: the client's HTTP version, for Via).
+pub(crate) fn upstream_request_on_route(
+    out: &mut Vec<u8>,
+    h: &RequestHead<'_>,
+    hcm: &crate::Hcm,
+    fwd: &nuncio_router::Forward,
+    path: &str,
+    peer: std::net::SocketAddr,
+    received: http::Version,
+) {
+    let cfg = &hcm.config;
+    let request_id = (cfg.generate_request_id && h.get("x-request-id").is_none())
+        .then(crate::headers::uuid_v4_bytes);
+    let peer_ip = if cfg.use_remote_address {
+        peer.ip().to_string()
+    } else {
+        String::new()
+    };
+    upstream_request(
+        out,
+        h,
+        &RequestAdds {
+            path,
+            host_rewrite: fwd.host_rewrite.as_ref().map(|h| h.as_bytes()),
+            use_remote_address: cfg.use_remote_address,
+            peer_ip: &peer_ip,
+            request_id: request_id.as_ref().map(|v| &v[..]),
+            timeout_ms: if cfg.suppress_envoy_headers {
+                None
+            } else {
+                fwd.timeout_header.as_ref().map(|v| v.as_bytes())
+            },
+            via: hcm.via_values.get(received).as_bytes(),
+            websocket: h
+                .upgrade
+                .is_some_and(|u| u.eq_ignore_ascii_case(b"websocket")),
+        },
+    );
+}
+
 /// Writes the upstream request head.
 pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &RequestAdds<'_>) {
     out.extend_from_slice(h.method.as_bytes());
@@ -81,6 +122,7 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let listed = connection_listed(&h.headers);
     let (mut has_proto, mut has_id, mut xff) = (false, false, None);
+    let mut via: Vec<&[u8]> = Vec::new();
     for (n, v) in &h.headers {
         if hop_by_hop(n, v) || listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes())) {
             continue;
@@ -100,6 +142,10 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
             continue;
         } else if n.eq_ignore_ascii_case("x-request-id") {
             has_id = true;
+        } else if n.eq_ignore_ascii_case("via") {
+            // Earlier hops and ours go out as one list.
+            via.push(v);
+            continue;
         } else if n.eq_ignore_ascii_case("x-envoy-expected-rq-timeout-ms") && a.timeout_ms.is_some()
         {
             continue;
@@ -128,7 +174,13 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
     if let Some(t) = a.timeout_ms {
         push_header(out, "x-envoy-expected-rq-timeout-ms", t);
     }
-    push_header(out, "via", a.via);
+    out.extend_from_slice(b"via: ");
+    for v in via {
+        out.extend_from_slice(v);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(a.via);
+    out.extend_from_slice(b"\r\n");
     if a.websocket {
         push_header(out, "connection", b"upgrade");
         push_header(out, "upgrade", h.upgrade.unwrap_or(b"websocket"));
@@ -264,7 +316,7 @@ mod tests {
         let s = String::from_utf8(out).unwrap();
         assert_eq!(
             s,
-            "GET /y HTTP/1.1\r\nHost: a\r\nX-Keep: 2\r\nVia: 1.1 other\r\nx-forwarded-proto: http\r\nx-request-id: rid\r\nx-envoy-expected-rq-timeout-ms: 15000\r\nvia: 1.1 nuncio-x\r\n\r\n"
+            "GET /y HTTP/1.1\r\nHost: a\r\nX-Keep: 2\r\nx-forwarded-proto: http\r\nx-request-id: rid\r\nx-envoy-expected-rq-timeout-ms: 15000\r\nvia: 1.1 other, 1.1 nuncio-x\r\n\r\n"
         );
     }
 

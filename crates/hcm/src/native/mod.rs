@@ -12,30 +12,32 @@
 mod bufpool;
 mod date;
 pub(crate) mod deadline;
+pub(crate) mod h2;
+mod h2io;
 mod head;
 mod io;
 mod relay;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::{Buf, BytesMut};
-use nuncio_h1::{
-    parse_request, parse_response, request_framing, response_framing, Framing, H1Error, Limits,
-};
+use nuncio_h1::{parse_request, request_framing, response_framing, Framing, H1Error, Limits};
 use nuncio_router::{RouteKind, RouteTable};
 use nuncio_stats::GaugeGuard;
-use nuncio_upstream::{Protocol, RawConn, UpstreamError};
+use nuncio_upstream::{Protocol, RawConn};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::access_log::LogEntry;
 use crate::proxy::flags;
 use crate::Hcm;
-use head::{BodyOut, RequestAdds};
+use head::BodyOut;
 use io::{read_some, Prefixed};
 use relay::{relay, Out, RelayError};
+use upstream::{read_response_head, Fail};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -71,6 +73,20 @@ struct Done {
         Arc<nuncio_cluster::Host>,
         Instant,
     )>,
+}
+
+impl Done {
+    /// A local reply of `status` with a body of `len` bytes.
+    fn local(status: u16, flags: &'static str, len: usize) -> Done {
+        Done {
+            service_ms: None,
+            status,
+            flags,
+            sent: len as u64,
+            received: 0,
+            upstream: None,
+        }
+    }
 }
 
 /// Serves one downstream connection.
@@ -213,17 +229,7 @@ async fn reply(
         close,
     );
     let ok = stream.write_all(&bytes).await.is_ok();
-    (
-        ok && !close,
-        Done {
-            service_ms: None,
-            status,
-            flags: flag,
-            sent: body.len() as u64,
-            received: 0,
-            upstream: None,
-        },
-    )
+    (ok && !close, Done::local(status, flag, body.len()))
 }
 
 fn finish(hcm: &Hcm, start: Instant, d: Done, log: Option<Box<LogEntry>>) {
@@ -388,39 +394,13 @@ async fn handle(
     };
     // The upstream head, written while the request head is borrowed.
     let path = route.rewrite_path(head.target);
-    let request_id = (cfg.generate_request_id && head.get("x-request-id").is_none())
-        .then(crate::headers::uuid_v4_bytes);
-    let peer_ip = if cfg.use_remote_address {
-        peer.ip().to_string()
-    } else {
-        String::new()
-    };
     let mut up_head = bufpool::take_head(head.len + 256);
-    head::upstream_request(
-        &mut up_head,
-        &head,
-        &RequestAdds {
-            path: &path,
-            host_rewrite: fwd.host_rewrite.as_ref().map(|h| h.as_bytes()),
-            use_remote_address: cfg.use_remote_address,
-            peer_ip: &peer_ip,
-            request_id: request_id.as_ref().map(|v| &v[..]),
-            timeout_ms: if cfg.suppress_envoy_headers {
-                None
-            } else {
-                fwd.timeout_header.as_ref().map(|v| v.as_bytes())
-            },
-            via: hcm
-                .via_values
-                .get(if head.minor == 0 {
-                    http::Version::HTTP_10
-                } else {
-                    http::Version::HTTP_11
-                })
-                .as_bytes(),
-            websocket,
-        },
-    );
+    let version = if head.minor == 0 {
+        http::Version::HTTP_10
+    } else {
+        http::Version::HTTP_11
+    };
+    head::upstream_request_on_route(&mut up_head, &head, hcm, fwd, &path, peer, version);
     let is_head = head.method.eq_ignore_ascii_case("HEAD");
     let idempotent = matches!(head.method, "GET" | "HEAD" | "OPTIONS");
     let client_close = head.close;
@@ -483,21 +463,7 @@ async fn handle(
             (keep && !x.upgraded, done(x.status, flags::NONE, &x), log)
         }
         Err(fail) => {
-            let (status, flag, body) = match &fail {
-                Fail::Timeout => {
-                    cluster.stats.rq_timeout.inc();
-                    host.stats.rq_timeout.inc();
-                    (504, flags::UPSTREAM_TIMEOUT, "upstream request timeout")
-                }
-                Fail::Connect => (503, flags::UPSTREAM_CONNECT_FAILURE, "upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
-                Fail::Reset => {
-                    cluster.stats.rq_rx_reset.inc();
-                    (503, flags::UPSTREAM_TERMINATION, "upstream connect error or disconnect/reset before headers. reset reason: connection termination")
-                }
-                Fail::Protocol => (502, flags::UPSTREAM_RESET, "upstream connect error or disconnect/reset before headers. reset reason: protocol error"),
-                Fail::ClientIdle => (408, "SI", "stream timeout"),
-                Fail::Client | Fail::BadRequestBody(_) => (x.status.max(400), "DC", ""),
-            };
+            let (status, flag, body) = fail.local_reply(&cluster, &host, x.status);
             if let Fail::BadRequestBody(e) = fail {
                 if !x.head_sent {
                     let (_, d) =
@@ -519,29 +485,6 @@ async fn handle(
             let (_, mut d) = reply(hcm, x.stream, status, body, true, flag).await;
             d.upstream = upstream;
             (false, d, log)
-        }
-    }
-}
-
-/// Why forwarding failed.
-#[derive(Debug)]
-enum Fail {
-    Timeout,
-    Connect,
-    Reset,
-    Protocol,
-    Client,
-    /// The client stopped sending its body for `stream_idle_timeout`.
-    ClientIdle,
-    BadRequestBody(H1Error),
-}
-
-impl From<UpstreamError> for Fail {
-    fn from(e: UpstreamError) -> Self {
-        if e.is_connect_failure() {
-            Fail::Connect
-        } else {
-            Fail::Reset
         }
     }
 }
@@ -690,84 +633,59 @@ impl Exchange<'_> {
         up: &mut TcpStream,
         ubuf: &mut BytesMut,
     ) -> Result<(bool, bool), Fail> {
-        // Response head (1xx other than 101 are skipped).
-        let (framing, body_out, close, up_close) = loop {
-            if ubuf.is_empty() {
-                match read_some(up, ubuf, None).await {
-                    Ok(0) | Err(_) => return Err(Fail::Reset),
-                    Ok(_) => {}
-                }
+        // Response head (1xx other than 101 are skipped), rewritten.
+        let (framing, body_out, close, up_close, upgraded, mut out) =
+            read_response_head(up, ubuf, |r| {
+                let framing = response_framing(&r, if self.is_head { "HEAD" } else { "GET" })
+                    .map_err(|_| Fail::Protocol)?;
+                let upgraded = r.status == 101 && self.websocket;
+                let body_out = match framing {
+                    Framing::Chunked | Framing::UntilClose if self.client_10 => BodyOut::Close,
+                    Framing::Chunked => BodyOut::Chunked,
+                    Framing::UntilClose => BodyOut::Chunked,
+                    _ => BodyOut::AsIs,
+                };
+                let close = self.client_close
+                    || body_out == BodyOut::Close
+                    || (self.websocket && !upgraded)
+                    || self.drain.is_draining();
+                let service_ms = self.sent_at.elapsed().as_millis() as u64;
+                self.service_ms = Some(service_ms);
+                let service = (!self.suppress).then_some(service_ms);
+                let mut out = bufpool::take_head(r.len + 128);
+                head::downstream_response(
+                    &mut out,
+                    &r,
+                    self.server,
+                    service,
+                    body_out,
+                    close,
+                    self.client_10 && !close,
+                    upgraded,
+                );
+                self.status = r.status;
+                let up_close = r.close || framing == Framing::UntilClose;
+                Ok((framing, body_out, close, up_close, upgraded, out))
+            })
+            .await?;
+        // Small fixed-length bodies go out with the head in one write.
+        let mut framing = framing;
+        if let Framing::Length(n) = framing {
+            if (ubuf.len() as u64) >= n && n <= 16 * 1024 {
+                out.extend_from_slice(&ubuf[..n as usize]);
+                ubuf.advance(n as usize);
+                self.sent = n;
+                framing = Framing::Empty;
             }
-            // Most responses fit 128 header slots on the stack; a larger one
-            // is parsed again with room for 1,000.
-            let parsed = match parse_response(ubuf, 128, 256 * 1024) {
-                Err(H1Error::TooLarge) => parse_response(ubuf, 1000, 256 * 1024),
-                other => other,
-            }
-            .map_err(|_| Fail::Protocol)?;
-            let Some(r) = parsed else {
-                match read_some(up, ubuf, None).await {
-                    Ok(0) | Err(_) => return Err(Fail::Reset),
-                    Ok(_) => continue,
-                }
-            };
-            if (100..200).contains(&r.status) && r.status != 101 {
-                let n = r.len;
-                ubuf.advance(n);
-                continue;
-            }
-            let framing = response_framing(&r, if self.is_head { "HEAD" } else { "GET" })
-                .map_err(|_| Fail::Protocol)?;
-            let upgraded = r.status == 101 && self.websocket;
-            let body_out = match framing {
-                Framing::Chunked | Framing::UntilClose if self.client_10 => BodyOut::Close,
-                Framing::Chunked => BodyOut::Chunked,
-                Framing::UntilClose => BodyOut::Chunked,
-                _ => BodyOut::AsIs,
-            };
-            let close = self.client_close
-                || body_out == BodyOut::Close
-                || (self.websocket && !upgraded)
-                || self.drain.is_draining();
-            let service_ms = self.sent_at.elapsed().as_millis() as u64;
-            self.service_ms = Some(service_ms);
-            let service = (!self.suppress).then_some(service_ms);
-            let mut out = bufpool::take_head(r.len + 128);
-            head::downstream_response(
-                &mut out,
-                &r,
-                self.server,
-                service,
-                body_out,
-                close,
-                self.client_10 && !close,
-                upgraded,
-            );
-            let (status, up_close, len) =
-                (r.status, r.close || framing == Framing::UntilClose, r.len);
-            drop(r);
-            ubuf.advance(len);
-            self.status = status;
-            // Small fixed-length bodies go out with the head in one write.
-            let mut framing = framing;
-            if let Framing::Length(n) = framing {
-                if (ubuf.len() as u64) >= n && n <= 16 * 1024 {
-                    out.extend_from_slice(&ubuf[..n as usize]);
-                    ubuf.advance(n as usize);
-                    self.sent = n;
-                    framing = Framing::Empty;
-                }
-            }
-            let written = self.stream.write_all(&out).await;
-            bufpool::give_head(out);
-            written.map_err(|_| Fail::Client)?;
-            self.head_sent = true;
-            if upgraded {
-                self.upgraded = true;
-                return Ok((false, false));
-            }
-            break (framing, body_out, close, up_close);
-        };
+        }
+        let written = self.stream.write_all(&out).await;
+        bufpool::give_head(out);
+        written.map_err(|_| Fail::Client)?;
+        self.head_sent = true;
+        if upgraded {
+            self.upgraded = true;
+            return Ok((false, false));
+        }
         let out = match body_out {
             BodyOut::Close if framing == Framing::Chunked => Out::Dechunk,
             BodyOut::Chunked if framing == Framing::UntilClose => Out::Rechunk,

@@ -1,0 +1,358 @@
+//! An HTTP/2 stream seen as a byte stream, so the native path's body
+//! relay (`relay.rs`) and WebSocket tunnel work unchanged on HTTP/2:
+//! [`H2Recv`] reads a request body's DATA frames, returning their flow
+//! control window as the bytes are taken; [`H2Send`] writes DATA frames no
+//! larger than the window the peer has granted, so a slow reader pushes
+//! back instead of growing a buffer.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use h2::{RecvStream, SendStream};
+use http::header::{HeaderName, HeaderValue};
+use nuncio_h1::ChunkedValidator;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use super::deadline;
+use super::io::read_some_hint;
+use super::upstream::Fail;
+
+fn h2_io(e: h2::Error) -> io::Error {
+    if e.is_io() {
+        e.into_io()
+            .unwrap_or_else(|| io::Error::other("h2 i/o error"))
+    } else {
+        io::Error::other(e)
+    }
+}
+
+/// The receiving half of a stream as an [`AsyncRead`]; end of stream is EOF.
+pub(crate) struct H2Recv {
+    rx: RecvStream,
+    pending: Bytes,
+    /// Payload bytes read so far.
+    pub(crate) total: u64,
+}
+
+impl H2Recv {
+    /// Wraps a stream's receiving half.
+    pub(crate) fn new(rx: RecvStream) -> Self {
+        H2Recv {
+            rx,
+            pending: Bytes::new(),
+            total: 0,
+        }
+    }
+
+    /// The next DATA frame's payload (`None` at end of stream), its window
+    /// returned at once.
+    pub(crate) async fn data(&mut self) -> Option<io::Result<Bytes>> {
+        if !self.pending.is_empty() {
+            return Some(Ok(std::mem::take(&mut self.pending)));
+        }
+        let r = std::future::poll_fn(|cx| self.rx.poll_data(cx)).await?;
+        Some(r.map_err(h2_io).inspect(|b| {
+            let _ = self.rx.flow_control().release_capacity(b.len());
+            self.total += b.len() as u64;
+        }))
+    }
+
+    /// The trailers, after the last DATA frame.
+    pub(crate) async fn trailers(&mut self) -> io::Result<Option<http::HeaderMap>> {
+        self.rx.trailers().await.map_err(h2_io)
+    }
+}
+
+impl AsyncRead for H2Recv {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        while this.pending.is_empty() {
+            match ready!(this.rx.poll_data(cx)) {
+                None => return Poll::Ready(Ok(())),
+                Some(Err(e)) => return Poll::Ready(Err(h2_io(e))),
+                Some(Ok(b)) => {
+                    // The window reopens as the bytes are taken off the
+                    // stream: at most one frame waits here.
+                    let _ = this.rx.flow_control().release_capacity(b.len());
+                    this.total += b.len() as u64;
+                    this.pending = b;
+                }
+            }
+        }
+        let n = this.pending.len().min(buf.remaining());
+        buf.put_slice(&this.pending[..n]);
+        this.pending.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The sending half of a stream as an [`AsyncWrite`]; shutdown ends the
+/// stream (an empty DATA frame with END_STREAM).
+pub(crate) struct H2Send {
+    tx: SendStream<Bytes>,
+    ended: bool,
+}
+
+impl H2Send {
+    /// Wraps a stream's sending half.
+    pub(crate) fn new(tx: SendStream<Bytes>) -> Self {
+        H2Send { tx, ended: false }
+    }
+
+    /// Sends `data` as the last DATA frame, without waiting for window
+    /// (for small bodies already in hand: h2 queues them).
+    pub(crate) fn send_last(&mut self, data: Bytes) -> io::Result<()> {
+        self.ended = true;
+        self.tx.send_data(data, true).map_err(h2_io)
+    }
+
+    /// Ends the stream with trailers.
+    pub(crate) fn send_trailers(&mut self, trailers: http::HeaderMap) -> io::Result<()> {
+        self.ended = true;
+        self.tx.send_trailers(trailers).map_err(h2_io)
+    }
+
+    /// Aborts the stream (RST_STREAM): the client sees a reset, never a
+    /// silently truncated response.
+    pub(crate) fn abort(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.tx.send_reset(h2::Reason::INTERNAL_ERROR);
+        }
+    }
+}
+
+impl AsyncWrite for H2Send {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let tx = &mut self.tx;
+        tx.reserve_capacity(buf.len());
+        let mut cap = tx.capacity();
+        while cap == 0 {
+            match ready!(tx.poll_capacity(cx)) {
+                Some(Ok(_)) => cap = tx.capacity(),
+                Some(Err(e)) => return Poll::Ready(Err(h2_io(e))),
+                None => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "stream closed by the peer",
+                    )))
+                }
+            }
+        }
+        let n = cap.min(buf.len());
+        tx.send_data(Bytes::copy_from_slice(&buf[..n]), false)
+            .map_err(h2_io)?;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.ended {
+            self.ended = true;
+            self.tx.send_data(Bytes::new(), true).map_err(h2_io)?;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Both halves of an HTTP/2 stream, for a WebSocket tunnel.
+pub(crate) struct H2Duplex {
+    /// What the client sends.
+    pub(crate) rx: H2Recv,
+    /// What goes to the client.
+    pub(crate) tx: H2Send,
+}
+
+impl AsyncRead for H2Duplex {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.rx).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for H2Duplex {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tx).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tx).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tx).poll_shutdown(cx)
+    }
+}
+
+/// Sends a request body of unknown length upstream as chunks, one per DATA
+/// frame, ending with the client's trailers (gRPC-style messages keep
+/// them across the HTTP/1.1 hop).
+pub(crate) async fn send_chunked(
+    src: &mut H2Recv,
+    up: &mut tokio::net::TcpStream,
+    idle: Option<Duration>,
+) -> Result<u64, Fail> {
+    let mut out = Vec::new();
+    loop {
+        let next = match idle {
+            Some(t) => deadline::within(t, src.data())
+                .await
+                .map_err(|_| Fail::ClientIdle)?,
+            None => src.data().await,
+        };
+        let data = match next {
+            None => break,
+            Some(Ok(d)) if d.is_empty() => continue,
+            Some(Ok(d)) => d,
+            Some(Err(_)) => return Err(Fail::Client),
+        };
+        out.clear();
+        push_hex(&mut out, data.len());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&data);
+        out.extend_from_slice(b"\r\n");
+        up.write_all(&out).await.map_err(|_| Fail::Reset)?;
+    }
+    let trailers = src.trailers().await.map_err(|_| Fail::Client)?;
+    out.clear();
+    out.extend_from_slice(b"0\r\n");
+    for (n, v) in trailers.iter().flatten() {
+        out.extend_from_slice(n.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    up.write_all(&out).await.map_err(|_| Fail::Reset)?;
+    Ok(src.total)
+}
+
+fn push_hex(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Relays a chunked response body as DATA frames, and its trailers as a
+/// trailing HEADERS frame.
+pub(crate) async fn relay_chunked(
+    up: &mut tokio::net::TcpStream,
+    ubuf: &mut BytesMut,
+    sink: &mut H2Send,
+    idle: Option<Duration>,
+) -> Result<u64, Fail> {
+    let mut v = ChunkedValidator::new();
+    v.keep_trailers();
+    let mut plain = Vec::new();
+    loop {
+        plain.clear();
+        let k = v
+            .feed_with(ubuf, |d| plain.extend_from_slice(d))
+            .map_err(|_| Fail::Protocol)?;
+        ubuf.advance(k);
+        if !plain.is_empty() {
+            sink.write_all(&plain).await.map_err(|_| Fail::Client)?;
+        }
+        if v.is_done() {
+            break;
+        }
+        match read_some_hint(up, ubuf, idle, 64 * 1024).await {
+            Ok(0) | Err(_) => return Err(Fail::Reset),
+            Ok(_) => {}
+        }
+    }
+    let mut trailers = http::HeaderMap::new();
+    for (n, val) in v.trailer_fields() {
+        if let (Ok(n), Ok(val)) = (HeaderName::from_bytes(n), HeaderValue::from_bytes(val)) {
+            trailers.append(n, val);
+        }
+    }
+    if trailers.is_empty() {
+        sink.shutdown().await.map_err(|_| Fail::Client)?;
+    } else {
+        sink.send_trailers(trailers).map_err(|_| Fail::Client)?;
+    }
+    Ok(v.data_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A body larger than both windows goes through the adapters intact,
+    /// in both directions (the writer waits for window updates).
+    #[tokio::test]
+    async fn bodies_larger_than_the_window_cross_intact() {
+        let (a, b) = tokio::io::duplex(16 * 1024);
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let expect = body.clone();
+        let server = tokio::spawn(async move {
+            let mut conn = h2::server::handshake(b).await.unwrap();
+            let (req, mut respond) = conn.accept().await.unwrap().unwrap();
+            let driver = tokio::spawn(async move { while conn.accept().await.is_some() {} });
+            let mut rx = H2Recv::new(req.into_body());
+            let mut got = Vec::new();
+            rx.read_to_end(&mut got).await.unwrap();
+            assert_eq!(rx.total, got.len() as u64);
+            let tx = respond
+                .send_response(http::Response::new(()), false)
+                .unwrap();
+            let mut tx = H2Send::new(tx);
+            tx.write_all(&got).await.unwrap();
+            tx.shutdown().await.unwrap();
+            driver.await.unwrap();
+        });
+        let (mut client, conn) = h2::client::handshake(a).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let (resp, tx) = client
+            .send_request(http::Request::post("http://x/").body(()).unwrap(), false)
+            .unwrap();
+        let mut tx = H2Send::new(tx);
+        tx.write_all(&body).await.unwrap();
+        tx.shutdown().await.unwrap();
+        let resp = resp.await.unwrap();
+        let mut rx = H2Recv::new(resp.into_body());
+        let mut back = Vec::new();
+        rx.read_to_end(&mut back).await.unwrap();
+        // The server's connection ends once no stream or handle is left.
+        drop((rx, tx, client));
+        assert_eq!(back, expect);
+        server.await.unwrap();
+    }
+}

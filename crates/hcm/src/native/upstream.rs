@@ -1,0 +1,102 @@
+//! The upstream side of an exchange, shared by the HTTP/1 and HTTP/2
+//! downstream paths: why forwarding failed (and Envoy's local reply for
+//! it), and reading a response head off an upstream socket.
+
+use bytes::{Buf, BytesMut};
+use nuncio_h1::{parse_response, H1Error};
+use nuncio_upstream::UpstreamError;
+use tokio::net::TcpStream;
+
+use super::io::read_some;
+use crate::proxy::flags;
+
+/// Why forwarding failed.
+#[derive(Debug)]
+pub(super) enum Fail {
+    Timeout,
+    Connect,
+    Reset,
+    Protocol,
+    Client,
+    /// The client stopped sending its body for `stream_idle_timeout`.
+    ClientIdle,
+    BadRequestBody(H1Error),
+}
+
+impl Fail {
+    /// Envoy's local reply for this failure (status, response flag, body),
+    /// counting the cluster's and host's stats for it. `status` is what the
+    /// client was already sent, if anything (0 if not).
+    pub(super) fn local_reply(
+        &self,
+        cluster: &nuncio_cluster::Cluster,
+        host: &nuncio_cluster::Host,
+        status: u16,
+    ) -> (u16, &'static str, &'static str) {
+        match self {
+            Fail::Timeout => {
+                cluster.stats.rq_timeout.inc();
+                host.stats.rq_timeout.inc();
+                (504, flags::UPSTREAM_TIMEOUT, "upstream request timeout")
+            }
+            Fail::Connect => (503, flags::UPSTREAM_CONNECT_FAILURE, "upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
+            Fail::Reset => {
+                cluster.stats.rq_rx_reset.inc();
+                (503, flags::UPSTREAM_TERMINATION, "upstream connect error or disconnect/reset before headers. reset reason: connection termination")
+            }
+            Fail::Protocol => (502, flags::UPSTREAM_RESET, "upstream connect error or disconnect/reset before headers. reset reason: protocol error"),
+            Fail::ClientIdle => (408, "SI", "stream timeout"),
+            Fail::Client | Fail::BadRequestBody(_) => (status.max(400), "DC", ""),
+        }
+    }
+}
+
+/// Reads an upstream response head into `ubuf`, skipping 1xx responses
+/// other than 101, and hands it to `take`, which returns what the caller
+/// keeps; the head's bytes are then consumed.
+pub(super) async fn read_response_head<T>(
+    up: &mut TcpStream,
+    ubuf: &mut BytesMut,
+    take: impl FnOnce(nuncio_h1::ResponseHead<'_>) -> Result<T, Fail>,
+) -> Result<T, Fail> {
+    loop {
+        if ubuf.is_empty() {
+            match read_some(up, ubuf, None).await {
+                Ok(0) | Err(_) => return Err(Fail::Reset),
+                Ok(_) => {}
+            }
+        }
+        // Most responses fit 128 header slots on the stack; a larger one
+        // is parsed again with room for 1,000.
+        let parsed = match parse_response(ubuf, 128, 256 * 1024) {
+            Err(H1Error::TooLarge) => parse_response(ubuf, 1000, 256 * 1024),
+            other => other,
+        }
+        .map_err(|_| Fail::Protocol)?;
+        let Some(r) = parsed else {
+            match read_some(up, ubuf, None).await {
+                Ok(0) | Err(_) => return Err(Fail::Reset),
+                Ok(_) => continue,
+            }
+        };
+        if (100..200).contains(&r.status) && r.status != 101 {
+            let n = r.len;
+            ubuf.advance(n);
+            continue;
+        }
+        let len = r.len;
+        let kept = take(r)?;
+        ubuf.advance(len);
+        return Ok(kept);
+    }
+}
+
+impl From<UpstreamError> for Fail {
+    fn from(e: UpstreamError) -> Self {
+        if e.is_connect_failure() {
+            Fail::Connect
+        } else {
+            Fail::Reset
+        }
+    }
+}

@@ -1,0 +1,218 @@
+"""HTTP/2 clients (h2c) in front of HTTP/1.1 upstreams, driven by the
+Python `h2` library with validation off: malformed requests are stream or
+connection errors and reach no upstream; failing upstreams get Envoy's
+local replies or an aborted stream, never a truncated "complete" one; a
+client reset cancels the upstream request; bodies of unknown length and
+trailers cross the hop."""
+
+import os
+import time
+
+import pytest
+
+from backends import RawBackend, answer, close_before_headers, garbage, slow
+from conftest import Echo, free_port, start_proxy, static_cluster
+from h2client import H2Client
+
+PROTOCOL_ERROR = 1
+
+# hyper's path (--h1 hyper, and HTTP/2 clusters) drops HTTP/2 request
+# trailers on the way to an HTTP/1.1 upstream and does not count client
+# resets; the native path does both.
+NATIVE_ONLY = pytest.mark.skipif(
+    os.environ.get("NUNCIO_H1") == "hyper",
+    reason="native HTTP/2 path only (see docs/hardening.md)",
+)
+
+MALFORMED = [
+    ("uppercase name", [("X-Upper", "1")]),
+    ("connection", [("connection", "keep-alive")]),
+    ("keep-alive", [("keep-alive", "timeout=5")]),
+    ("proxy-connection", [("proxy-connection", "keep-alive")]),
+    ("upgrade", [("upgrade", "h2c")]),
+    ("transfer-encoding", [("transfer-encoding", "chunked")]),
+    ("te other than trailers", [("te", "gzip")]),
+]
+
+
+@pytest.mark.parametrize("name,headers", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_requests_are_refused_and_reach_no_upstream(procs, tmp_path, name, headers):
+    b = RawBackend(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    proxy = start_proxy(procs, tmp_path, static_cluster(b.port))
+    c = H2Client(proxy.listen_port)
+    bad = c.request(headers)
+    r = c.wait([bad])[0]
+    # A stream error (RST_STREAM) or, as Envoy does by default for a
+    # malformed header block, a connection error (GOAWAY): never a response.
+    assert r["status"] is None, r
+    assert r["reset"] == PROTOCOL_ERROR or c.goaway == PROTOCOL_ERROR, (r, c.goaway)
+    c.close()
+    # The proxy keeps serving, and the upstream saw only the good request.
+    c = H2Client(proxy.listen_port)
+    ok = c.wait([c.request([])])[0]
+    assert ok["status"] == 200 and ok["ended"] and ok["data"] == b"ok"
+    c.close()
+    assert b.requests == 1, b.heads
+    b.close()
+
+
+class BodyCounter:
+    """An upstream that reads each request's head and then its whole
+    Content-Length body, counting the requests it received completely."""
+
+    def __init__(self):
+        self.complete = 0
+        self.b = RawBackend(self._behave)
+        self.port = self.b.port
+
+    def _behave(self, c):
+        head = self.b.heads[-1].lower()
+        length = int(head.split("content-length:")[1].split("\r\n")[0]) if "content-length:" in head else 0
+        got = self.b.leftovers[-1]
+        c.settimeout(3)
+        try:
+            while len(got) < length:
+                d = c.recv(65536)
+                if not d:
+                    return
+                got += d
+        except OSError:
+            return
+        self.complete += 1
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+@pytest.mark.parametrize("declared,sent", [("10", b"abc"), ("3", b"abcdefghij")], ids=["short", "long"])
+def test_content_length_disagreeing_with_data_is_a_stream_error(procs, tmp_path, declared, sent):
+    up = BodyCounter()
+    proxy = start_proxy(procs, tmp_path, static_cluster(up.port))
+    c = H2Client(proxy.listen_port)
+    r = c.wait([c.request([("content-length", declared)], body=sent, method="POST", path="/echo")])[0]
+    assert r["status"] is None and r["reset"] == PROTOCOL_ERROR, r
+    time.sleep(0.3)
+    assert up.complete == 0
+    # A well-formed request on a new connection is served.
+    c = H2Client(proxy.listen_port)
+    r = c.wait([c.request([("content-length", "3")], body=b"abc", method="POST")])[0]
+    assert r["status"] == 200 and r["ended"], r
+    assert up.complete == 1
+    up.b.close()
+
+
+@NATIVE_ONLY
+def test_body_of_unknown_length_and_trailers_cross_to_http1(procs, tmp_path):
+    e = Echo(procs, "127.0.0.1")
+    proxy = start_proxy(procs, tmp_path, static_cluster(e.port))
+    c = H2Client(proxy.listen_port)
+    sid = c.request([("te", "trailers")], method="POST", path="/echo", body=b"first,", end=False)
+    for part in (b"second,", b"third" * 5000):
+        c.data(sid, part)
+    c.conn.send_headers(sid, [(b"x-checksum", b"abc123")], end_stream=True)
+    c.flush()
+    r = c.wait([sid], 10)[0]
+    assert r["status"] == 200 and r["ended"], r
+    assert r["data"] == b"first,second," + b"third" * 5000
+    assert ("x-checksum", "abc123") in r["trailers"], r
+    c.close()
+
+
+def test_large_response_respects_the_client_window(procs, tmp_path):
+    """A 2 MiB response to a client that opens its window slowly arrives
+    whole: the proxy waits for WINDOW_UPDATE instead of failing."""
+    e = Echo(procs, "127.0.0.1")
+    proxy = start_proxy(procs, tmp_path, static_cluster(e.port))
+    body = bytes(range(256)) * 8192
+    c = H2Client(proxy.listen_port)
+    r = c.wait([c.request([("content-length", str(len(body)))], body=body, method="POST", path="/echo")], 20)[0]
+    assert r["status"] == 200 and r["ended"] and r["data"] == body
+    c.close()
+
+
+FAILURES = [
+    ("connection refused", None, 503, b"connection failure"),
+    ("closes before headers", close_before_headers, 503, b"connection termination"),
+    ("garbage", garbage, 502, b"protocol error"),
+]
+
+
+@pytest.mark.parametrize("name,behave,status,text", FAILURES, ids=[f[0] for f in FAILURES])
+def test_failing_upstream_gets_envoys_local_reply(procs, tmp_path, name, behave, status, text):
+    if behave is None:
+        port, b = free_port(), None
+    else:
+        b = RawBackend(behave)
+        port = b.port
+    proxy = start_proxy(procs, tmp_path, static_cluster(port))
+    c = H2Client(proxy.listen_port)
+    for _ in range(2):  # the failed connection is not reused; the next request fails the same way
+        r = c.wait([c.request([])])[0]
+        assert r["status"] == status and r["ended"], r
+        assert text in r["data"], r
+    c.close()
+    if b:
+        b.close()
+
+
+def test_upstream_closing_mid_body_aborts_the_stream(procs, tmp_path):
+    b = RawBackend(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"))
+    proxy = start_proxy(procs, tmp_path, static_cluster(b.port))
+    c = H2Client(proxy.listen_port)
+    r = c.wait([c.request([])])[0]
+    # RST_STREAM (after the headers, if they were flushed first): never
+    # END_STREAM on a short body.
+    assert r["status"] in (None, 200) and not r["ended"] and r["reset"] is not None, r
+    assert len(r["data"]) < 100
+    # The connection and the proxy go on.
+    r = c.wait([c.request([])])[0]
+    assert not r["ended"] and r["reset"] is not None
+    c.close()
+    b.close()
+
+
+def test_route_timeout_is_504(procs, tmp_path):
+    b = RawBackend(slow(3))
+    routes = '              - match: {prefix: "/"}\n                route: {cluster: backend, timeout: 0.5s}\n'
+    proxy = start_proxy(procs, tmp_path, static_cluster(b.port), routes=routes)
+    c = H2Client(proxy.listen_port)
+    t0 = time.time()
+    r = c.wait([c.request([])])[0]
+    assert r["status"] == 504 and r["data"] == b"upstream request timeout", r
+    assert time.time() - t0 < 2
+    assert proxy.stat("cluster.backend.upstream_rq_timeout") == 1
+    c.close()
+    b.close()
+
+
+@NATIVE_ONLY
+def test_client_reset_cancels_the_upstream_request(procs, tmp_path):
+    closed_after = []
+
+    def behave(conn):
+        t0 = time.time()
+        conn.settimeout(5)
+        try:
+            conn.recv(1)  # returns b"" when the proxy drops the request
+        except OSError:
+            pass
+        closed_after.append(time.time() - t0)
+
+    b = RawBackend(behave)
+    proxy = start_proxy(procs, tmp_path, static_cluster(b.port))
+    c = H2Client(proxy.listen_port)
+    sid = c.request([])
+    deadline = time.time() + 3
+    while b.requests == 0 and time.time() < deadline:
+        time.sleep(0.02)
+    assert b.requests == 1
+    c.reset(sid)
+    deadline = time.time() + 3
+    while not closed_after and time.time() < deadline:
+        time.sleep(0.02)
+    assert closed_after and closed_after[0] < 1.5, closed_after
+    assert proxy.stat("http.ingress_http.downstream_rq_rx_reset") == 1
+    # The connection still carries new streams.
+    b.behave = answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    r = c.wait([c.request([])])[0]
+    assert r["status"] == 200 and r["data"] == b"ok"
+    c.close()
+    b.close()
