@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# System calls per request through nuncio and HAProxy (strace -c -f), on
+# the small-GET mix over HTTP/1.1 or h2c. Counts, not times: run it to see
+# where a proxy's kernel time goes, never as a timed benchmark.
+#
+#   bash bench/syscalls.sh            # MIX=h1: h2load --h1 -c 10
+#   MIX=h2c bash bench/syscalls.sh    # h2c, 10 connections x 10 streams
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+need h2load:nghttp2-client nginx:nginx-light haproxy:haproxy strace:strace
+ORIGIN=18800 PORT=18830 HAP=18840 N=${N:-10000} MIX=${MIX:-h1}
+case "$MIX" in
+  h1) LOADOPTS=(--h1 -c 10); HAP_PORT=$HAP ;;
+  h2c) LOADOPTS=(-c 10 -m 10); HAP_PORT=$((HAP + 1)) ;;
+  *) echo "MIX must be h1 or h2c" >&2; exit 2 ;;
+esac
+port_free $ORIGIN $PORT $((PORT + 9)) $HAP $((HAP + 1))
+build_nuncio
+start_origin $ORIGIN
+nuncio_config $PORT $ORIGIN > "$OUT/nuncio-syscalls.yaml"
+
+count() { # name port command...
+  local name=$1 port=$2; shift 2
+  rm -f "$OUT/syscalls-$name.txt"
+  strace -c -f -o "$OUT/syscalls-$name.txt" taskset -c "$PROXY_CPU" "$@" >/dev/null 2>&1 & local spid=$!
+  pids+=($spid)
+  wait_port "$port"
+  h2load "${LOADOPTS[@]}" -n 2000 "http://127.0.0.1:$port/" >/dev/null   # warm-up, counted below too
+  h2load "${LOADOPTS[@]}" -n "$N" "http://127.0.0.1:$port/" >/dev/null
+  # Stop the traced proxy; strace writes its table when it exits.
+  pkill -TERM -P "$spid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
+  kill -INT "$spid" 2>/dev/null || true
+  for _ in $(seq 1 300); do grep -q total "$OUT/syscalls-$name.txt" 2>/dev/null && break; sleep 0.1; done
+  sleep 1  # the table may still be being written
+  echo "--- $name ($MIX, $((N + 2000)) requests): calls per request"
+  awk -v n=$((N + 2000)) '/^ *[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9]+/ && $NF != "total" { t += $4; if ($4 / n >= 0.01) printf "  %-16s %6.2f\n", $NF, $4 / n } END { printf "  %-16s %6.2f\n", "total", t / n }' "$OUT/syscalls-$name.txt"
+}
+
+count nuncio $PORT "$NUNCIO" -c "$OUT/nuncio-syscalls.yaml" --concurrency 1 -l warn
+cat > "$OUT/haproxy-syscalls.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 9500
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$HAP
+  bind 127.0.0.1:$((HAP + 1)) proto h2
+  default_backend be
+backend be
+  server origin 127.0.0.1:$ORIGIN
+CFG
+count haproxy $HAP_PORT haproxy -db -f "$OUT/haproxy-syscalls.cfg"
