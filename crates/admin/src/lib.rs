@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -40,12 +41,8 @@ pub struct ListenerInfo {
 pub struct AdminState {
     /// Stats.
     pub store: Arc<Store>,
-    /// Clusters.
-    pub clusters: Arc<ClusterManager>,
-    /// The effective config.
-    pub bootstrap: Bootstrap,
-    /// Bound listeners.
-    pub listeners: Vec<ListenerInfo>,
+    /// What the config made: swapped whole by a reload.
+    pub config: ArcSwap<Running>,
     /// Worker count.
     pub concurrency: usize,
     /// Process start.
@@ -58,6 +55,17 @@ pub struct AdminState {
     pub healthcheck_failed: AtomicBool,
     /// Admin access log file, if any.
     pub access_log: Option<Mutex<std::fs::File>>,
+}
+
+/// The running configuration, as the admin endpoints show it.
+#[derive(Debug)]
+pub struct Running {
+    /// Clusters.
+    pub clusters: Arc<ClusterManager>,
+    /// The effective config.
+    pub bootstrap: Bootstrap,
+    /// Bound listeners.
+    pub listeners: Vec<ListenerInfo>,
 }
 
 impl AdminState {
@@ -205,6 +213,7 @@ pub fn handle(state: &AdminState, method: &Method, path: &str, query: &str) -> R
         used_only: query_param(query, "usedonly").is_some(),
     };
     let format = query_param(query, "format").unwrap_or("");
+    let running = state.config.load();
     match path {
         "/" | "/help" => {
             let mut s = String::from("admin commands are:\n");
@@ -235,11 +244,11 @@ pub fn handle(state: &AdminState, method: &Method, path: &str, query: &str) -> R
             "hot_restart_version": "disabled",
             "command_line_options": {
                 "concurrency": state.concurrency,
-                "service_cluster": state.bootstrap.node.cluster,
-                "service_node": state.bootstrap.node.id,
+                "service_cluster": running.bootstrap.node.cluster,
+                "service_node": running.bootstrap.node.id,
                 "mode": "Serve",
             },
-            "node": {"id": state.bootstrap.node.id, "cluster": state.bootstrap.node.cluster},
+            "node": {"id": running.bootstrap.node.id, "cluster": running.bootstrap.node.cluster},
         })),
         "/stats" => match format {
             "json" => json(&nuncio_stats::render_json(&state.store, &filter())),
@@ -257,23 +266,23 @@ pub fn handle(state: &AdminState, method: &Method, path: &str, query: &str) -> R
         ),
         "/clusters" => {
             if format == "json" {
-                json(&clusters::json(&state.clusters))
+                json(&clusters::json(&running.clusters))
             } else {
-                text(clusters::text(&state.clusters))
+                text(clusters::text(&running.clusters))
             }
         }
-        "/config_dump" => json(&nuncio_config::dump::config_dump(&state.bootstrap)),
+        "/config_dump" => json(&nuncio_config::dump::config_dump(&running.bootstrap)),
         "/listeners" => {
             if format == "json" {
                 json(
-                    &serde_json::json!({"listener_statuses": state.listeners.iter().map(|l| serde_json::json!({
+                    &serde_json::json!({"listener_statuses": running.listeners.iter().map(|l| serde_json::json!({
                     "name": l.name,
                     "local_address": {"socket_address": {"address": l.address.ip().to_string(), "port_value": l.address.port()}},
                 })).collect::<Vec<_>>()}),
                 )
             } else {
                 text(
-                    state
+                    running
                         .listeners
                         .iter()
                         .map(|l| format!("{}::{}\n", l.name, l.address))

@@ -74,6 +74,11 @@ impl Discovery {
         }
         loop {
             tokio::time::sleep(self.cluster.config.dns_refresh_rate).await;
+            if Arc::strong_count(&self.cluster) == 1 {
+                // Removed by a reload and no longer used by any connection.
+                tracing::debug!(cluster = %self.cluster.name(), "cluster retired; discovery stops");
+                return;
+            }
             self.refresh().await;
         }
     }

@@ -55,7 +55,50 @@ impl ClusterManager {
     /// Resolves every cluster once (Envoy warms clusters before listeners
     /// open) and spawns the refresh tasks on the current runtime.
     pub async fn initialize(&self) {
-        for c in &self.order {
+        self.warm(&self.order).await;
+    }
+
+    /// The cluster manager for a new config (a reload): a cluster whose
+    /// config did not change is kept as it is (hosts, pools, health and
+    /// its discovery task); the others are built afresh. Returns the new
+    /// manager and the clusters that still need [`ClusterManager::warm`].
+    /// Stats keep their values: they are looked up by name.
+    pub fn update(
+        &self,
+        configs: &[ClusterConfig],
+        store: &Arc<Store>,
+        workers: usize,
+    ) -> (Self, Vec<Arc<Cluster>>) {
+        let mut fresh = Vec::new();
+        let order: Vec<Arc<Cluster>> = configs
+            .iter()
+            .map(|c| match self.clusters.get(&c.name) {
+                Some(old) if old.config == *c => old.clone(),
+                _ => {
+                    let n = Cluster::new(c.clone(), store, workers);
+                    fresh.push(n.clone());
+                    n
+                }
+            })
+            .collect();
+        let clusters = order
+            .iter()
+            .map(|c| (c.name().to_string(), c.clone()))
+            .collect();
+        let m = ClusterManager {
+            clusters,
+            order,
+            resolver: self.resolver.clone(),
+        };
+        (m, fresh)
+    }
+
+    /// Resolves `clusters` once and spawns their refresh tasks. A refresh
+    /// task ends once nothing but itself holds its cluster (the cluster
+    /// was removed or replaced by a reload, and the last connection that
+    /// used it has closed).
+    pub async fn warm(&self, clusters: &[Arc<Cluster>]) {
+        for c in clusters {
             let mut d = Discovery::new(c.clone(), self.resolver.clone());
             d.refresh().await;
             tokio::spawn(d.run());
@@ -103,6 +146,39 @@ mod tests {
         assert_eq!(store.value("cluster.c.update_success"), Some(1));
         c.hosts()[0].set_healthy(false);
         assert!((0..4).all(|_| c.choose_host().unwrap().addr.to_string() == "127.0.0.3:8080"));
+    }
+
+    #[tokio::test]
+    async fn update_keeps_unchanged_clusters_and_rebuilds_changed_ones() {
+        let b = load(
+            "static_resources:\n  clusters:\n  - name: same\n    type: static\n    hosts: [{socket_address: {address: 127.0.0.1, port_value: 1}}]\n  - name: changed\n    type: static\n    hosts: [{socket_address: {address: 127.0.0.1, port_value: 2}}]\n  - name: removed\n    type: static\n    hosts: [{socket_address: {address: 127.0.0.1, port_value: 3}}]\n",
+        );
+        let store = Store::new();
+        let m = ClusterManager::new(&b.clusters, &store, 1, Resolver::default());
+        m.initialize().await;
+        let b2 = load(
+            "static_resources:\n  clusters:\n  - name: same\n    type: static\n    hosts: [{socket_address: {address: 127.0.0.1, port_value: 1}}]\n  - name: changed\n    type: static\n    hosts: [{socket_address: {address: 127.0.0.1, port_value: 4}}]\n  - name: added\n    type: static\n    hosts: [{socket_address: {address: 127.0.0.1, port_value: 5}}]\n",
+        );
+        let (m2, fresh) = m.update(&b2.clusters, &store, 1);
+        assert!(Arc::ptr_eq(m.get("same").unwrap(), m2.get("same").unwrap()));
+        assert!(!Arc::ptr_eq(
+            m.get("changed").unwrap(),
+            m2.get("changed").unwrap()
+        ));
+        assert!(m2.get("removed").is_none());
+        let names: Vec<&str> = fresh.iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["changed", "added"]);
+        m2.warm(&fresh).await;
+        let port = m2
+            .get("changed")
+            .unwrap()
+            .choose_host()
+            .unwrap()
+            .addr
+            .port();
+        assert_eq!(port, 4);
+        // Stats are the same counters across the reload.
+        assert_eq!(store.value("cluster.changed.update_success"), Some(2));
     }
 
     #[tokio::test]

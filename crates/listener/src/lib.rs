@@ -2,7 +2,9 @@
 //! address (SO_REUSEPORT, so the kernel spreads new connections across
 //! workers and no worker shares an accept queue lock), accepts on it, and
 //! hands every connection to the listener's HTTP connection manager on the
-//! same worker.
+//! same worker. The connection manager sits in a [`ListenerSlot`], so a
+//! config reload swaps it for new connections while the connections
+//! already accepted keep the one they started with.
 
 #![forbid(unsafe_code)]
 
@@ -11,9 +13,53 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use nuncio_hcm::Hcm;
 use nuncio_stats::{Counter, Gauge, GaugeGuard, Store};
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
+
+/// What a listener serves new connections with, shared by its sockets on
+/// every worker: the current connection manager, and whether the listener
+/// has been closed.
+#[derive(Debug)]
+pub struct ListenerSlot {
+    hcm: ArcSwap<Hcm>,
+    closed: watch::Sender<bool>,
+}
+
+impl ListenerSlot {
+    /// A slot serving with `hcm`.
+    pub fn new(hcm: Arc<Hcm>) -> Arc<Self> {
+        Arc::new(ListenerSlot {
+            hcm: ArcSwap::new(hcm),
+            closed: watch::Sender::new(false),
+        })
+    }
+
+    /// The connection manager new connections get.
+    pub fn hcm(&self) -> Arc<Hcm> {
+        self.hcm.load_full()
+    }
+
+    /// Serves new connections with `hcm` from now on; returns the previous
+    /// one (its connections carry on; the caller drains them).
+    pub fn swap(&self, hcm: Arc<Hcm>) -> Arc<Hcm> {
+        self.hcm.swap(hcm)
+    }
+
+    /// Closes the listener on every worker (connections already queued by
+    /// the kernel are still served) and drains its connection manager.
+    pub fn close(&self) {
+        self.hcm().close_listener();
+        self.closed.send_replace(true);
+    }
+
+    async fn closed(&self) {
+        let mut rx = self.closed.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
 
 /// Envoy's `listener.<address>.*` stats.
 #[derive(Debug)]
@@ -69,12 +115,12 @@ pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListe
 }
 
 /// Accepts connections on `listener` (a socket from [`bind`]), serving
-/// each with `hcm` on this worker, until `hcm` closes its listener: then
-/// the connections already queued are taken (they are served, with
-/// `Connection: close`) and the socket is closed.
+/// each with the slot's current connection manager on this worker, until
+/// the slot is closed: then the connections already queued are taken (they
+/// are served, with `Connection: close`) and the socket is closed.
 pub async fn run(
     listener: std::net::TcpListener,
-    hcm: Arc<Hcm>,
+    slot: Arc<ListenerSlot>,
     stats: Arc<ListenerStats>,
     worker: usize,
 ) {
@@ -85,7 +131,7 @@ pub async fn run(
             return;
         }
     };
-    let drained = hcm.drain.listener_closed();
+    let drained = slot.closed();
     tokio::pin!(drained);
     let mut draining = false;
     loop {
@@ -113,7 +159,7 @@ pub async fn run(
                     GaugeGuard::new(&stats.cx_active),
                     GaugeGuard::new(&stats.server_connections),
                 );
-                let hcm = hcm.clone();
+                let hcm = slot.hcm();
                 tokio::spawn(async move {
                     hcm.serve_connection(stream, peer, worker).await;
                     drop(guards);

@@ -70,6 +70,12 @@ pub struct Args {
     #[arg(long = "drain-time-s", value_name = "SECONDS", default_value_t = 600)]
     pub drain_time_s: u64,
 
+    /// Reload the config file when it changes (checked every second), as
+    /// SIGHUP does: new listeners, routes and clusters for new connections,
+    /// established ones drain; an invalid file is refused and logged.
+    #[arg(long = "watch-config")]
+    pub watch_config: bool,
+
     /// A subcommand instead of the proxy.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -8,15 +8,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
-use nuncio_admin::{AdminState, ListenerInfo};
+use arc_swap::ArcSwap;
+use nuncio_admin::AdminState;
 use nuncio_cluster::{AddressMap, ClusterManager, HostsFile, Resolver};
-use nuncio_config::{Bootstrap, NetworkFilter, SocketAddress, Source};
-use nuncio_hcm::Hcm;
-use nuncio_listener::ListenerStats;
+use nuncio_config::{Bootstrap, Source};
 use nuncio_stats::Store;
 use tokio::sync::Notify;
 
-use crate::cli::{Args, EchoArgs, Mode, RuntimeModel};
+use crate::reload::{build_hcms, socket_addr, Built, Live};
+
+use crate::cli::{Args, EchoArgs, Mode};
 
 fn load_config(args: &Args) -> Result<Bootstrap> {
     let mut sources = Vec::new();
@@ -42,13 +43,6 @@ fn load_config(args: &Args) -> Result<Bootstrap> {
         b.node.id.clone_from(n);
     }
     Ok(b)
-}
-
-fn socket_addr(a: &SocketAddress, remap: &AddressMap) -> Result<SocketAddr> {
-    let ip = a
-        .ip()
-        .ok_or_else(|| anyhow!("listener address '{}' must be an IP address", a.address))?;
-    Ok(remap.apply(SocketAddr::new(ip, a.port)))
 }
 
 /// A current-thread runtime (the main thread's, and each worker's).
@@ -82,14 +76,10 @@ pub fn run(args: &Args) -> Result<()> {
         workers,
         resolver,
     ));
-    let mut hcms = Vec::new();
+    let engine = args.h1.into();
+    let hcms = build_hcms(&bootstrap, &clusters, &store, engine)?;
     for l in &bootstrap.listeners {
-        let addr =
-            socket_addr(&l.address, &remap).with_context(|| format!("listener '{}'", l.name))?;
-        let NetworkFilter::HttpConnectionManager(cfg) = &l.filter_chains[0].filter;
-        let hcm = Hcm::new(cfg, &clusters, &store, args.h1.into())
-            .with_context(|| format!("listener '{}'", l.name))?;
-        hcms.push((l.name.clone(), l.address.to_string(), addr, hcm));
+        socket_addr(&l.address, &remap).with_context(|| format!("listener '{}'", l.name))?;
     }
     let source = args.config_path.as_deref().unwrap_or("<config-yaml>");
     match args.mode {
@@ -110,32 +100,24 @@ pub fn run(args: &Args) -> Result<()> {
         root.gauge("server.concurrency").set(workers as i64);
         let uptime = root.gauge("server.uptime");
 
-        clusters.initialize().await;
-
-        // Bind everything before starting workers, so a bind error stops
-        // the process with a clear message.
-        let mut bound = Vec::new();
-        let mut infos = Vec::new();
-        let managers: Vec<Arc<Hcm>> = hcms.iter().map(|h| h.3.clone()).collect();
-        for (name, configured, addr, hcm) in hcms {
-            let sockets = match args.runtime {
-                RuntimeModel::PerWorker => workers,
-                RuntimeModel::WorkStealing => 1,
-            };
-            let socks = nuncio_listener::bind(addr, sockets)
-                .with_context(|| format!("cannot bind listener '{name}' to {addr}"))?;
-            let actual = socks[0].local_addr()?;
-            tracing::info!(listener = %name, address = %actual, "listening");
-            infos.push(ListenerInfo {
-                name,
-                address: actual,
-            });
-            let stats = ListenerStats::new(&store, &configured);
-            bound.push((socks, hcm, stats));
-        }
-        crate::workers::start(args.runtime, bound, workers)?;
+        let worker_set = crate::workers::Workers::start(args.runtime, workers)?;
+        let built = Built {
+            bootstrap: bootstrap.clone(),
+            clusters,
+            hcms,
+        };
+        let mut live = Live::start(
+            built,
+            store.clone(),
+            remap.clone(),
+            engine,
+            worker_set,
+            workers,
+        )
+        .await?;
 
         let shutdown = Arc::new(Notify::new());
+        let mut admin_state: Option<Arc<AdminState>> = None;
         let (drain_tx, mut drain_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
         if let Some(admin) = &bootstrap.admin {
             let addr = socket_addr(&admin.address, &remap).context("admin")?;
@@ -145,16 +127,15 @@ pub fn run(args: &Args) -> Result<()> {
             tracing::info!(address = %listener.local_addr()?, "admin listening");
             let state = Arc::new(AdminState {
                 store: store.clone(),
-                clusters: clusters.clone(),
+                config: ArcSwap::from_pointee(live.running()),
                 access_log: AdminState::open_log(admin.access_log_path.as_deref())?,
-                bootstrap: bootstrap.clone(),
-                listeners: infos,
                 concurrency: workers,
                 started,
                 shutdown: shutdown.clone(),
                 drain_listeners: drain_tx.clone(),
                 healthcheck_failed: AtomicBool::new(false),
             });
+            admin_state = Some(state.clone());
             tokio::spawn(nuncio_admin::serve(listener, state));
         }
         tokio::spawn(async move {
@@ -168,8 +149,14 @@ pub fn run(args: &Args) -> Result<()> {
         let drain_time = std::time::Duration::from_secs(args.drain_time_s);
         let state = root.gauge("server.state");
         let connections = root.gauge("server.total_connections");
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let mut watch = ConfigWatch::new(args);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let reload = tokio::select! {
+                _ = hup.recv() => Some("SIGHUP"),
+                _ = tick.tick(), if watch.enabled() => watch.changed().then_some("config file changed"),
                 _ = shutdown.notified() => {
                     tracing::info!("shutting down (admin /quitquitquit)");
                     break;
@@ -184,7 +171,7 @@ pub fn run(args: &Args) -> Result<()> {
                     // exit when no connection is left or at --drain-time-s.
                     tracing::info!(drain_time_s = args.drain_time_s, "SIGTERM: draining, then exiting");
                     state.set(1);
-                    managers.iter().for_each(|m| m.close_listener());
+                    live.slots().iter().for_each(|s| s.close());
                     let t0 = Instant::now();
                     while connections.get() > 0 && t0.elapsed() < drain_time {
                         tokio::select! {
@@ -200,25 +187,83 @@ pub fn run(args: &Args) -> Result<()> {
                 }
                 Some(graceful) = drain_rx.recv() => {
                     state.set(1);
-                    managers.iter().for_each(|m| m.start_drain());
+                    let slots = live.slots();
+                    slots.iter().for_each(|s| s.hcm().start_drain());
                     if graceful {
                         tracing::info!(drain_time_s = args.drain_time_s, "/drain_listeners?graceful: listeners close after the drain time");
-                        let managers = managers.clone();
                         tokio::spawn(async move {
                             tokio::time::sleep(drain_time).await;
-                            managers.iter().for_each(|m| m.close_listener());
+                            slots.iter().for_each(|s| s.close());
                         });
                     } else {
                         tracing::info!("/drain_listeners: listeners closed, connections draining");
-                        managers.iter().for_each(|m| m.close_listener());
+                        slots.iter().for_each(|s| s.close());
+                    }
+                    None
+                }
+            };
+            let Some(why) = reload else { continue };
+            if state.get() != 0 {
+                tracing::warn!(trigger = why, "draining: config reload ignored");
+                continue;
+            }
+            let loaded = load_config(args);
+            watch.loaded();
+            let result = match loaded {
+                Ok(b) => live.reload(b).await,
+                Err(e) => {
+                    live.rejected();
+                    Err(e)
+                }
+            };
+            match result {
+                Ok(summary) => {
+                    tracing::info!(trigger = why, "config reloaded: {summary}");
+                    if let Some(a) = &admin_state {
+                        a.config.store(Arc::new(live.running()));
                     }
                 }
+                Err(e) => tracing::error!(trigger = why, "config reload rejected, the running config is kept: {e:#}"),
             }
         }
         Ok::<(), anyhow::Error>(())
     })?;
     // Workers are detached; exiting the process ends them.
     std::process::exit(0);
+}
+
+/// `--watch-config`: notices when the config file's bytes change.
+struct ConfigWatch {
+    path: Option<String>,
+    last: Option<Vec<u8>>,
+}
+
+impl ConfigWatch {
+    fn new(args: &Args) -> Self {
+        let path = args.config_path.clone().filter(|_| args.watch_config);
+        let last = path.as_ref().and_then(|p| std::fs::read(p).ok());
+        ConfigWatch { path, last }
+    }
+
+    fn enabled(&self) -> bool {
+        self.path.is_some()
+    }
+
+    /// Whether the file differs from the last one loaded (a file being
+    /// rewritten may be read half-written: that reload is refused with its
+    /// error, and the next check loads the finished file).
+    fn changed(&mut self) -> bool {
+        let Some(p) = &self.path else { return false };
+        let now = std::fs::read(p).ok();
+        now.is_some() && now != self.last
+    }
+
+    /// Records the file as loaded (whatever came of it).
+    fn loaded(&mut self) {
+        if let Some(p) = &self.path {
+            self.last = std::fs::read(p).ok();
+        }
+    }
 }
 
 /// Runs `nuncio echo`.

@@ -4,35 +4,64 @@
 //! nothing on the request path. `--runtime work-stealing` runs the same
 //! listeners on one multi-thread tokio runtime instead (one socket, one
 //! shared pool per host), kept for comparison.
+//!
+//! Each worker takes new listener sockets from a channel, so a config
+//! reload can add listeners to running workers.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use nuncio_hcm::Hcm;
-use nuncio_listener::ListenerStats;
+use nuncio_listener::{ListenerSlot, ListenerStats};
+use tokio::sync::mpsc;
 
 use crate::cli::RuntimeModel;
 use crate::server::runtime;
 
-/// A listener's sockets (one per worker, or one), its connection manager and stats.
-pub(crate) type Bound = (Vec<std::net::TcpListener>, Arc<Hcm>, Arc<ListenerStats>);
+/// One listener socket for one worker: the socket, the listener's slot
+/// and its stats.
+pub(crate) type Job = (std::net::TcpListener, Arc<ListenerSlot>, Arc<ListenerStats>);
 
-/// Starts the workers serving `bound` listeners.
-pub(crate) fn start(model: RuntimeModel, bound: Vec<Bound>, workers: usize) -> Result<()> {
-    match model {
-        RuntimeModel::PerWorker => per_worker(bound, workers),
-        RuntimeModel::WorkStealing => work_stealing(bound, workers),
+/// The running workers: where to send each one new listener sockets.
+pub(crate) struct Workers {
+    senders: Vec<mpsc::UnboundedSender<Job>>,
+}
+
+impl Workers {
+    /// Starts the workers (no listeners yet).
+    pub(crate) fn start(model: RuntimeModel, workers: usize) -> Result<Self> {
+        match model {
+            RuntimeModel::PerWorker => per_worker(workers),
+            RuntimeModel::WorkStealing => work_stealing(workers),
+        }
+    }
+
+    /// How many sockets a listener needs: one per worker thread with its
+    /// own runtime, one for the work-stealing runtime.
+    pub(crate) fn sockets(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Hands a listener's sockets (from `nuncio_listener::bind` with
+    /// [`Workers::sockets`] sockets) to the workers.
+    pub(crate) fn serve(
+        &self,
+        sockets: Vec<std::net::TcpListener>,
+        slot: &Arc<ListenerSlot>,
+        stats: &Arc<ListenerStats>,
+    ) {
+        for (s, tx) in sockets.into_iter().zip(&self.senders) {
+            if tx.send((s, slot.clone(), stats.clone())).is_err() {
+                tracing::error!("a worker has stopped; its share of a listener is not served");
+            }
+        }
     }
 }
 
-fn per_worker(bound: Vec<Bound>, workers: usize) -> Result<()> {
-    let mut jobs: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
-    for (socks, hcm, stats) in bound {
-        for (w, s) in socks.into_iter().enumerate() {
-            jobs[w].push((s, hcm.clone(), stats.clone()));
-        }
-    }
-    for (w, jobs) in jobs.into_iter().enumerate() {
+fn per_worker(workers: usize) -> Result<Workers> {
+    let mut senders = Vec::with_capacity(workers);
+    for w in 0..workers {
+        let (tx, rx) = mpsc::unbounded_channel();
+        senders.push(tx);
         std::thread::Builder::new()
             .name(format!("nuncio-worker-{w}"))
             .spawn(move || {
@@ -43,45 +72,35 @@ fn per_worker(bound: Vec<Bound>, workers: usize) -> Result<()> {
                         std::process::exit(1);
                     }
                 };
-                rt.block_on(serve(jobs, w));
+                rt.block_on(serve(rx, w));
             })?;
     }
-    Ok(())
+    Ok(Workers { senders })
 }
 
-fn work_stealing(bound: Vec<Bound>, workers: usize) -> Result<()> {
+fn work_stealing(workers: usize) -> Result<Workers> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name("nuncio-worker")
         .enable_all()
         .build()
         .context("cannot start the work-stealing runtime")?;
-    let jobs: Vec<_> = bound
-        .into_iter()
-        .flat_map(|(socks, hcm, stats)| {
-            socks
-                .into_iter()
-                .map(move |s| (s, hcm.clone(), stats.clone()))
-        })
-        .collect();
+    let (tx, rx) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("nuncio-ws-main".into())
         .spawn(move || {
             // Every task may run on any thread: all use pool 0.
-            rt.block_on(serve(jobs, 0));
+            rt.block_on(serve(rx, 0));
         })?;
-    Ok(())
+    Ok(Workers { senders: vec![tx] })
 }
 
-async fn serve(jobs: Vec<(std::net::TcpListener, Arc<Hcm>, Arc<ListenerStats>)>, worker: usize) {
-    let tasks: Vec<_> = jobs
-        .into_iter()
-        .map(|(sock, hcm, stats)| tokio::spawn(nuncio_listener::run(sock, hcm, stats, worker)))
-        .collect();
-    for t in tasks {
-        let _ = t.await;
+/// A worker's life: serve every listener socket it is given. When a
+/// listener closes (draining) its accepted connections are tasks of this
+/// runtime and keep running, so the worker never returns.
+async fn serve(mut jobs: mpsc::UnboundedReceiver<Job>, worker: usize) {
+    while let Some((sock, slot, stats)) = jobs.recv().await {
+        tokio::spawn(nuncio_listener::run(sock, slot, stats, worker));
     }
-    // Listeners closed (draining): the connections they accepted are tasks
-    // of this runtime and must keep running until the process exits.
     std::future::pending::<()>().await;
 }
