@@ -178,6 +178,14 @@ fn hcm(h: &HttpConnectionManager) -> Value {
         },
         "stream_idle_timeout": dur(h.stream_idle_timeout),
         "drain_timeout": dur(h.drain_timeout),
+        "normalize_path": h.path.normalize,
+        "merge_slashes": h.path.merge_slashes,
+        "path_with_escaped_slashes_action": match h.path.escaped_slashes {
+            crate::EscapedSlashes::Keep => "KEEP_UNCHANGED",
+            crate::EscapedSlashes::Reject => "REJECT_REQUEST",
+            crate::EscapedSlashes::UnescapeAndRedirect => "UNESCAPE_AND_REDIRECT",
+            crate::EscapedSlashes::UnescapeAndForward => "UNESCAPE_AND_FORWARD",
+        },
         "http2_protocol_options": h2(&h.http2),
         "http_protocol_options": {"accept_http_10": h.accept_http_10},
     });

@@ -82,6 +82,45 @@ pub struct HttpConnectionManager {
     pub accept_http_10: bool,
     /// Router: do not add `x-envoy-*` headers.
     pub suppress_envoy_headers: bool,
+    /// How request paths are normalised before routing.
+    pub path: PathOptions,
+}
+
+/// `normalize_path`, `merge_slashes`, `path_with_escaped_slashes_action`.
+/// nuncio's defaults normalise and merge (Envoy's edge recommendation;
+/// Envoy's own defaults do neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathOptions {
+    /// RFC 3986 normalisation: dot segments removed, percent-encoded
+    /// unreserved characters decoded, backslashes made slashes.
+    pub normalize: bool,
+    /// `//` becomes `/`.
+    pub merge_slashes: bool,
+    /// What to do with `%2F` / `%5C` in the path.
+    pub escaped_slashes: EscapedSlashes,
+}
+
+impl Default for PathOptions {
+    fn default() -> Self {
+        PathOptions {
+            normalize: true,
+            merge_slashes: true,
+            escaped_slashes: EscapedSlashes::Keep,
+        }
+    }
+}
+
+/// `path_with_escaped_slashes_action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscapedSlashes {
+    /// `KEEP_UNCHANGED` (and `IMPLEMENTATION_SPECIFIC_DEFAULT`).
+    Keep,
+    /// `REJECT_REQUEST`: 400.
+    Reject,
+    /// `UNESCAPE_AND_REDIRECT`: 307 to the unescaped path.
+    UnescapeAndRedirect,
+    /// `UNESCAPE_AND_FORWARD`.
+    UnescapeAndForward,
 }
 
 pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnectionManager> {
@@ -212,10 +251,23 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         }
         ho.finish()?;
     }
+    let mut path = PathOptions::default();
+    if let Some(b) = o.get("normalize_path") {
+        path.normalize = b.bool()?;
+    }
+    if let Some(b) = o.get("merge_slashes") {
+        path.merge_slashes = b.bool()?;
+    }
+    if let Some(a) = o.get("path_with_escaped_slashes_action") {
+        path.escaped_slashes = a.enumeration(&[
+            ("IMPLEMENTATION_SPECIFIC_DEFAULT", EscapedSlashes::Keep),
+            ("KEEP_UNCHANGED", EscapedSlashes::Keep),
+            ("REJECT_REQUEST", EscapedSlashes::Reject),
+            ("UNESCAPE_AND_REDIRECT", EscapedSlashes::UnescapeAndRedirect),
+            ("UNESCAPE_AND_FORWARD", EscapedSlashes::UnescapeAndForward),
+        ])?;
+    }
     for k in [
-        "normalize_path",
-        "merge_slashes",
-        "path_with_escaped_slashes_action",
         "xff_num_trusted_hops",
         "skip_xff_append",
         "via",
@@ -267,6 +319,7 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         http2,
         accept_http_10,
         suppress_envoy_headers,
+        path,
     })
 }
 

@@ -25,7 +25,7 @@ pub use address::SocketAddress;
 pub use bootstrap::{Admin, Bootstrap, NodeInfo};
 pub use cluster::{Cluster, DiscoveryType, DnsLookupFamily, LbPolicy, UpstreamProtocol};
 pub use error::ConfigError;
-pub use hcm::{AccessLog, CodecType, HttpConnectionManager};
+pub use hcm::{AccessLog, CodecType, EscapedSlashes, HttpConnectionManager, PathOptions};
 pub use http2::Http2Options;
 pub use listener::{FilterChain, Listener, NetworkFilter};
 pub use route::{

@@ -9,6 +9,7 @@ use std::time::Instant;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
+use nuncio_router::path::PathVerdict;
 use nuncio_router::{Forward, RouteKind};
 use nuncio_stats::GaugeGuard;
 use nuncio_upstream::{ResetReason, UpstreamBody};
@@ -221,7 +222,23 @@ async fn route(req: Request<Incoming>, c: &ConnCtx, out: &mut Outcome) -> Respon
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let Some(route) = hcm.routes.route(&host, path) else {
+    let path = match nuncio_router::path::normalize(path, &hcm.config.path) {
+        PathVerdict::Use(p) => p,
+        PathVerdict::Reject => {
+            hcm.stats.rq_failed_path_normalization.inc();
+            out.flags = flags::LOCAL_REJECT;
+            return local_reply(StatusCode::BAD_REQUEST, "", true);
+        }
+        PathVerdict::Redirect(to) => {
+            hcm.stats.rq_redirected_with_normalized_path.inc();
+            let mut r = local_reply(StatusCode::TEMPORARY_REDIRECT, "", false);
+            if let Ok(v) = HeaderValue::from_str(&to) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            return r;
+        }
+    };
+    let Some(route) = hcm.routes.route(&host, &path) else {
         hcm.stats.no_route.inc();
         out.flags = flags::NO_ROUTE;
         return local_reply(StatusCode::NOT_FOUND, "", false);
@@ -259,7 +276,8 @@ async fn route(req: Request<Incoming>, c: &ConnCtx, out: &mut Outcome) -> Respon
         );
         return local_reply(StatusCode::LOOP_DETECTED, "request loop detected", true);
     }
-    let new_path = route.rewrite_path(path).into_owned();
+    let new_path = route.rewrite_path(&path).into_owned();
+    drop(path);
     forward(req, c, fwd, new_path, ws, out).await
 }
 

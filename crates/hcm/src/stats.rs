@@ -51,6 +51,10 @@ pub struct HcmStats {
     pub cx_upgrades_active: Gauge,
     /// `rq_loop_detected` (nuncio): requests refused with 508.
     pub rq_loop_detected: Counter,
+    /// `downstream_rq_redirected_with_normalized_path`.
+    pub rq_redirected_with_normalized_path: Counter,
+    /// `downstream_rq_failed_path_normalization`.
+    pub rq_failed_path_normalization: Counter,
 }
 
 impl HcmStats {
@@ -84,6 +88,9 @@ impl HcmStats {
             cx_upgrades_total: s.counter("downstream_cx_upgrades_total"),
             cx_upgrades_active: s.gauge("downstream_cx_upgrades_active"),
             rq_loop_detected: s.counter("rq_loop_detected"),
+            rq_redirected_with_normalized_path: s
+                .counter("downstream_rq_redirected_with_normalized_path"),
+            rq_failed_path_normalization: s.counter("downstream_rq_failed_path_normalization"),
         }
     }
 }

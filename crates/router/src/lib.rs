@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod path;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -20,6 +20,7 @@ use h2::RecvStream;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use nuncio_h1::{response_framing, Framing, RequestHead, ResponseHead};
+use nuncio_router::path::PathVerdict;
 use nuncio_router::RouteKind;
 use nuncio_stats::GaugeGuard;
 use nuncio_upstream::RawConn;
@@ -132,6 +133,18 @@ fn reply(
     body: &str,
     flag: &'static str,
 ) -> Done {
+    reply_with(hcm, respond, status, body, flag, None)
+}
+
+/// [`reply`] with a `location` header (redirects).
+fn reply_with(
+    hcm: &Hcm,
+    respond: &mut SendResponse<Bytes>,
+    status: u16,
+    body: &str,
+    flag: &'static str,
+    location: Option<&str>,
+) -> Done {
     let mut r = Response::new(());
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
@@ -142,6 +155,9 @@ fn reply(
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     }
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if let Some(l) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        h.insert(header::LOCATION, l);
+    }
     if let Ok(mut tx) = respond.send_response(r, body.is_empty()) {
         if !body.is_empty() {
             let _ = tx.send_data(Bytes::copy_from_slice(body.as_bytes()), true);
@@ -185,9 +201,20 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
+    let target = match nuncio_router::path::normalize(target, &cfg.path) {
+        PathVerdict::Use(t) => t,
+        PathVerdict::Reject => {
+            hcm.stats.rq_failed_path_normalization.inc();
+            return reply(hcm, respond, 400, "", flags::LOCAL_REJECT);
+        }
+        PathVerdict::Redirect(to) => {
+            hcm.stats.rq_redirected_with_normalized_path.inc();
+            return reply_with(hcm, respond, 307, "", flags::NONE, Some(&to));
+        }
+    };
     let Some(route) = hcm
         .routes
-        .route(authority.trim_end_matches([' ', '\t']), target)
+        .route(authority.trim_end_matches([' ', '\t']), &target)
     else {
         hcm.stats.no_route.inc();
         return reply(hcm, respond, 404, "", flags::NO_ROUTE);
@@ -261,7 +288,7 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
         } else {
             parts.method.as_str()
         },
-        target,
+        target: &target,
         minor: 1,
         headers: fields,
         len: 0,
@@ -270,7 +297,7 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
         upgrade: websocket.then_some(&b"websocket"[..]),
         expect_continue: false,
     };
-    let path = route.rewrite_path(target);
+    let path = route.rewrite_path(&target);
     let mut up_head = bufpool::take_head(256 + bytes + 4 * h.len());
     head::upstream_request_on_route(
         &mut up_head,

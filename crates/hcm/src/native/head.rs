@@ -269,6 +269,7 @@ pub(crate) fn local_reply(
     server: &str,
     date: &[u8],
     close: bool,
+    location: Option<&str>,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(160 + body.len());
     let _ = write!(
@@ -281,6 +282,9 @@ pub(crate) fn local_reply(
     }
     push_header(&mut out, "server", server.as_bytes());
     push_header(&mut out, "date", date);
+    if let Some(l) = location {
+        push_header(&mut out, "location", l.as_bytes());
+    }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }

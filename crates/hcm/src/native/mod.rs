@@ -25,6 +25,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::{Buf, BytesMut};
 use nuncio_h1::{parse_request, request_framing, response_framing, Framing, H1Error, Limits};
+use nuncio_router::path::PathVerdict;
 use nuncio_router::{RouteKind, RouteTable};
 use nuncio_stats::GaugeGuard;
 use nuncio_upstream::{Protocol, RawConn};
@@ -219,6 +220,19 @@ async fn reply(
     close: bool,
     flag: &'static str,
 ) -> (bool, Done) {
+    reply_with(hcm, stream, status, body, close, flag, None).await
+}
+
+/// [`reply`] with a `location` header (redirects).
+async fn reply_with(
+    hcm: &Hcm,
+    stream: &mut TcpStream,
+    status: u16,
+    body: &str,
+    close: bool,
+    flag: &'static str,
+    location: Option<&str>,
+) -> (bool, Done) {
     let close = close || hcm.drain.is_draining();
     let bytes = head::local_reply(
         status,
@@ -227,6 +241,7 @@ async fn reply(
         &hcm.config.server_name,
         &date::now(),
         close,
+        location,
     );
     let ok = stream.write_all(&bytes).await.is_ok();
     (ok && !close, Done::local(status, flag, body.len()))
@@ -354,7 +369,31 @@ async fn handle(
     let Ok(host) = std::str::from_utf8(head.host.unwrap_or_default()) else {
         refuse!(400, "", true, flags::LOCAL_REJECT)
     };
-    let Some(route) = hcm.routes.route(host, head.target) else {
+    // The path as routed and forwarded: normalised (normalize_path,
+    // merge_slashes, path_with_escaped_slashes_action).
+    let target = match nuncio_router::path::normalize(head.target, &cfg.path) {
+        PathVerdict::Use(t) => t,
+        PathVerdict::Reject => {
+            hcm.stats.rq_failed_path_normalization.inc();
+            refuse!(400, "", true, flags::LOCAL_REJECT)
+        }
+        PathVerdict::Redirect(to) => {
+            hcm.stats.rq_redirected_with_normalized_path.inc();
+            let (ok, d) = reply_with(
+                hcm,
+                stream,
+                307,
+                "",
+                has_body || head.close,
+                flags::NONE,
+                Some(&to),
+            )
+            .await;
+            buf.advance(head_len);
+            return (ok, d, log);
+        }
+    };
+    let Some(route) = hcm.routes.route(host, &target) else {
         hcm.stats.no_route.inc();
         refuse!(404, "", has_body || head.close, flags::NO_ROUTE)
     };
@@ -393,7 +432,7 @@ async fn handle(
         )
     };
     // The upstream head, written while the request head is borrowed.
-    let path = route.rewrite_path(head.target);
+    let path = route.rewrite_path(&target);
     let mut up_head = bufpool::take_head(head.len + 256);
     let version = if head.minor == 0 {
         http::Version::HTTP_10

@@ -1,0 +1,200 @@
+//! Fuzz harnesses. The cargo-fuzz targets in `fuzz/` call these on
+//! libFuzzer's inputs; `tests/replay.rs` calls them on every file of the
+//! seed corpora and of `fuzz/regressions/`, so the normal test run replays
+//! them (as Envoy's test suite replays its fuzz corpora).
+//!
+//! - [`config_load`]: YAML in, a config or a `ConfigError` out, never a
+//!   panic.
+//! - [`Http1Harness`]: bytes in through a real connection manager (both
+//!   HTTP/1 engines) over a loopback socket, to a fake upstream that checks
+//!   every request head it receives. A panic, a hang (the connection must
+//!   end within 5 s of the client's EOF) or a malformed head at the
+//!   upstream is a finding.
+
+#![forbid(unsafe_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nuncio_cluster::{ClusterManager, Resolver};
+use nuncio_config::NetworkFilter;
+use nuncio_hcm::{H1Engine, Hcm};
+use nuncio_stats::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Loads `data` as a config file: any outcome but a panic is fine.
+pub fn config_load(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(b) = nuncio_config::load_str("fuzz.yaml", text) {
+            // What loads must also dump (the admin's /config_dump).
+            let _ = nuncio_config::dump::config_dump(&b);
+        }
+    }
+}
+
+/// A fake upstream, a connection manager per HTTP/1 engine, and a
+/// loopback listener for the downstream side, built once and reused.
+pub struct Http1Harness {
+    rt: tokio::runtime::Runtime,
+    hcms: Vec<Arc<Hcm>>,
+    downstream: TcpListener,
+    /// Request heads the upstream could not parse.
+    bad_heads: Arc<AtomicUsize>,
+    /// Requests the upstream answered.
+    answered: Arc<AtomicUsize>,
+}
+
+/// How long a connection may live after the client's EOF.
+const HANG: Duration = Duration::from_secs(5);
+
+impl Http1Harness {
+    /// Builds the harness (binds two loopback ports).
+    pub fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let bad_heads = Arc::new(AtomicUsize::new(0));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let (hcms, downstream) = rt.block_on(async {
+            let upstream = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let port = upstream.local_addr().expect("addr").port();
+            tokio::spawn(fake_upstream(upstream, bad_heads.clone(), answered.clone()));
+            let b = nuncio_config::load_str("harness.yaml", &config(port)).expect("config");
+            let store = Store::new();
+            let clusters = ClusterManager::new(&b.clusters, &store, 1, Resolver::default());
+            clusters.initialize().await;
+            let NetworkFilter::HttpConnectionManager(cfg) = &b.listeners[0].filter_chains[0].filter;
+            let hcms = [H1Engine::Native, H1Engine::Hyper]
+                .into_iter()
+                .map(|e| Hcm::new(cfg, &clusters, &store, e).expect("hcm"))
+                .collect();
+            let downstream = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            (hcms, downstream)
+        });
+        Http1Harness {
+            rt,
+            hcms,
+            downstream,
+            bad_heads,
+            answered,
+        }
+    }
+
+    /// How many requests reached the fake upstream so far.
+    pub fn upstream_requests(&self) -> usize {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Sends `data` as one client connection to each engine, then EOF, and
+    /// reads what comes back. Panics on a hang or a malformed upstream head.
+    pub fn run(&self, data: &[u8]) {
+        for hcm in &self.hcms {
+            self.rt.block_on(self.one(hcm.clone(), data));
+        }
+        assert_eq!(
+            self.bad_heads.load(Ordering::Relaxed),
+            0,
+            "the upstream received a malformed request head"
+        );
+    }
+
+    async fn one(&self, hcm: Arc<Hcm>, data: &[u8]) {
+        let addr = self.downstream.local_addr().expect("addr");
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        let (server, peer) = self.downstream.accept().await.expect("accept");
+        let served = tokio::spawn(async move { hcm.serve_connection(server, peer, 0).await });
+        let _ = client.write_all(data).await;
+        let _ = client.shutdown().await;
+        let mut sink = Vec::new();
+        let read = tokio::time::timeout(HANG, client.read_to_end(&mut sink)).await;
+        assert!(
+            read.is_ok(),
+            "the proxy kept the connection open after the client's EOF"
+        );
+        drop(client);
+        match tokio::time::timeout(HANG, served).await {
+            Err(_) => panic!("the connection task did not end"),
+            // A panic in the connection task is the finding: re-raise it
+            // here, where libFuzzer sees it.
+            Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Ok(_) => {}
+        }
+    }
+}
+
+impl Default for Http1Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn config(upstream_port: u16) -> String {
+    format!(
+        r#"
+static_resources:
+  listeners:
+  - address: {{socket_address: {{address: 127.0.0.1, port_value: 1}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.http_connection_manager
+        config:
+          stat_prefix: fuzz
+          request_headers_timeout: 2s
+          stream_idle_timeout: 2s
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/direct"}}
+                direct_response: {{status: 200, body: {{inline_string: direct}}}}
+              - match: {{prefix: "/ws"}}
+                route: {{cluster: fake, use_websocket: true, timeout: 2s}}
+              - match: {{prefix: "/"}}
+                route: {{cluster: fake, timeout: 2s}}
+          http_filters:
+          - name: envoy.router
+  clusters:
+  - name: fake
+    connect_timeout: 1s
+    type: static
+    hosts: [{{socket_address: {{address: 127.0.0.1, port_value: {upstream_port}}}}}]
+"#
+    )
+}
+
+/// Answers each connection's first request with a small response and
+/// closes; counts heads that do not parse as HTTP/1.1.
+async fn fake_upstream(l: TcpListener, bad: Arc<AtomicUsize>, answered: Arc<AtomicUsize>) {
+    while let Ok((mut s, _)) = l.accept().await {
+        let bad = bad.clone();
+        let answered = answered.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                let mut headers = [httparse::EMPTY_HEADER; 256];
+                let mut req = httparse::Request::new(&mut headers);
+                match req.parse(&buf) {
+                    Ok(httparse::Status::Complete(_)) => break,
+                    Ok(httparse::Status::Partial) => {}
+                    Err(_) => {
+                        bad.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
+                match tokio::time::timeout(HANG, s.read(&mut chunk)).await {
+                    Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => return,
+                }
+            }
+            answered.fetch_add(1, Ordering::Relaxed);
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                .await;
+        });
+    }
+}

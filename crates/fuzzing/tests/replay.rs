@@ -1,0 +1,39 @@
+//! Replays the fuzz seed corpora and every saved finding through the
+//! harnesses, so a regression fails the normal test run.
+
+use std::path::{Path, PathBuf};
+
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut out = Vec::new();
+    for dir in ["corpus", "regressions"] {
+        if let Ok(rd) = std::fs::read_dir(fuzz.join(dir).join(target)) {
+            out.extend(rd.filter_map(|e| e.ok().map(|e| e.path())));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn config_load_corpus() {
+    let files = inputs("config_load");
+    assert!(files.len() >= 10, "seed corpus missing: {files:?}");
+    for f in files {
+        let data = std::fs::read(&f).unwrap();
+        nuncio_fuzzing::config_load(&data);
+    }
+}
+
+#[test]
+fn http1_request_corpus() {
+    let files = inputs("http1_request");
+    assert!(files.len() >= 20, "seed corpus missing: {files:?}");
+    let h = nuncio_fuzzing::Http1Harness::new();
+    for f in files {
+        let data = std::fs::read(&f).unwrap();
+        h.run(&data);
+    }
+    // The good requests of the corpus went through, on both engines.
+    assert!(h.upstream_requests() >= 15, "{}", h.upstream_requests());
+}
