@@ -76,10 +76,11 @@ class H2Client:
 
     def wait(self, sids, timeout=5.0):
         """Reads until every stream in `sids` ended or was reset (or the
-        connection closed); returns their records."""
+        connection closed); returns their records. With no `sids`, reads
+        for `timeout` (or until the connection closes)."""
         deadline = time.time() + timeout
         def done():
-            return all(self.streams[s]["ended"] or self.streams[s]["reset"] is not None for s in sids)
+            return bool(sids) and all(self.streams[s]["ended"] or self.streams[s]["reset"] is not None for s in sids)
         while not done() and not self.closed and time.time() < deadline:
             self.sock.settimeout(max(0.05, deadline - time.time()))
             try:

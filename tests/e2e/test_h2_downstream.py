@@ -6,12 +6,13 @@ client reset cancels the upstream request; bodies of unknown length and
 trailers cross the hop."""
 
 import os
+import socket
 import time
 
 import pytest
 
 from backends import RawBackend, answer, close_before_headers, garbage, slow
-from conftest import Echo, free_port, start_proxy, static_cluster
+from conftest import Echo, curl, free_port, start_proxy, static_cluster
 from h2client import H2Client
 
 PROTOCOL_ERROR = 1
@@ -216,3 +217,106 @@ def test_client_reset_cancels_the_upstream_request(procs, tmp_path):
     assert r["status"] == 200 and r["data"] == b"ok"
     c.close()
     b.close()
+
+
+def test_rapid_reset_of_unaccepted_streams_closes_the_connection(procs, tmp_path):
+    """CVE-2023-44487, streams reset as soon as they are opened: the h2
+    codec's limit on reset streams waiting to be accepted sends GOAWAY
+    ENHANCE_YOUR_CALM (or the premature-reset guard closes the connection);
+    few of the streams ever reach the upstream."""
+    b = RawBackend(slow(0.5, b"ok"))
+    proxy = start_proxy(procs, tmp_path, static_cluster(b.port))
+    c = H2Client(proxy.listen_port)
+    sent = 0
+    try:
+        for _ in range(5000):
+            c.reset(c.request([]))
+            sent += 1
+            if sent % 50 == 0:
+                c.wait([], timeout=0.02)
+                if c.closed or c.goaway is not None:
+                    break
+    except OSError:
+        pass  # the proxy closed the connection under us
+    c.wait([], timeout=1)
+    assert c.closed or c.goaway is not None, sent
+    assert sent < 5000
+    assert b.requests < 600, b.requests
+    c2 = H2Client(proxy.listen_port)
+    r = c2.wait([c2.request([], path="/")], timeout=3)[0]
+    assert r["status"] == 200
+    c2.close()
+    b.close()
+
+
+@NATIVE_ONLY
+def test_premature_resets_after_the_upstream_request_started_close_the_connection(procs, tmp_path):
+    """The rapid-reset shape the codec cannot see: each stream is reset
+    only after the proxy has started its upstream request. Envoy's rule
+    (premature resets reaching 250) closes the connection."""
+    b = RawBackend(slow(5, b"ok"))
+    proxy = start_proxy(procs, tmp_path, static_cluster(b.port))
+    c = H2Client(proxy.listen_port)
+    resets = 0
+    deadline = time.time() + 20  # bound on the loop
+    try:
+        while time.time() < deadline and not (c.closed or c.goaway is not None):
+            before = b.requests
+            sids = [c.request([]) for _ in range(10)]
+            while b.requests < before + 10 and time.time() < deadline:
+                c.wait([], timeout=0.01)
+            for sid in sids:
+                c.reset(sid)
+                resets += 1
+            c.wait([], timeout=0.01)
+    except OSError:
+        pass
+    c.wait([], timeout=1)
+    assert c.closed or c.goaway is not None, resets
+    assert 250 <= resets <= 300, resets
+    assert proxy.stat("http.ingress_http.downstream_rq_too_many_premature_resets") == 1
+    assert proxy.stat("http.ingress_http.downstream_rq_rx_reset") >= 250
+    b.close()
+
+
+def test_continuation_flood_is_bounded(procs, tmp_path):
+    """CVE-2024-30255: a header block that never ends, sent as endless
+    CONTINUATION frames. The proxy stops reading it once the header list
+    limit is passed and closes the connection; other clients are served."""
+    e = Echo(procs, "127.0.0.1")
+    proxy = start_proxy(procs, tmp_path, static_cluster(e.port))
+    s = socket.create_connection(("127.0.0.1", proxy.listen_port), timeout=5)
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
+
+    def hpack_literal(i):
+        name, value = b"x-flood-%d" % i, b"v" * 100
+        return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+    # HEADERS without END_HEADERS, then CONTINUATION frames forever.
+    first = b"\x82\x86\x84\x41\x04test"  # :method GET, :scheme http, :path /, :authority test
+    sent = 0
+    closed = False
+    try:
+        s.sendall(frame(1, 0x1, 1, first))  # END_STREAM, no END_HEADERS
+        for i in range(20000):  # 20,000 x ~112 bytes = ~2 MiB, far over 60 KiB
+            s.sendall(frame(9, 0, 1, hpack_literal(i)))
+            sent += 1
+    except OSError:
+        closed = True
+    if not closed:
+        s.settimeout(5)
+        try:
+            while s.recv(65536):
+                pass
+            closed = True
+        except OSError:
+            closed = True
+    s.close()
+    assert closed
+    assert sent < 20000 or closed
+    status, _, _ = curl(f"http://{proxy.base}/")
+    assert status == 200
+
+
+def frame(kind, flags, stream, payload):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload

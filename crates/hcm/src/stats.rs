@@ -55,6 +55,8 @@ pub struct HcmStats {
     pub rq_redirected_with_normalized_path: Counter,
     /// `downstream_rq_failed_path_normalization`.
     pub rq_failed_path_normalization: Counter,
+    /// `downstream_rq_too_many_premature_resets` (HTTP/2 rapid reset).
+    pub rq_too_many_premature_resets: Counter,
 }
 
 impl HcmStats {
@@ -91,6 +93,7 @@ impl HcmStats {
             rq_redirected_with_normalized_path: s
                 .counter("downstream_rq_redirected_with_normalized_path"),
             rq_failed_path_normalization: s.counter("downstream_rq_failed_path_normalization"),
+            rq_too_many_premature_resets: s.counter("downstream_rq_too_many_premature_resets"),
         }
     }
 }

@@ -26,6 +26,7 @@ use nuncio_stats::GaugeGuard;
 use nuncio_upstream::RawConn;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+use super::h2guard::PrematureResets;
 use super::h2io::{relay_chunked, send_chunked, H2Duplex, H2Recv, H2Send};
 use super::head;
 use super::relay::{relay, Out, RelayError};
@@ -35,11 +36,15 @@ use crate::access_log::LogEntry;
 use crate::proxy::flags;
 use crate::Hcm;
 
+/// Envoy's response flag for a stream the client reset (`DR`).
+const RESET_BY_CLIENT: &str = "DR";
+
 /// What every stream of one connection shares.
 struct Conn {
     hcm: Arc<Hcm>,
     peer: SocketAddr,
     worker: usize,
+    resets: PrematureResets,
 }
 
 /// Serves one HTTP/2 connection (its preface may already be in `io`'s
@@ -77,6 +82,7 @@ where
         hcm: hcm.clone(),
         peer,
         worker,
+        resets: PrematureResets::default(),
     });
     let drained = async {
         hcm.drain.started().await;
@@ -87,6 +93,18 @@ where
     loop {
         let next = tokio::select! {
             r = conn.accept() => r,
+            _ = ctx.resets.tripped() => {
+                // Rapid reset: close the connection (h2guard.rs).
+                tracing::warn!(%peer, "closing an HTTP/2 connection: too many streams reset by the client");
+                hcm.stats.rq_too_many_premature_resets.inc();
+                conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                let _ = deadline::within(
+                    Duration::from_millis(500),
+                    poll_fn(|cx| conn.poll_closed(cx)),
+                )
+                .await;
+                break;
+            }
             _ = &mut drained, if !shutting => {
                 // GOAWAY: streams in flight finish, no new ones start.
                 hcm.stats.cx_drain_close.inc();
@@ -122,6 +140,8 @@ async fn stream(c: Arc<Conn>, req: Request<RecvStream>, mut respond: SendRespons
         LogEntry::new(&req, authority, "HTTP/2", c.peer)
     });
     let done = handle(&c, req, &mut respond).await;
+    c.resets
+        .stream_closed(start.elapsed(), done.flags == RESET_BY_CLIENT);
     finish(hcm, start, done, log);
 }
 
@@ -336,6 +356,7 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
             received: 0,
             upstream: Some((cluster.clone(), host.clone(), Instant::now())),
         },
+        reset_by_client: false,
     };
     let idempotent = framing == Framing::Empty
         && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -351,7 +372,11 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
             let (status, flag, text) = fail.local_reply(&cluster, &host, 0);
             if head_sent || matches!(fail, Fail::Client | Fail::BadRequestBody(_)) {
                 // Too late for a local reply: the stream was reset.
-                x.done.flags = flag;
+                x.done.flags = if x.reset_by_client {
+                    RESET_BY_CLIENT
+                } else {
+                    flag
+                };
                 if x.done.status == 0 {
                     x.done.status = status;
                 }
@@ -381,6 +406,8 @@ struct Exchange<'a> {
     stream_idle: Option<Duration>,
     route_timeout: Option<Duration>,
     done: Done,
+    /// The client reset the stream.
+    reset_by_client: bool,
 }
 
 /// A response head taken off the upstream socket.
@@ -411,6 +438,7 @@ impl Exchange<'_> {
                 r = self.send_and_head(&mut conn, &mut ubuf) => r,
                 _ = poll_fn(|cx| respond.poll_reset(cx)) => {
                     self.hcm.stats.rq_rx_reset.inc();
+                    self.reset_by_client = true;
                     Err(Fail::Client)
                 }
             };
@@ -617,7 +645,10 @@ impl Exchange<'_> {
         .await
         {
             Ok(n) => self.done.sent = n,
-            Err(RelayError::Dst(_)) => return Err(Fail::Client),
+            Err(RelayError::Dst(_)) => {
+                self.reset_by_client = true;
+                return Err(Fail::Client);
+            }
             Err(RelayError::Src(_)) => return Err(Fail::Reset),
             Err(RelayError::Framing(_)) => return Err(Fail::Protocol),
         }

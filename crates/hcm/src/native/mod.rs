@@ -13,6 +13,7 @@ mod bufpool;
 mod date;
 pub(crate) mod deadline;
 pub(crate) mod h2;
+mod h2guard;
 mod h2io;
 mod head;
 mod io;
@@ -360,6 +361,16 @@ async fn handle(
         }
     };
     let has_body = framing != Framing::Empty;
+    // Chunk framing that arrived with the head is checked before any
+    // upstream sees the head: a malformed body in the first packet (the
+    // smuggling attempt's shape) gets a 400 and reaches no one. Framing
+    // errors that arrive later abort the upstream request mid-body.
+    if framing == Framing::Chunked {
+        if let Err(e) = nuncio_h1::ChunkedValidator::new().feed(&buf[head_len..]) {
+            hcm.stats.rq_rejected.inc();
+            refuse!(e.status(), "", true, flags::LOCAL_REJECT)
+        }
+    }
     if head.minor == 0 && !cfg.accept_http_10 {
         refuse!(426, "", true, flags::LOCAL_REJECT)
     }
