@@ -163,10 +163,11 @@ build_nuncio() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-# HAProxy (1 thread, http mode) on $1 (h1) and $1+1 (h2c) to origin $2.
-start_haproxy() {
-  local port=$1 origin=$2 conf="$OUT/haproxy.cfg"
-  cat >"$conf" <<CFG
+# The benchmark's HAProxy config (1 thread, http mode): $1 (h1) and $1+1
+# (h2c) to origin $2, /ws to the WebSocket backend; on stdout.
+haproxy_config() {
+  local port=$1 origin=$2
+  cat <<CFG
 global
   nbthread 1
   maxconn 9500
@@ -188,6 +189,12 @@ backend be
 backend wsbe
   server ws 127.0.0.1:${WS_BACKEND:-18090}
 CFG
+}
+
+# HAProxy (1 thread, http mode) on $1 (h1) and $1+1 (h2c) to origin $2.
+start_haproxy() {
+  local port=$1 origin=$2 conf="$OUT/haproxy.cfg"
+  haproxy_config "$port" "$origin" >"$conf"
   taskset -c "$PROXY_CPU" haproxy -db -f "$conf" & pids+=($!)
   wait_port "$port"
 }

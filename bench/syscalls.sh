@@ -38,21 +38,5 @@ count() { # name port command...
 }
 
 count nuncio $PORT "$NUNCIO" -c "$OUT/nuncio-syscalls.yaml" --concurrency 1 -l warn
-cat > "$OUT/haproxy-syscalls.cfg" <<CFG
-global
-  nbthread 1
-  maxconn 9500
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:$HAP
-  bind 127.0.0.1:$((HAP + 1)) proto h2
-  default_backend be
-backend be
-  server origin 127.0.0.1:$ORIGIN
-CFG
+haproxy_config $HAP $ORIGIN > "$OUT/haproxy-syscalls.cfg"
 count haproxy $HAP_PORT haproxy -db -f "$OUT/haproxy-syscalls.cfg"

@@ -545,15 +545,7 @@ impl Exchange<'_> {
             let mut pending = BytesMut::new();
             match relay(src, &mut pending, up, self.framing, out, self.stream_idle).await {
                 Ok(n) => self.done.received = n,
-                Err(RelayError::Src(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    return Err(Fail::ClientIdle)
-                }
-                Err(RelayError::Src(e)) => {
-                    tracing::debug!(error = %e, "client stream failed while sending the body");
-                    return Err(Fail::Client);
-                }
-                Err(RelayError::Dst(_)) => return Err(Fail::Reset),
-                Err(RelayError::Framing(e)) => return Err(Fail::BadRequestBody(e)),
+                Err(e) => return Err(Fail::from_request_body(e)),
             }
         }
         self.after_request(up, ubuf).await
@@ -645,12 +637,11 @@ impl Exchange<'_> {
         .await
         {
             Ok(n) => self.done.sent = n,
-            Err(RelayError::Dst(_)) => {
-                self.reset_by_client = true;
-                return Err(Fail::Client);
+            Err(e) => {
+                // The client's side failed: its stream was reset.
+                self.reset_by_client = matches!(e, RelayError::Dst(_));
+                return Err(Fail::from_response_body(e));
             }
-            Err(RelayError::Src(_)) => return Err(Fail::Reset),
-            Err(RelayError::Framing(_)) => return Err(Fail::Protocol),
         }
         sink.shutdown().await.map_err(|_| Fail::Client)
     }

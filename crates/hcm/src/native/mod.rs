@@ -38,7 +38,7 @@ use crate::proxy::flags;
 use crate::Hcm;
 use head::BodyOut;
 use io::{read_some, Prefixed};
-use relay::{relay, Out, RelayError};
+use relay::{relay, Out};
 use upstream::{read_response_head, Fail};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -651,19 +651,7 @@ impl Exchange<'_> {
             .await
             {
                 Ok(n) => self.received = n,
-                Err(RelayError::Src(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    tracing::debug!("client stalled while sending the body (stream_idle_timeout)");
-                    return Err(Fail::ClientIdle);
-                }
-                Err(RelayError::Src(e)) => {
-                    tracing::debug!(error = %e, "client went away while sending the body");
-                    return Err(Fail::Client);
-                }
-                Err(RelayError::Dst(e)) => {
-                    tracing::debug!(error = %e, "upstream stopped taking the body");
-                    return Err(Fail::Reset);
-                }
-                Err(RelayError::Framing(e)) => return Err(Fail::BadRequestBody(e)),
+                Err(e) => return Err(Fail::from_request_body(e)),
             }
         }
         // Envoy's route timeout runs from the end of the request to the
@@ -743,18 +731,7 @@ impl Exchange<'_> {
         };
         match relay(up, ubuf, self.stream, framing, out, self.stream_idle).await {
             Ok(n) => self.sent += n,
-            Err(RelayError::Dst(e)) => {
-                tracing::debug!(error = %e, "client went away during the response");
-                return Err(Fail::Client);
-            }
-            Err(RelayError::Src(e)) => {
-                tracing::debug!(error = %e, "upstream failed mid-body");
-                return Err(Fail::Reset);
-            }
-            Err(RelayError::Framing(e)) => {
-                tracing::debug!(error = %e, "upstream sent a malformed body");
-                return Err(Fail::Protocol);
-            }
+            Err(e) => return Err(Fail::from_response_body(e)),
         }
         let reusable = framing != Framing::UntilClose && !up_close && ubuf.is_empty();
         Ok((reusable, !close))

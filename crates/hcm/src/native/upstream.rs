@@ -8,6 +8,7 @@ use nuncio_upstream::UpstreamError;
 use tokio::net::TcpStream;
 
 use super::io::read_some;
+use super::relay::RelayError;
 use crate::proxy::flags;
 
 /// Why forwarding failed.
@@ -24,6 +25,43 @@ pub(super) enum Fail {
 }
 
 impl Fail {
+    /// The failure of relaying the request body (client → upstream).
+    pub(super) fn from_request_body(e: RelayError) -> Fail {
+        match e {
+            RelayError::Src(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                tracing::debug!("client stalled while sending the body (stream_idle_timeout)");
+                Fail::ClientIdle
+            }
+            RelayError::Src(e) => {
+                tracing::debug!(error = %e, "client went away while sending the body");
+                Fail::Client
+            }
+            RelayError::Dst(e) => {
+                tracing::debug!(error = %e, "upstream stopped taking the body");
+                Fail::Reset
+            }
+            RelayError::Framing(e) => Fail::BadRequestBody(e),
+        }
+    }
+
+    /// The failure of relaying the response body (upstream → client).
+    pub(super) fn from_response_body(e: RelayError) -> Fail {
+        match e {
+            RelayError::Dst(e) => {
+                tracing::debug!(error = %e, "client went away during the response");
+                Fail::Client
+            }
+            RelayError::Src(e) => {
+                tracing::debug!(error = %e, "upstream failed mid-body");
+                Fail::Reset
+            }
+            RelayError::Framing(e) => {
+                tracing::debug!(error = %e, "upstream sent a malformed body");
+                Fail::Protocol
+            }
+        }
+    }
+
     /// Envoy's local reply for this failure (status, response flag, body),
     /// counting the cluster's and host's stats for it. `status` is what the
     /// client was already sent, if anything (0 if not).
