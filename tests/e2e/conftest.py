@@ -214,9 +214,10 @@ def blog_proxy(procs, tmp_path, config="simple-proxy.yaml", extra_args=(), echo_
     return proxy, echos
 
 
-def proxy_config(listen, admin, cluster, routes=None, domains='["*"]'):
+def proxy_config(listen, admin, cluster, routes=None, domains='["*"]', hcm_extra=""):
     """A v2-era front-proxy config: one listener routing to cluster `backend`,
-    whose body (type, hosts, ...) is `cluster`."""
+    whose body (type, hosts, ...) is `cluster`. `hcm_extra`: more connection
+    manager fields, as lines indented by 10 spaces."""
     routes = routes or '              - match: {prefix: "/"}\n                route: {cluster: backend}\n'
     return f"""
 static_resources:
@@ -227,7 +228,7 @@ static_resources:
       - name: envoy.http_connection_manager
         config:
           stat_prefix: ingress_http
-          route_config:
+{hcm_extra}          route_config:
             virtual_hosts:
             - name: backend
               domains: {domains}

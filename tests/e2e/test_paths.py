@@ -6,7 +6,7 @@ slashes, over HTTP/1.1 or HTTP/2, and the upstream sees the normal form."""
 import pytest
 
 from backends import RawBackend, answer
-from conftest import free_port, proxy_config, raw_request, start_proxy, static_cluster, write_config, Proxy
+from conftest import raw_request, start_proxy, static_cluster
 from h2client import H2Client
 
 GUARDED = (
@@ -19,11 +19,8 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
 def proxy_with(procs, tmp_path, backend_port, hcm_extra="", domains='["*"]'):
-    listen, admin = free_port(), free_port()
-    text = proxy_config(listen, admin, static_cluster(backend_port), routes=GUARDED, domains=domains)
-    if hcm_extra:
-        text = text.replace("          stat_prefix: ingress_http\n", "          stat_prefix: ingress_http\n" + hcm_extra)
-    return Proxy(procs, write_config(tmp_path, text), listen_port=listen, admin_port=admin)
+    return start_proxy(procs, tmp_path, static_cluster(backend_port), routes=GUARDED, domains=domains,
+                       hcm_extra=hcm_extra)
 
 
 def get(port, target, host=b"a"):

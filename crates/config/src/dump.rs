@@ -25,6 +25,12 @@ fn h2(o: &Http2Options) -> Value {
         "initial_stream_window_size": o.initial_stream_window_size,
         "initial_connection_window_size": o.initial_connection_window_size,
         "allow_connect": o.allow_connect,
+        "max_outbound_frames": o.flood.max_outbound_frames,
+        "max_outbound_control_frames": o.flood.max_outbound_control_frames,
+        "max_consecutive_inbound_frames_with_empty_payload": o.flood.max_consecutive_empty_frames,
+        "max_inbound_priority_frames_per_stream": o.flood.max_priority_frames_per_stream,
+        "max_inbound_window_update_frames_per_data_frame_sent":
+            o.flood.max_window_update_frames_per_data_frame,
     })
 }
 
@@ -175,6 +181,11 @@ fn hcm(h: &HttpConnectionManager) -> Value {
         "common_http_protocol_options": {
             "idle_timeout": dur(h.idle_timeout),
             "max_headers_count": h.max_headers_count,
+            "headers_with_underscores_action": match h.underscores {
+                crate::UnderscoresAction::Allow => "ALLOW",
+                crate::UnderscoresAction::Reject => "REJECT_REQUEST",
+                crate::UnderscoresAction::Drop => "DROP_HEADER",
+            },
         },
         "stream_idle_timeout": dur(h.stream_idle_timeout),
         "drain_timeout": dur(h.drain_timeout),

@@ -84,6 +84,23 @@ pub struct HttpConnectionManager {
     pub suppress_envoy_headers: bool,
     /// How request paths are normalised before routing.
     pub path: PathOptions,
+    /// What to do with request header names containing `_`
+    /// (`common_http_protocol_options.headers_with_underscores_action`).
+    pub underscores: UnderscoresAction,
+}
+
+/// `headers_with_underscores_action`: some backends treat `_` and `-` as
+/// the same, so `x_user` can smuggle a value past a filter that checked
+/// `x-user`. Envoy's default is `ALLOW`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnderscoresAction {
+    /// `ALLOW`: forward as sent.
+    #[default]
+    Allow,
+    /// `REJECT_REQUEST`: 400 on HTTP/1, stream reset on HTTP/2.
+    Reject,
+    /// `DROP_HEADER`: remove the header and go on.
+    Drop,
 }
 
 /// `normalize_path`, `merge_slashes`, `path_with_escaped_slashes_action`.
@@ -202,6 +219,7 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         .unwrap_or(60) as u32;
     let mut max_headers_count = 100;
     let mut idle_timeout = Duration::from_secs(3600);
+    let mut underscores = UnderscoresAction::Allow;
     if let Some(c) = o.get("common_http_protocol_options") {
         let co = c.obj()?;
         if let Some(m) = co.get("max_headers_count") {
@@ -210,7 +228,13 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         if let Some(i) = co.get("idle_timeout") {
             idle_timeout = i.duration()?;
         }
-        co.ignore("headers_with_underscores_action");
+        if let Some(a) = co.get("headers_with_underscores_action") {
+            underscores = a.enumeration(&[
+                ("ALLOW", UnderscoresAction::Allow),
+                ("REJECT_REQUEST", UnderscoresAction::Reject),
+                ("DROP_HEADER", UnderscoresAction::Drop),
+            ])?;
+        }
         co.finish_with(&[
             "max_connection_duration",
             "max_stream_duration",
@@ -320,6 +344,7 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         accept_http_10,
         suppress_envoy_headers,
         path,
+        underscores,
     })
 }
 

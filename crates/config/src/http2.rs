@@ -14,6 +14,35 @@ pub struct Http2Options {
     pub initial_connection_window_size: u32,
     /// Accept RFC 8441 extended CONNECT (WebSocket over HTTP/2).
     pub allow_connect: bool,
+    /// Envoy's inbound flood limits.
+    pub flood: FloodLimits,
+}
+
+/// Envoy's HTTP/2 flood limits (`Http2ProtocolOptions`), with its defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FloodLimits {
+    /// `max_outbound_frames` (10,000).
+    pub max_outbound_frames: u32,
+    /// `max_outbound_control_frames` (1,000).
+    pub max_outbound_control_frames: u32,
+    /// `max_consecutive_inbound_frames_with_empty_payload` (1).
+    pub max_consecutive_empty_frames: u32,
+    /// `max_inbound_priority_frames_per_stream` (100).
+    pub max_priority_frames_per_stream: u32,
+    /// `max_inbound_window_update_frames_per_data_frame_sent` (10).
+    pub max_window_update_frames_per_data_frame: u32,
+}
+
+impl Default for FloodLimits {
+    fn default() -> Self {
+        FloodLimits {
+            max_outbound_frames: 10_000,
+            max_outbound_control_frames: 1_000,
+            max_consecutive_empty_frames: 1,
+            max_priority_frames_per_stream: 100,
+            max_window_update_frames_per_data_frame: 10,
+        }
+    }
 }
 
 impl Default for Http2Options {
@@ -23,6 +52,7 @@ impl Default for Http2Options {
             initial_stream_window_size: 256 * 1024 * 1024,
             initial_connection_window_size: 256 * 1024 * 1024,
             allow_connect: false,
+            flood: FloodLimits::default(),
         }
     }
 }
@@ -42,13 +72,36 @@ pub(crate) fn decode_http2_options(v: &Val) -> Result<Http2Options> {
     if let Some(a) = o.get("allow_connect") {
         h.allow_connect = a.bool()?;
     }
+    let f = &mut h.flood;
+    for (k, slot, min) in [
+        ("max_outbound_frames", &mut f.max_outbound_frames, 1),
+        (
+            "max_outbound_control_frames",
+            &mut f.max_outbound_control_frames,
+            1,
+        ),
+        (
+            "max_consecutive_inbound_frames_with_empty_payload",
+            &mut f.max_consecutive_empty_frames,
+            0,
+        ),
+        (
+            "max_inbound_priority_frames_per_stream",
+            &mut f.max_priority_frames_per_stream,
+            0,
+        ),
+        (
+            "max_inbound_window_update_frames_per_data_frame_sent",
+            &mut f.max_window_update_frames_per_data_frame,
+            1,
+        ),
+    ] {
+        if let Some(m) = o.get(k) {
+            *slot = m.uint(min, u64::from(u32::MAX))? as u32;
+        }
+    }
     for k in [
         "hpack_table_size",
-        "max_outbound_frames",
-        "max_outbound_control_frames",
-        "max_consecutive_inbound_frames_with_empty_payload",
-        "max_inbound_priority_frames_per_stream",
-        "max_inbound_window_update_frames_per_data_frame_sent",
         "stream_error_on_invalid_http_messaging",
         "override_stream_error_on_invalid_http_message",
         "connection_keepalive",

@@ -25,8 +25,10 @@ pub use address::SocketAddress;
 pub use bootstrap::{Admin, Bootstrap, NodeInfo};
 pub use cluster::{Cluster, DiscoveryType, DnsLookupFamily, LbPolicy, UpstreamProtocol};
 pub use error::ConfigError;
-pub use hcm::{AccessLog, CodecType, EscapedSlashes, HttpConnectionManager, PathOptions};
-pub use http2::Http2Options;
+pub use hcm::{
+    AccessLog, CodecType, EscapedSlashes, HttpConnectionManager, PathOptions, UnderscoresAction,
+};
+pub use http2::{FloodLimits, Http2Options};
 pub use listener::{FilterChain, Listener, NetworkFilter};
 pub use route::{
     Action, PathMatch, Route, RouteAction, RouteConfig, RouteMatch, VirtualHost,

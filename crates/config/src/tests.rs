@@ -192,3 +192,53 @@ fn upgrade_configs_v3() {
     let NetworkFilter::HttpConnectionManager(h) = &b.listeners[0].filter_chains[0].filter;
     assert!(h.websocket);
 }
+
+/// The blog's front proxy with `extra` added to its connection manager.
+fn front_proxy_with(extra: &str) -> std::result::Result<Bootstrap, ConfigError> {
+    let text = example("front-proxy/front-proxy-v3.yaml").replace(
+        "          stat_prefix: ingress_http\n",
+        &format!("          stat_prefix: ingress_http\n{extra}"),
+    );
+    load_str("t.yaml", &text)
+}
+
+fn hcm_of(b: &Bootstrap) -> &HttpConnectionManager {
+    let NetworkFilter::HttpConnectionManager(h) = &b.listeners[0].filter_chains[0].filter;
+    h
+}
+
+#[test]
+fn headers_with_underscores_action() {
+    let b = front_proxy_with("").unwrap();
+    assert_eq!(hcm_of(&b).underscores, UnderscoresAction::Allow);
+    let b = front_proxy_with(
+        "          common_http_protocol_options: {headers_with_underscores_action: DROP_HEADER}\n",
+    )
+    .unwrap();
+    assert_eq!(hcm_of(&b).underscores, UnderscoresAction::Drop);
+    let e = front_proxy_with(
+        "          common_http_protocol_options: {headers_with_underscores_action: DROP}\n",
+    )
+    .unwrap_err();
+    assert!(e.path.ends_with("headers_with_underscores_action"), "{e}");
+    assert!(e.message.contains("REJECT_REQUEST"), "{e}");
+}
+
+#[test]
+fn http2_flood_limits() {
+    let b = front_proxy_with("").unwrap();
+    assert_eq!(hcm_of(&b).http2.flood, FloodLimits::default());
+    assert_eq!(hcm_of(&b).http2.flood.max_outbound_control_frames, 1_000);
+    let b = front_proxy_with(
+        "          http2_protocol_options: {max_inbound_priority_frames_per_stream: 5, \
+         max_consecutive_inbound_frames_with_empty_payload: 0}\n",
+    )
+    .unwrap();
+    let f = hcm_of(&b).http2.flood;
+    assert_eq!(f.max_priority_frames_per_stream, 5);
+    assert_eq!(f.max_consecutive_empty_frames, 0);
+    assert_eq!(f.max_window_update_frames_per_data_frame, 10);
+    let e = front_proxy_with("          http2_protocol_options: {max_outbound_frames: 0}\n")
+        .unwrap_err();
+    assert!(e.message.contains("from 1 to"), "{e}");
+}

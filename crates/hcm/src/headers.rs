@@ -6,6 +6,7 @@ use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use nuncio_config::UnderscoresAction;
 
 /// `keep-alive` (parsed once, at compile time).
 pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -23,6 +24,39 @@ pub const X_ENVOY_EXPECTED_RQ_TIMEOUT_MS: HeaderName =
 /// `x-envoy-upstream-service-time`.
 pub const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
+
+/// What `headers_with_underscores_action` made of a request's headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Underscores {
+    /// Nothing to do (`ALLOW`, or no name with `_`).
+    Keep,
+    /// `DROP_HEADER` removed this many fields.
+    Dropped(usize),
+    /// `REJECT_REQUEST`: refuse the request.
+    Reject,
+}
+
+/// Applies `headers_with_underscores_action` to request headers.
+pub fn underscores(h: &mut HeaderMap, action: UnderscoresAction) -> Underscores {
+    if action == UnderscoresAction::Allow || !h.keys().any(|n| n.as_str().contains('_')) {
+        return Underscores::Keep;
+    }
+    if action == UnderscoresAction::Reject {
+        return Underscores::Reject;
+    }
+    let names: Vec<HeaderName> = h
+        .keys()
+        .filter(|n| n.as_str().contains('_'))
+        .cloned()
+        .collect();
+    let mut dropped = 0;
+    for n in names {
+        if let header::Entry::Occupied(e) = h.entry(n) {
+            dropped += e.remove_entry_mult().1.count();
+        }
+    }
+    Underscores::Dropped(dropped)
+}
 
 /// Headers that describe one hop and never cross a proxy (RFC 9110 7.6.1).
 const HOP_BY_HOP: [HeaderName; 6] = [
@@ -136,6 +170,36 @@ pub fn uuid_v4_bytes() -> [u8; 36] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn underscores_action() {
+        let mut h = HeaderMap::new();
+        h.append("x_user", HeaderValue::from_static("a"));
+        h.append("x_user", HeaderValue::from_static("b"));
+        h.append("x-user", HeaderValue::from_static("c"));
+        let mut allow = h.clone();
+        assert_eq!(
+            underscores(&mut allow, UnderscoresAction::Allow),
+            Underscores::Keep
+        );
+        assert_eq!(allow.len(), 3);
+        let mut reject = h.clone();
+        assert_eq!(
+            underscores(&mut reject, UnderscoresAction::Reject),
+            Underscores::Reject
+        );
+        assert_eq!(
+            underscores(&mut h, UnderscoresAction::Drop),
+            Underscores::Dropped(2)
+        );
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x-user"], "c");
+        let mut clean = h.clone();
+        assert_eq!(
+            underscores(&mut clean, UnderscoresAction::Reject),
+            Underscores::Keep
+        );
+    }
 
     #[test]
     fn hop_by_hop_removed() {

@@ -17,8 +17,8 @@ use nuncio_upstream::{ResetReason, UpstreamBody};
 use crate::access_log::LogEntry;
 use crate::body::{Completion, ProxyBody, UpstreamDone};
 use crate::headers::{
-    strip_hop_by_hop, uuid_v4, X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, X_ENVOY_UPSTREAM_SERVICE_TIME,
-    X_FORWARDED_FOR, X_FORWARDED_PROTO, X_REQUEST_ID,
+    strip_hop_by_hop, underscores, uuid_v4, Underscores, X_ENVOY_EXPECTED_RQ_TIMEOUT_MS,
+    X_ENVOY_UPSTREAM_SERVICE_TIME, X_FORWARDED_FOR, X_FORWARDED_PROTO, X_REQUEST_ID,
 };
 use crate::sniff::Verdict;
 use crate::upgrade::{self, Downstream};
@@ -61,7 +61,7 @@ fn local_reply(status: StatusCode, body: &'static str, close: bool) -> Response<
 }
 
 /// Serves one request.
-pub(crate) async fn handle(req: Request<Incoming>, c: Arc<ConnCtx>) -> Response<ProxyBody> {
+pub(crate) async fn handle(mut req: Request<Incoming>, c: Arc<ConnCtx>) -> Response<ProxyBody> {
     let hcm = c.hcm.clone();
     let start = Instant::now();
     let active = GaugeGuard::new(&hcm.stats.rq_active);
@@ -103,7 +103,34 @@ pub(crate) async fn handle(req: Request<Incoming>, c: Arc<ConnCtx>) -> Response<
             out.flags = flags::LOCAL_REJECT;
             reply
         }
-        None => route(req, &c, &mut out).await,
+        None => match underscores(req.headers_mut(), hcm.config.underscores) {
+            Underscores::Reject => {
+                // hyper cannot reset one stream from a service, so HTTP/2
+                // gets the 400 too (the native path resets, as Envoy does).
+                let codec = &hcm.stats.codec;
+                let counter = if is_h2 {
+                    &codec.h2_rejected_underscores
+                } else {
+                    &codec.h1_rejected_underscores
+                };
+                counter.inc();
+                hcm.stats.rq_rejected.inc();
+                out.flags = flags::LOCAL_REJECT;
+                local_reply(StatusCode::BAD_REQUEST, "", !is_h2)
+            }
+            u => {
+                if let Underscores::Dropped(n) = u {
+                    let codec = &hcm.stats.codec;
+                    let counter = if is_h2 {
+                        &codec.h2_dropped_underscores
+                    } else {
+                        &codec.h1_dropped_underscores
+                    };
+                    counter.add(n as u64);
+                }
+                route(req, &c, &mut out).await
+            }
+        },
     };
     let status = resp.status().as_u16();
     hcm.stats.rq_codes.record(status);

@@ -57,6 +57,8 @@ pub struct HcmStats {
     pub rq_failed_path_normalization: Counter,
     /// `downstream_rq_too_many_premature_resets` (HTTP/2 rapid reset).
     pub rq_too_many_premature_resets: Counter,
+    /// Codec stats, rooted at `http1.` and `http2.` as in Envoy.
+    pub codec: CodecStats,
 }
 
 impl HcmStats {
@@ -94,6 +96,43 @@ impl HcmStats {
                 .counter("downstream_rq_redirected_with_normalized_path"),
             rq_failed_path_normalization: s.counter("downstream_rq_failed_path_normalization"),
             rq_too_many_premature_resets: s.counter("downstream_rq_too_many_premature_resets"),
+            codec: CodecStats::new(store),
+        }
+    }
+}
+
+/// Envoy's codec stats (`http1.*`, `http2.*`), shared by every listener.
+#[derive(Debug, Clone)]
+pub struct CodecStats {
+    /// `http1.requests_rejected_with_underscores_in_headers`.
+    pub h1_rejected_underscores: Counter,
+    /// `http1.dropped_headers_with_underscores`.
+    pub h1_dropped_underscores: Counter,
+    /// `http2.requests_rejected_with_underscores_in_headers`.
+    pub h2_rejected_underscores: Counter,
+    /// `http2.dropped_headers_with_underscores`.
+    pub h2_dropped_underscores: Counter,
+    /// `http2.inbound_empty_frames_flood`.
+    pub inbound_empty_frames_flood: Counter,
+    /// `http2.inbound_priority_frames_flood`.
+    pub inbound_priority_frames_flood: Counter,
+    /// `http2.inbound_window_update_frames_flood`.
+    pub inbound_window_update_frames_flood: Counter,
+}
+
+impl CodecStats {
+    /// Registers (or finds) the codec stats in `store`.
+    pub fn new(store: &Arc<Store>) -> Self {
+        let h1 = store.scope("http1.", "http1.", &[]);
+        let h2 = store.scope("http2.", "http2.", &[]);
+        CodecStats {
+            h1_rejected_underscores: h1.counter("requests_rejected_with_underscores_in_headers"),
+            h1_dropped_underscores: h1.counter("dropped_headers_with_underscores"),
+            h2_rejected_underscores: h2.counter("requests_rejected_with_underscores_in_headers"),
+            h2_dropped_underscores: h2.counter("dropped_headers_with_underscores"),
+            inbound_empty_frames_flood: h2.counter("inbound_empty_frames_flood"),
+            inbound_priority_frames_flood: h2.counter("inbound_priority_frames_flood"),
+            inbound_window_update_frames_flood: h2.counter("inbound_window_update_frames_flood"),
         }
     }
 }

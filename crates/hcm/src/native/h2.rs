@@ -33,6 +33,8 @@ use super::relay::{relay, Out, RelayError};
 use super::upstream::{read_response_head, Fail};
 use super::{bufpool, deadline, finish, Done};
 use crate::access_log::LogEntry;
+use crate::h2flood::FloodGuard;
+use crate::headers::Underscores;
 use crate::proxy::flags;
 use crate::Hcm;
 
@@ -64,7 +66,8 @@ where
         // protocol error at the previous hop.
         .enable_connect_protocol();
     // A client that never completes the handshake is bounded like an idle one.
-    let handshake = b.handshake::<T, Bytes>(io);
+    let io = FloodGuard::server(io, cfg.http2.flood, &hcm.stats.codec, peer);
+    let handshake = b.handshake::<_, Bytes>(io);
     let shook = if cfg.idle_timeout.is_zero() {
         Ok(handshake.await)
     } else {
@@ -190,7 +193,18 @@ fn reply_with(
 async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<Bytes>) -> Done {
     let hcm = &c.hcm;
     let cfg = &hcm.config;
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    match crate::headers::underscores(&mut parts.headers, cfg.underscores) {
+        Underscores::Keep => {}
+        Underscores::Dropped(n) => hcm.stats.codec.h2_dropped_underscores.add(n as u64),
+        Underscores::Reject => {
+            // Envoy resets the stream (HTTP/1 gets a 400).
+            hcm.stats.codec.h2_rejected_underscores.inc();
+            hcm.stats.rq_rejected.inc();
+            respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+            return Done::local(400, flags::LOCAL_REJECT, 0);
+        }
+    }
     let h = &parts.headers;
     // h2 has already refused uppercase names, connection-specific headers,
     // `te` other than `trailers` and malformed pseudo-headers.

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::{Buf, BytesMut};
+use nuncio_config::UnderscoresAction;
 use nuncio_h1::{parse_request, request_framing, response_framing, Framing, H1Error, Limits};
 use nuncio_router::path::PathVerdict;
 use nuncio_router::{RouteKind, RouteTable};
@@ -298,7 +299,7 @@ async fn handle(
         max_header_bytes: hcm.max_header_bytes,
         max_headers: cfg.max_headers_count as usize,
     };
-    let head = match parse_request(&buf[..head_len], &limits) {
+    let mut head = match parse_request(&buf[..head_len], &limits) {
         Ok(Some(h)) => h,
         Ok(None) => {
             let (ok, d) = reply(hcm, stream, 400, "", true, flags::LOCAL_REJECT).await;
@@ -310,6 +311,20 @@ async fn handle(
             return (ok, d, None);
         }
     };
+    if cfg.underscores != UnderscoresAction::Allow
+        && head.headers.iter().any(|(n, _)| n.contains('_'))
+    {
+        if cfg.underscores == UnderscoresAction::Reject {
+            hcm.stats.codec.h1_rejected_underscores.inc();
+            hcm.stats.rq_rejected.inc();
+            let (ok, d) = reply(hcm, stream, 400, "", true, flags::LOCAL_REJECT).await;
+            return (ok, d, None);
+        }
+        let before = head.headers.len();
+        head.headers.retain(|(n, _)| !n.contains('_'));
+        let dropped = (before - head.headers.len()) as u64;
+        hcm.stats.codec.h1_dropped_underscores.add(dropped);
+    }
     let log = hcm.access_log.as_ref().map(|_| {
         let mut req_headers = http::HeaderMap::new();
         for (n, v) in &head.headers {
