@@ -163,13 +163,6 @@ def test_upstream_closing_idle_keepalive_sockets_is_invisible(procs, tmp_path):
     b.close()
 
 
-NATIVE_ONLY = pytest.mark.skipif(
-    os.environ.get("NUNCIO_H1") == "hyper",
-    reason="stream_idle_timeout and the route timeout's start are implemented on the native HTTP/1 engine only",
-)
-
-
-@NATIVE_ONLY
 def test_route_timeout_starts_when_the_request_is_complete(procs, tmp_path):
     """Envoy's route timeout counts from the end of the request: a steady
     upload longer than the timeout still gets its answer."""
@@ -192,16 +185,38 @@ def test_route_timeout_starts_when_the_request_is_complete(procs, tmp_path):
     assert out.endswith(b"abcdefghi"), out
 
 
-@NATIVE_ONLY
-def test_stalled_upload_gets_408(procs, tmp_path):
-    e = Echo(procs, "127.0.0.1")
+def idle_proxy(procs, tmp_path, port):
     listen, admin = free_port(), free_port()
-    text = config(listen, admin, static_cluster(e.port)).replace(
+    text = config(listen, admin, static_cluster(port)).replace(
         "          stat_prefix: ingress_http\n", "          stat_prefix: ingress_http\n          stream_idle_timeout: 0.5s\n"
     )
-    p = Proxy(procs, write_config(tmp_path, text), listen_port=listen, admin_port=admin)
+    return Proxy(procs, write_config(tmp_path, text), listen_port=listen, admin_port=admin)
+
+
+def test_stalled_upload_gets_408(procs, tmp_path):
+    e = Echo(procs, "127.0.0.1")
+    p = idle_proxy(procs, tmp_path, e.port)
     t0 = time.time()
-    out, closed = raw_request(listen, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab", timeout=5)
+    out, closed = raw_request(p.listen_port, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab", timeout=5)
     assert out.startswith(b"HTTP/1.1 408"), out
+    assert b"stream timeout" in out
     assert closed and time.time() - t0 < 3
+    assert p.stat("http.ingress_http.downstream_rq_idle_timeout") == 1
     assert p.proc.poll() is None
+
+
+def test_upstream_stalling_mid_body_aborts_the_response(procs, tmp_path):
+    """stream_idle_timeout after the response started: the client sees the
+    connection close short of Content-Length, never a complete response."""
+    def stall(c):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+        time.sleep(4)
+    b = RawBackend(stall)
+    p = idle_proxy(procs, tmp_path, b.port)
+    t0 = time.time()
+    out, closed = raw_request(p.listen_port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
+    assert out.startswith(b"HTTP/1.1 200"), out
+    assert out.endswith(b"0123456789")
+    assert closed and time.time() - t0 < 3
+    assert p.stat("http.ingress_http.downstream_rq_idle_timeout") == 1
+    b.close()

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -71,6 +71,8 @@ enum Kind {
     Upstream {
         body: PooledBody,
         deadline: Option<Pin<Box<Sleep>>>,
+        /// `stream_idle_timeout` and its timer, pushed back by each frame.
+        idle: Option<(Duration, Pin<Box<Sleep>>)>,
     },
 }
 
@@ -112,11 +114,18 @@ impl ProxyBody {
         }
     }
 
-    pub(crate) fn upstream(body: PooledBody, deadline: Option<tokio::time::Instant>) -> Self {
+    /// An upstream body, ended early at the route's `deadline` or after
+    /// `idle` without a frame.
+    pub(crate) fn upstream(
+        body: PooledBody,
+        deadline: Option<tokio::time::Instant>,
+        idle: Option<Duration>,
+    ) -> Self {
         ProxyBody {
             kind: Kind::Upstream {
                 body,
                 deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+                idle: idle.map(|i| (i, Box::pin(tokio::time::sleep(i)))),
             },
             sent: 0,
             ended: false,
@@ -156,7 +165,21 @@ impl Body for ProxyBody {
         let this = self.get_mut();
         let r: Poll<Option<Result<Frame<Bytes>, BoxError>>> = match &mut this.kind {
             Kind::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
-            Kind::Upstream { body, deadline } => {
+            Kind::Upstream {
+                body,
+                deadline,
+                idle,
+            } => {
+                if let Some((_, t)) = idle {
+                    if t.as_mut().poll(cx).is_ready() {
+                        tracing::debug!("upstream stalled mid-body (stream_idle_timeout)");
+                        if let Some(c) = this.done.as_ref() {
+                            c.hcm.stats.rq_idle_timeout.inc();
+                        }
+                        this.end(false);
+                        return Poll::Ready(Some(Err("stream idle timeout".into())));
+                    }
+                }
                 if let Some(d) = deadline {
                     if d.as_mut().poll(cx).is_ready() {
                         if let Some(u) = this.done.as_ref().and_then(|c| c.upstream.as_ref()) {
@@ -174,6 +197,12 @@ impl Body for ProxyBody {
                         }
                         this.end(false);
                         return Poll::Ready(Some(Err(e.into())));
+                    }
+                    Poll::Ready(Some(Ok(f))) => {
+                        if let Some((i, t)) = idle {
+                            t.as_mut().reset(tokio::time::Instant::now() + *i);
+                        }
+                        Poll::Ready(Some(Ok(f)))
                     }
                     other => other.map(|o| o.map(|r| r.map_err(Into::into))),
                 }

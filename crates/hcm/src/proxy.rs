@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use nuncio_router::path::PathVerdict;
 use nuncio_router::{Forward, RouteKind};
 use nuncio_stats::GaugeGuard;
-use nuncio_upstream::{ResetReason, UpstreamBody};
+use nuncio_upstream::{BodyProgress, ResetReason, UpstreamBody};
 
 use crate::access_log::LogEntry;
 use crate::body::{Completion, ProxyBody, UpstreamDone};
@@ -35,6 +35,7 @@ pub(crate) mod flags {
     pub const UPSTREAM_RESET: &str = "UR";
     pub const UPSTREAM_TERMINATION: &str = "UC";
     pub const LOCAL_REJECT: &str = "LR";
+    pub const STREAM_IDLE_TIMEOUT: &str = "SI";
 }
 
 /// What the request turned into, beyond the response itself.
@@ -377,7 +378,16 @@ async fn forward(
     if let Some(down) = &ws {
         upgrade::prepare_upstream(&mut parts, down, upstream_h2);
     }
-    let upstream_req = Request::from_parts(parts, UpstreamBody::Incoming(body));
+    // Envoy's route timeout counts from the end of the request; its
+    // stream idle timeout from the last body bytes.
+    let progress = Arc::new(BodyProgress::default());
+    if http_body::Body::is_end_stream(&body) {
+        progress.ended();
+    }
+    let upstream_req =
+        Request::from_parts(parts, UpstreamBody::Incoming(body, Some(progress.clone())));
+    let cfg = &hcm.config;
+    let idle = (!cfg.stream_idle_timeout.is_zero()).then_some(cfg.stream_idle_timeout);
 
     // Send it.
     cluster.stats.rq_total.inc();
@@ -389,14 +399,40 @@ async fn forward(
         _cluster_active: GaugeGuard::new(&cluster.stats.rq_active),
         _host_active: GaugeGuard::new(&host.stats.rq_active),
     };
-    let deadline = fwd.timeout.map(|t| tokio::time::Instant::now() + t);
     let pool = host.pool(c.worker);
-    let sent = match deadline {
-        Some(d) => tokio::time::timeout_at(d, pool.send(upstream_req)).await,
-        None => Ok(pool.send(upstream_req).await),
+    let route_timer = async {
+        match fwd.timeout {
+            Some(t) => {
+                progress.until_ended().await;
+                let end = progress
+                    .ended_at()
+                    .unwrap_or_else(tokio::time::Instant::now);
+                tokio::time::sleep_until(end + t).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let idle_timer = async {
+        match idle {
+            Some(i) => progress.until_idle(i).await,
+            None => std::future::pending().await,
+        }
+    };
+    let sent = tokio::select! {
+        r = pool.send(upstream_req) => Ok(r),
+        _ = route_timer => Err(false),
+        _ = idle_timer => Err(true),
     };
     let resp = match sent {
         Ok(Ok(r)) => r,
+        Err(true) => {
+            // The client stopped sending its body (Envoy's 408).
+            tracing::debug!("client stalled while sending the body (stream_idle_timeout)");
+            hcm.stats.rq_idle_timeout.inc();
+            out.flags = flags::STREAM_IDLE_TIMEOUT;
+            out.upstream = Some(done);
+            return local_reply(StatusCode::REQUEST_TIMEOUT, "stream timeout", true);
+        }
         Ok(Err(e)) => {
             tracing::debug!(cluster = %cluster.name(), host = %host.addr, error = %e, "upstream request failed");
             host.stats.rq_error.inc();
@@ -420,7 +456,7 @@ async fn forward(
             };
             return local_reply(status, body, false);
         }
-        Err(_elapsed) => {
+        Err(false) => {
             cluster.stats.rq_timeout.inc();
             host.stats.rq_timeout.inc();
             host.stats.rq_error.inc();
@@ -466,7 +502,13 @@ async fn forward(
         let up_io = hyper::upgrade::on(&mut upstream_resp);
         crate::tunnel::spawn(down_io, up_io, hcm.clone());
         let (parts, body) = upstream_resp.into_parts();
-        return Response::from_parts(parts, ProxyBody::upstream(body, None));
+        return Response::from_parts(parts, ProxyBody::upstream(body, None, None));
     }
-    Response::from_parts(parts, ProxyBody::upstream(body, deadline))
+    let deadline = fwd.timeout.map(|t| {
+        progress
+            .ended_at()
+            .unwrap_or_else(tokio::time::Instant::now)
+            + t
+    });
+    Response::from_parts(parts, ProxyBody::upstream(body, deadline, idle))
 }

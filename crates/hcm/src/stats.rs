@@ -57,6 +57,8 @@ pub struct HcmStats {
     pub rq_failed_path_normalization: Counter,
     /// `downstream_rq_too_many_premature_resets` (HTTP/2 rapid reset).
     pub rq_too_many_premature_resets: Counter,
+    /// `downstream_rq_idle_timeout`: streams ended by `stream_idle_timeout`.
+    pub rq_idle_timeout: Counter,
     /// Codec stats, rooted at `http1.` and `http2.` as in Envoy.
     pub codec: CodecStats,
 }
@@ -96,6 +98,7 @@ impl HcmStats {
                 .counter("downstream_rq_redirected_with_normalized_path"),
             rq_failed_path_normalization: s.counter("downstream_rq_failed_path_normalization"),
             rq_too_many_premature_resets: s.counter("downstream_rq_too_many_premature_resets"),
+            rq_idle_timeout: s.counter("downstream_rq_idle_timeout"),
             codec: CodecStats::new(store),
         }
     }

@@ -12,12 +12,14 @@ use hyper::body::Incoming;
 
 use crate::h2::StreamSlot;
 use crate::pool::{HostPool, Idle};
+use crate::progress::BodyProgress;
 
 /// A request body sent upstream.
 #[derive(Debug)]
 pub enum UpstreamBody {
-    /// The downstream request's body, streamed through.
-    Incoming(Incoming),
+    /// The downstream request's body, streamed through, reporting its
+    /// progress (for the route and stream idle timeouts).
+    Incoming(Incoming, Option<Arc<BodyProgress>>),
     /// A body held in memory.
     Full(Option<Bytes>),
 }
@@ -38,21 +40,31 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            UpstreamBody::Incoming(b) => Pin::new(b).poll_frame(cx),
+            UpstreamBody::Incoming(b, None) => Pin::new(b).poll_frame(cx),
+            UpstreamBody::Incoming(b, Some(p)) => {
+                let r = Pin::new(&mut *b).poll_frame(cx);
+                match &r {
+                    Poll::Ready(Some(Ok(_))) if b.is_end_stream() => p.ended(),
+                    Poll::Ready(Some(Ok(_))) => p.moved(),
+                    Poll::Ready(None) => p.ended(),
+                    _ => {}
+                }
+                r
+            }
             UpstreamBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            UpstreamBody::Incoming(b) => b.is_end_stream(),
+            UpstreamBody::Incoming(b, _) => b.is_end_stream(),
             UpstreamBody::Full(b) => b.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            UpstreamBody::Incoming(b) => b.size_hint(),
+            UpstreamBody::Incoming(b, _) => b.size_hint(),
             UpstreamBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             UpstreamBody::Full(None) => SizeHint::with_exact(0),
         }

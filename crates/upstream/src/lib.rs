@@ -14,9 +14,11 @@ mod error;
 mod h2;
 mod h2settings;
 mod pool;
+mod progress;
 mod raw;
 
 pub use body::{PooledBody, UpstreamBody};
 pub use error::{ResetReason, UpstreamError};
 pub use pool::{ConnStats, HostPool, PoolSettings, Protocol};
+pub use progress::BodyProgress;
 pub use raw::RawConn;

@@ -384,6 +384,9 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
         }
         Err((fail, head_sent)) => {
             let (status, flag, text) = fail.local_reply(&cluster, &host, 0);
+            if matches!(fail, Fail::StreamIdle) {
+                hcm.stats.rq_idle_timeout.inc();
+            }
             if head_sent || matches!(fail, Fail::Client | Fail::BadRequestBody(_)) {
                 // Too late for a local reply: the stream was reset.
                 x.done.flags = if x.reset_by_client {
@@ -396,7 +399,7 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
                 }
                 return x.done;
             }
-            if !matches!(fail, Fail::ClientIdle) {
+            if !matches!(fail, Fail::StreamIdle) {
                 cluster.stats.rq_codes.record(status);
             }
             let mut d = reply(hcm, respond, status, text, flag);

@@ -222,7 +222,7 @@ pub(crate) async fn send_chunked(
         let next = match idle {
             Some(t) => deadline::within(t, src.data())
                 .await
-                .map_err(|_| Fail::ClientIdle)?,
+                .map_err(|_| Fail::StreamIdle)?,
             None => src.data().await,
         };
         let data = match next {

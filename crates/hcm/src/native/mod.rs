@@ -529,6 +529,9 @@ async fn handle(
         }
         Err(fail) => {
             let (status, flag, body) = fail.local_reply(&cluster, &host, x.status);
+            if matches!(fail, Fail::StreamIdle) {
+                hcm.stats.rq_idle_timeout.inc();
+            }
             if let Fail::BadRequestBody(e) = fail {
                 if !x.head_sent {
                     let (_, d) =
@@ -544,7 +547,7 @@ async fn handle(
                     log,
                 );
             }
-            if !matches!(fail, Fail::ClientIdle) {
+            if !matches!(fail, Fail::StreamIdle) {
                 cluster.stats.rq_codes.record(status);
             }
             let (_, mut d) = reply(hcm, x.stream, status, body, true, flag).await;

@@ -19,8 +19,9 @@ pub(super) enum Fail {
     Reset,
     Protocol,
     Client,
-    /// The client stopped sending its body for `stream_idle_timeout`.
-    ClientIdle,
+    /// No body bytes moved for `stream_idle_timeout` (the client's
+    /// upload, or the upstream's response).
+    StreamIdle,
     BadRequestBody(H1Error),
 }
 
@@ -30,7 +31,7 @@ impl Fail {
         match e {
             RelayError::Src(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 tracing::debug!("client stalled while sending the body (stream_idle_timeout)");
-                Fail::ClientIdle
+                Fail::StreamIdle
             }
             RelayError::Src(e) => {
                 tracing::debug!(error = %e, "client went away while sending the body");
@@ -50,6 +51,10 @@ impl Fail {
             RelayError::Dst(e) => {
                 tracing::debug!(error = %e, "client went away during the response");
                 Fail::Client
+            }
+            RelayError::Src(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                tracing::debug!("upstream stalled mid-body (stream_idle_timeout)");
+                Fail::StreamIdle
             }
             RelayError::Src(e) => {
                 tracing::debug!(error = %e, "upstream failed mid-body");
@@ -83,7 +88,7 @@ impl Fail {
                 (503, flags::UPSTREAM_TERMINATION, "upstream connect error or disconnect/reset before headers. reset reason: connection termination")
             }
             Fail::Protocol => (502, flags::UPSTREAM_RESET, "upstream connect error or disconnect/reset before headers. reset reason: protocol error"),
-            Fail::ClientIdle => (408, "SI", "stream timeout"),
+            Fail::StreamIdle => (408, flags::STREAM_IDLE_TIMEOUT, "stream timeout"),
             Fail::Client | Fail::BadRequestBody(_) => (status.max(400), "DC", ""),
         }
     }
