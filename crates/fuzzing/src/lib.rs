@@ -69,7 +69,10 @@ impl Http1Harness {
             let NetworkFilter::HttpConnectionManager(cfg) = &b.listeners[0].filter_chains[0].filter;
             let hcms = [H1Engine::Native, H1Engine::Hyper]
                 .into_iter()
-                .map(|e| Hcm::new(cfg, &clusters, &store, e).expect("hcm"))
+                .map(|e| {
+                    let limit = b.listeners[0].per_connection_buffer_limit_bytes;
+                    Hcm::new(cfg, limit, &clusters, &store, e).expect("hcm")
+                })
                 .collect();
             let downstream = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             (hcms, downstream)

@@ -115,6 +115,8 @@ pub struct Hcm {
     pub via_id: String,
     via_values: via::ViaValues,
     max_header_bytes: usize,
+    /// The listener's `per_connection_buffer_limit_bytes`.
+    buffer_limit: usize,
     /// Serve HTTP/1.1 with the native path.
     native: bool,
     /// Serve HTTP/2 with the native path (`native::h2`).
@@ -140,9 +142,11 @@ pub(crate) struct ConnCtx {
 }
 
 impl Hcm {
-    /// Builds a connection manager.
+    /// Builds a connection manager for a listener whose
+    /// `per_connection_buffer_limit_bytes` is `buffer_limit`.
     pub fn new(
         config: &nuncio_config::HttpConnectionManager,
+        buffer_limit: u32,
         clusters: &ClusterManager,
         store: &Arc<Store>,
         engine: H1Engine,
@@ -160,6 +164,7 @@ impl Hcm {
             via_id: via::process_id().to_string(),
             via_values: via::ViaValues::new(via::process_id()),
             max_header_bytes: config.max_request_headers_kb as usize * 1024,
+            buffer_limit: buffer_limit as usize,
             drain: drain::Drain::default(),
         }))
     }

@@ -107,7 +107,14 @@ pub(crate) fn build_hcms(
         .iter()
         .map(|l| {
             let NetworkFilter::HttpConnectionManager(cfg) = &l.filter_chains[0].filter;
-            Hcm::new(cfg, clusters, store, engine).with_context(|| format!("listener '{}'", l.name))
+            Hcm::new(
+                cfg,
+                l.per_connection_buffer_limit_bytes,
+                clusters,
+                store,
+                engine,
+            )
+            .with_context(|| format!("listener '{}'", l.name))
         })
         .collect()
 }

@@ -29,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::h2guard::PrematureResets;
 use super::h2io::{relay_chunked, send_chunked, H2Duplex, H2Recv, H2Send};
 use super::head;
+use super::io::Pace;
 use super::relay::{relay, Out, RelayError};
 use super::upstream::{read_response_head, Fail};
 use super::{bufpool, deadline, finish, Done};
@@ -360,7 +361,7 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
         is_head: parts.method == Method::HEAD,
         websocket,
         sent_at: Instant::now(),
-        stream_idle: (!cfg.stream_idle_timeout.is_zero()).then_some(cfg.stream_idle_timeout),
+        pace: Pace::of(hcm),
         route_timeout: fwd.timeout,
         done: Done {
             service_ms: None,
@@ -420,7 +421,7 @@ struct Exchange<'a> {
     is_head: bool,
     websocket: bool,
     sent_at: Instant,
-    stream_idle: Option<Duration>,
+    pace: Pace,
     route_timeout: Option<Duration>,
     done: Done,
     /// The client reset the stream.
@@ -556,11 +557,11 @@ impl Exchange<'_> {
                 return Err(Fail::Client);
             };
             if self.framing == Framing::UntilClose {
-                self.done.received = send_chunked(src, up, self.stream_idle).await?;
+                self.done.received = send_chunked(src, up, self.pace.idle).await?;
                 return self.after_request(up, ubuf).await;
             }
             let mut pending = BytesMut::new();
-            match relay(src, &mut pending, up, self.framing, out, self.stream_idle).await {
+            match relay(src, &mut pending, up, self.framing, out, self.pace).await {
                 Ok(n) => self.done.received = n,
                 Err(e) => return Err(Fail::from_request_body(e)),
             }
@@ -640,19 +641,10 @@ impl Exchange<'_> {
             }
         }
         if framing == Framing::Chunked {
-            self.done.sent = relay_chunked(&mut conn.stream, ubuf, sink, self.stream_idle).await?;
+            self.done.sent = relay_chunked(&mut conn.stream, ubuf, sink, self.pace).await?;
             return Ok(());
         }
-        match relay(
-            &mut conn.stream,
-            ubuf,
-            sink,
-            framing,
-            Out::Same,
-            self.stream_idle,
-        )
-        .await
-        {
+        match relay(&mut conn.stream, ubuf, sink, framing, Out::Same, self.pace).await {
             Ok(n) => self.done.sent = n,
             Err(e) => {
                 // The client's side failed: its stream was reset.

@@ -18,7 +18,7 @@ use nuncio_h1::ChunkedValidator;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::deadline;
-use super::io::read_some_hint;
+use super::io::{read_some_hint, Pace};
 use super::upstream::Fail;
 
 fn h2_io(e: h2::Error) -> io::Error {
@@ -272,7 +272,7 @@ pub(crate) async fn relay_chunked(
     up: &mut tokio::net::TcpStream,
     ubuf: &mut BytesMut,
     sink: &mut H2Send,
-    idle: Option<Duration>,
+    pace: Pace,
 ) -> Result<u64, Fail> {
     let mut v = ChunkedValidator::new();
     v.keep_trailers();
@@ -289,7 +289,8 @@ pub(crate) async fn relay_chunked(
         if v.is_done() {
             break;
         }
-        match read_some_hint(up, ubuf, idle, 64 * 1024).await {
+        match read_some_hint(up, ubuf, pace.idle, pace.chunk).await {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(Fail::StreamIdle),
             Ok(0) | Err(_) => return Err(Fail::Reset),
             Ok(_) => {}
         }

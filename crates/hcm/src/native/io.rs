@@ -22,7 +22,33 @@ pub(crate) async fn read_some<S: AsyncRead + Unpin>(
     read_some_hint(s, buf, timeout, 8192).await
 }
 
-/// Like [`read_some`], with room for up to `want` bytes (capped at 64 KiB):
+/// How a body moves: at most `chunk` bytes a read, and an error after
+/// `idle` without bytes (Envoy's `stream_idle_timeout`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    /// `stream_idle_timeout` (None: off).
+    pub(crate) idle: Option<Duration>,
+    /// Largest read: the listener's `per_connection_buffer_limit_bytes`,
+    /// at most [`MAX_READ`].
+    pub(crate) chunk: usize,
+}
+
+/// The largest body read (and so the most body bytes a connection holds
+/// in user space per direction).
+pub(crate) const MAX_READ: usize = 64 * 1024;
+
+impl Pace {
+    /// The pace of bodies on `hcm`'s connections.
+    pub(crate) fn of(hcm: &crate::Hcm) -> Pace {
+        let idle = hcm.config.stream_idle_timeout;
+        Pace {
+            idle: (!idle.is_zero()).then_some(idle),
+            chunk: hcm.buffer_limit.clamp(1024, MAX_READ),
+        }
+    }
+}
+
+/// Like [`read_some`], with room for up to `want` bytes (1 KiB to 64 KiB):
 /// bodies move in few large reads instead of many small ones.
 pub(crate) async fn read_some_hint<S: AsyncRead + Unpin>(
     s: &mut S,
@@ -30,16 +56,19 @@ pub(crate) async fn read_some_hint<S: AsyncRead + Unpin>(
     timeout: Option<Duration>,
     want: usize,
 ) -> io::Result<usize> {
-    let want = want.clamp(4096, 64 * 1024);
+    let want = want.clamp(1024, MAX_READ);
     if buf.capacity() - buf.len() < want / 2 {
         buf.reserve(want);
     }
+    // At most `want` bytes: the per-connection buffer limit holds even
+    // when the buffer has grown larger.
+    let mut room = bytes::BufMut::limit(&mut *buf, want);
     match timeout {
-        Some(t) => match within(t, s.read_buf(buf)).await {
+        Some(t) => match within(t, s.read_buf(&mut room)).await {
             Ok(r) => r,
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out")),
         },
-        None => s.read_buf(buf).await,
+        None => s.read_buf(&mut room).await,
     }
 }
 

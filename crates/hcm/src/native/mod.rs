@@ -38,7 +38,7 @@ use crate::access_log::LogEntry;
 use crate::proxy::flags;
 use crate::Hcm;
 use head::BodyOut;
-use io::{read_some, Prefixed};
+use io::{read_some, Pace, Prefixed};
 use relay::{relay, Out};
 use upstream::{read_response_head, Fail};
 
@@ -496,7 +496,7 @@ async fn handle(
         server: &cfg.server_name,
         suppress: cfg.suppress_envoy_headers,
         sent_at,
-        stream_idle: (!cfg.stream_idle_timeout.is_zero()).then_some(cfg.stream_idle_timeout),
+        pace: Pace::of(hcm),
         route_timeout: fwd.timeout,
         head_sent: false,
         status: 0,
@@ -574,8 +574,8 @@ struct Exchange<'a> {
     server: &'a str,
     suppress: bool,
     sent_at: Instant,
-    /// Envoy's `stream_idle_timeout`: longest wait for body bytes.
-    stream_idle: Option<std::time::Duration>,
+    /// Body read size and `stream_idle_timeout`.
+    pace: Pace,
     /// The route timeout, from request end to response end.
     route_timeout: Option<std::time::Duration>,
     head_sent: bool,
@@ -664,7 +664,7 @@ impl Exchange<'_> {
                 up,
                 self.framing,
                 Out::Same,
-                self.stream_idle,
+                self.pace,
             )
             .await
             {
@@ -747,7 +747,7 @@ impl Exchange<'_> {
             BodyOut::Chunked if framing == Framing::UntilClose => Out::Rechunk,
             _ => Out::Same,
         };
-        match relay(up, ubuf, self.stream, framing, out, self.stream_idle).await {
+        match relay(up, ubuf, self.stream, framing, out, self.pace).await {
             Ok(n) => self.sent += n,
             Err(e) => return Err(Fail::from_response_body(e)),
         }

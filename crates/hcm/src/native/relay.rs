@@ -9,10 +9,7 @@ use bytes::{Buf, BytesMut};
 use nuncio_h1::{ChunkedValidator, Framing, H1Error};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::io::read_some_hint;
-
-/// Read size while a body streams.
-const BODY_READ: usize = 64 * 1024;
+use super::io::{read_some_hint, Pace};
 
 /// Why a relay stopped.
 #[derive(Debug)]
@@ -45,7 +42,7 @@ pub(crate) async fn relay<R, W>(
     dst: &mut W,
     framing: Framing,
     out: Out,
-    idle: Option<std::time::Duration>,
+    pace: Pace,
 ) -> Result<u64, RelayError>
 where
     R: AsyncRead + Unpin,
@@ -73,8 +70,8 @@ where
                 if left == 0 {
                     return Ok(n);
                 }
-                let want = usize::try_from(left).unwrap_or(BODY_READ);
-                if read_some_hint(src, pending, idle, want)
+                let want = usize::try_from(left).unwrap_or(pace.chunk).min(pace.chunk);
+                if read_some_hint(src, pending, pace.idle, want)
                     .await
                     .map_err(RelayError::Src)?
                     == 0
@@ -105,7 +102,7 @@ where
                 if v.is_done() {
                     return Ok(v.data_bytes());
                 }
-                if read_some_hint(src, pending, idle, BODY_READ)
+                if read_some_hint(src, pending, pace.idle, pace.chunk)
                     .await
                     .map_err(RelayError::Src)?
                     == 0
@@ -131,7 +128,7 @@ where
                     }
                     pending.clear();
                 }
-                if read_some_hint(src, pending, idle, BODY_READ)
+                if read_some_hint(src, pending, pace.idle, pace.chunk)
                     .await
                     .map_err(RelayError::Src)?
                     == 0
@@ -148,7 +145,13 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::super::io::MAX_READ;
     use super::*;
+
+    const NO_IDLE: Pace = Pace {
+        idle: None,
+        chunk: MAX_READ,
+    };
 
     async fn run(
         framing: Framing,
@@ -161,7 +164,7 @@ mod tests {
         drop(b);
         let mut p = BytesMut::from(pending);
         let mut dst = Vec::new();
-        let r = relay(&mut a, &mut p, &mut dst, framing, out, None)
+        let r = relay(&mut a, &mut p, &mut dst, framing, out, NO_IDLE)
             .await
             .map_err(|e| format!("{e:?}"));
         (r, dst, p.to_vec())
@@ -209,7 +212,10 @@ mod tests {
             &mut dst,
             Framing::Length(10),
             Out::Same,
-            Some(std::time::Duration::from_millis(50)),
+            Pace {
+                idle: Some(std::time::Duration::from_millis(50)),
+                chunk: MAX_READ,
+            },
         )
         .await;
         let Err(RelayError::Src(e)) = r else {
@@ -218,6 +224,45 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         assert!(t0.elapsed() < std::time::Duration::from_secs(2));
         assert_eq!(dst, b"ab");
+    }
+
+    /// A source that records the largest read it was offered room for.
+    struct Spy<'a>(&'a [u8], usize);
+
+    impl AsyncRead for Spy<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            self.1 = self.1.max(buf.remaining());
+            let n = buf.remaining().min(self.0.len());
+            buf.put_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_respect_the_buffer_limit() {
+        let body = vec![7u8; 200_000];
+        for (chunk, most) in [(MAX_READ, MAX_READ), (16 * 1024, 16 * 1024), (10, 1024)] {
+            let mut src = Spy(&body, 0);
+            let mut p = BytesMut::with_capacity(256 * 1024);
+            let mut dst = Vec::new();
+            let pace = Pace { idle: None, chunk };
+            let r = relay(
+                &mut src,
+                &mut p,
+                &mut dst,
+                Framing::Length(200_000),
+                Out::Same,
+                pace,
+            );
+            assert_eq!(r.await.unwrap(), 200_000);
+            assert_eq!(dst.len(), 200_000);
+            assert_eq!(src.1, most, "chunk {chunk}");
+        }
     }
 
     #[tokio::test]
