@@ -191,6 +191,15 @@ def raw_request(port, data, timeout=3.0, host="127.0.0.1"):
         s.close()
 
 
+def rss_kib(pid):
+    """Resident memory of process `pid`, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def write_config(tmp_path, text, name="config.yaml"):
     p = Path(tmp_path) / name
     p.write_text(text)

@@ -12,17 +12,9 @@ import time
 import pytest
 
 from backends import RawBackend
-from conftest import free_port, proxy_config, static_cluster, write_config, Proxy
+from conftest import free_port, proxy_config, rss_kib, static_cluster, write_config, Proxy
 
 SIZE = 48 * 1024 * 1024
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def proxy_with_limit(procs, tmp_path, port, limit):

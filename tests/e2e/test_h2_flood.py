@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 
-from conftest import Echo, curl, start_proxy, static_cluster
+from conftest import Echo, curl, rss_kib, start_proxy, static_cluster
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, SETTINGS, PING, WINDOW_UPDATE = 0, 1, 2, 4, 6, 8
@@ -110,14 +110,6 @@ def test_configured_limits_are_the_ones_enforced(procs, tmp_path):
     assert closed_within(s, 5)
     s.close()
     assert proxy.stat("http2.inbound_priority_frames_flood") == 1
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def test_ping_and_settings_floods_from_a_client_that_never_reads_cost_no_memory(procs, tmp_path):

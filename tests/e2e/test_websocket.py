@@ -13,7 +13,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from backends import RawBackend
-from conftest import Echo, Proxy, blog_proxy, free_port, proxy_config, start_proxy, static_cluster, write_config
+from conftest import Echo, Proxy, blog_proxy, free_port, proxy_config, rss_kib, start_proxy, static_cluster, write_config
 
 
 def run(coro):
@@ -198,13 +198,6 @@ def test_backend_killed_mid_session_closes_the_client(procs, tmp_path):
 
     assert run(go()) < 1.0
     assert proxy.proc.poll() is None
-
-
-def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def test_slow_reader_applies_backpressure(procs, tmp_path):
