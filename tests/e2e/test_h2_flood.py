@@ -7,6 +7,7 @@ configured limits are the ones enforced."""
 
 import socket
 import subprocess
+import threading
 import time
 
 from conftest import Echo, curl, rss_kib, start_proxy, static_cluster
@@ -163,3 +164,58 @@ def test_real_clients_under_load_trip_no_limit(procs, tmp_path):
     status, _, text = curl("--http2-prior-knowledge", "--data-binary", f"@{big}", f"http://{proxy.base}/echo")
     assert status == 200 and len(text) == 1 << 20
     assert flood_stats(proxy) == {k: 0 for k in FLOODS}
+
+
+class FloodingServer:
+    """An HTTP/2 upstream that answers the preface with SETTINGS and then
+    `flood` (bytes of frames); it records whether the proxy hung up."""
+
+    def __init__(self, flood):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.flood = flood
+        self.hung_up = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        c.settimeout(5)
+        try:
+            c.recv(65536)  # preface, SETTINGS, maybe the request
+            c.sendall(frame(SETTINGS, 0, 0) + frame(SETTINGS, 1, 0) + self.flood)
+            self.hung_up.append(closed_within(c, 5))
+        except OSError:
+            self.hung_up.append(True)
+        finally:
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_an_upstream_server_flooding_frames_loses_its_connection(procs, tmp_path):
+    """Envoy treats upstream servers as untrusted too: the same limits
+    apply to an HTTP/2 cluster's connections, counted per cluster."""
+    prio = frame(PRIORITY, 0, 3, b"\x00\x00\x00\x01\x10")
+    u = FloodingServer(prio * 1000)
+    cluster = static_cluster(u.port) + "    http2_protocol_options: {}\n"
+    proxy = start_proxy(procs, tmp_path, cluster)
+    status, _, _ = curl(f"http://{proxy.base}/")
+    assert status == 503, status
+    deadline = time.time() + 5
+    while not u.hung_up and time.time() < deadline:
+        time.sleep(0.05)
+    assert u.hung_up and u.hung_up[0], u.hung_up
+    assert proxy.stat("cluster.backend.http2.inbound_priority_frames_flood") == 1
+    assert proxy.stat("http2.inbound_priority_frames_flood") == 0
+    assert proxy.proc.poll() is None
+    u.close()

@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 use nuncio_config::Cluster as ClusterConfig;
 use nuncio_config::UpstreamProtocol;
 use nuncio_stats::{CodeStats, Counter, Gauge, Histogram, Store};
-use nuncio_upstream::{ConnStats, PoolSettings, Protocol};
+use nuncio_upstream::{ConnStats, FloodStats, PoolSettings, Protocol};
 
 use crate::host::Host;
 use crate::lb::Balancer;
@@ -79,6 +79,7 @@ impl ClusterStats {
                 cx_connect_fail: s.counter("upstream_cx_connect_fail"),
                 cx_connect_timeout: s.counter("upstream_cx_connect_timeout"),
                 cx_destroy: s.counter("upstream_cx_destroy"),
+                flood: FloodStats::new(&s),
                 ..ConnStats::default()
             },
         }
@@ -107,6 +108,7 @@ impl Cluster {
                 max_concurrent_streams: o.max_concurrent_streams,
                 initial_stream_window_size: o.initial_stream_window_size,
                 initial_connection_window_size: o.initial_connection_window_size,
+                flood: o.flood,
             },
         };
         let pool_settings = Arc::new(PoolSettings {

@@ -9,7 +9,6 @@
 pub mod access_log;
 mod body;
 pub mod drain;
-mod h2flood;
 mod headers;
 mod native;
 mod proxy;
@@ -75,7 +74,7 @@ macro_rules! h2_settings {
 pub use body::ProxyBody;
 pub use stats::HcmStats;
 
-use h2flood::FloodGuard;
+use nuncio_h2flood::FloodGuard;
 use sniff::{Sniffer, Verdicts};
 
 /// Which HTTP/1 implementation serves downstream HTTP/1.1 connections.
@@ -224,7 +223,7 @@ impl Hcm {
         });
         let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         h2_settings!(b, self);
-        let io = h2flood::FloodGuard::server(io, self.config.http2.flood, &self.stats.codec, peer);
+        let io = FloodGuard::server(io, self.config.http2.flood, &self.stats.codec.flood, peer);
         if let Err(e) = until_drained!(self, b.serve_connection(TokioIo::new(io), svc)) {
             tracing::debug!(%peer, error = %e, "downstream h2 connection ended with an error");
         }
@@ -269,7 +268,7 @@ impl Hcm {
             let c = ctx.clone();
             async move { Ok::<_, Infallible>(proxy::handle(req, c).await) }
         });
-        let stream = FloodGuard::server(stream, cfg.http2.flood, &self.stats.codec, peer);
+        let stream = FloodGuard::server(stream, cfg.http2.flood, &self.stats.codec.flood, peer);
         let io = match verdicts {
             Some(v) => Io::Sniffed(TokioIo::new(Sniffer::new(stream, self.max_header_bytes, v))),
             None => Io::Plain(TokioIo::new(stream)),

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use nuncio_h2flood::FloodStats;
 use nuncio_stats::{CodeStats, Counter, Gauge, Histogram, Store};
 
 /// Connection-manager and router stats.
@@ -115,12 +116,8 @@ pub struct CodecStats {
     pub h2_rejected_underscores: Counter,
     /// `http2.dropped_headers_with_underscores`.
     pub h2_dropped_underscores: Counter,
-    /// `http2.inbound_empty_frames_flood`.
-    pub inbound_empty_frames_flood: Counter,
-    /// `http2.inbound_priority_frames_flood`.
-    pub inbound_priority_frames_flood: Counter,
-    /// `http2.inbound_window_update_frames_flood`.
-    pub inbound_window_update_frames_flood: Counter,
+    /// `http2.inbound_*_flood`.
+    pub flood: FloodStats,
 }
 
 impl CodecStats {
@@ -133,9 +130,7 @@ impl CodecStats {
             h1_dropped_underscores: h1.counter("dropped_headers_with_underscores"),
             h2_rejected_underscores: h2.counter("requests_rejected_with_underscores_in_headers"),
             h2_dropped_underscores: h2.counter("dropped_headers_with_underscores"),
-            inbound_empty_frames_flood: h2.counter("inbound_empty_frames_flood"),
-            inbound_priority_frames_flood: h2.counter("inbound_priority_frames_flood"),
-            inbound_window_update_frames_flood: h2.counter("inbound_window_update_frames_flood"),
+            flood: FloodStats::new(&store.root()),
         }
     }
 }

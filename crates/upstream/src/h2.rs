@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::{header, Request, Response, Uri};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use nuncio_h2flood::{FloodGuard, FloodLimits};
 use nuncio_stats::GaugeGuard;
 
 use crate::body::{PooledBody, Release, UpstreamBody};
@@ -94,18 +95,23 @@ impl HostPool {
             GaugeGuard::new(&s.host_cx_active),
         );
         let peer = PeerSettings::new(DEFAULT_PEER_MAX_STREAMS);
-        let io = TokioIo::new(SettingsWatcher::new(stream, peer.clone()));
         let mut b = http2::Builder::new(TokioExecutor::new());
         b.timer(TokioTimer::new());
+        let mut flood = FloodLimits::default();
         if let Protocol::Http2 {
             initial_stream_window_size,
             initial_connection_window_size,
+            flood: f,
             ..
         } = self.settings.protocol
         {
             b.initial_stream_window_size(initial_stream_window_size)
                 .initial_connection_window_size(initial_connection_window_size);
+            flood = f;
         }
+        // The server is untrusted too: its frames pass Envoy's flood limits.
+        let stream = FloodGuard::client(stream, flood, &s.flood, self.addr);
+        let io = TokioIo::new(SettingsWatcher::new(stream, peer.clone()));
         let (sender, conn) = b.handshake(io).await?;
         let destroy = s.cx_destroy.clone();
         let waiter = peer.clone();

@@ -19,6 +19,7 @@ mod raw;
 
 pub use body::{PooledBody, UpstreamBody};
 pub use error::{ResetReason, UpstreamError};
+pub use nuncio_h2flood::{FloodLimits, FloodStats};
 pub use pool::{ConnStats, HostPool, PoolSettings, Protocol};
 pub use progress::BodyProgress;
 pub use raw::RawConn;

@@ -14,6 +14,7 @@ use crate::body::{PooledBody, Release, UpstreamBody};
 use crate::error::UpstreamError;
 use crate::h2::H2Conns;
 use crate::raw::RawIdle;
+use nuncio_h2flood::{FloodLimits, FloodStats};
 
 /// Connection stats of one cluster (Envoy's `cluster.<name>.upstream_cx_*`)
 /// and of one host.
@@ -39,6 +40,8 @@ pub struct ConnStats {
     pub host_cx_total: Counter,
     /// Host-level `cx_connect_fail`.
     pub host_cx_connect_fail: Counter,
+    /// `http2.inbound_*_flood` (upstream HTTP/2 connections).
+    pub flood: FloodStats,
 }
 
 /// The protocol a pool speaks.
@@ -54,6 +57,8 @@ pub enum Protocol {
         initial_stream_window_size: u32,
         /// Initial connection window.
         initial_connection_window_size: u32,
+        /// Envoy's inbound flood limits, applied to the server's frames.
+        flood: FloodLimits,
     },
 }
 

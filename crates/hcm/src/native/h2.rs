@@ -20,6 +20,7 @@ use h2::RecvStream;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use nuncio_h1::{response_framing, Framing, RequestHead, ResponseHead};
+use nuncio_h2flood::FloodGuard;
 use nuncio_router::path::PathVerdict;
 use nuncio_router::RouteKind;
 use nuncio_stats::GaugeGuard;
@@ -34,7 +35,6 @@ use super::relay::{relay, Out, RelayError};
 use super::upstream::{read_response_head, Fail};
 use super::{bufpool, deadline, finish, Done};
 use crate::access_log::LogEntry;
-use crate::h2flood::FloodGuard;
 use crate::headers::Underscores;
 use crate::proxy::flags;
 use crate::Hcm;
@@ -67,7 +67,7 @@ where
         // protocol error at the previous hop.
         .enable_connect_protocol();
     // A client that never completes the handshake is bounded like an idle one.
-    let io = FloodGuard::server(io, cfg.http2.flood, &hcm.stats.codec, peer);
+    let io = FloodGuard::server(io, cfg.http2.flood, &hcm.stats.codec.flood, peer);
     let handshake = b.handshake::<_, Bytes>(io);
     let shook = if cfg.idle_timeout.is_zero() {
         Ok(handshake.await)
