@@ -4,6 +4,7 @@ that closes or speaks garbage."""
 
 import os
 import signal
+import socket
 import time
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from backends import RawBackend, close_before_headers, garbage, slow
 from conftest import Echo, Proxy, curl, free_port, proxy_config as config, raw_request, static_cluster, write_config
 from conftest import start_proxy as start
+from h2client import H2Client
 
 CONNECT_FAIL = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 
@@ -220,3 +222,65 @@ def test_upstream_stalling_mid_body_aborts_the_response(procs, tmp_path):
     assert closed and time.time() - t0 < 3
     assert p.stat("http.ingress_http.downstream_rq_idle_timeout") == 1
     b.close()
+
+
+def test_request_timeout_bounds_the_whole_upload(procs, tmp_path):
+    """request_timeout: a client that keeps sending (so the stream is never
+    idle) but too slowly gets Envoy's 408 `request timeout`; a prompt
+    request on the same listener is unaffected."""
+    e = Echo(procs, "127.0.0.1")
+    p = start(procs, tmp_path, static_cluster(e.port), hcm_extra="          request_timeout: 1s\n")
+    status, _, text = curl("--data-binary", "quick", f"http://{p.base}/echo")
+    assert (status, text) == (200, "quick")
+    s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=10)
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n")
+    t0 = time.time()
+    out = b""
+    try:
+        for _ in range(20):  # one byte every 0.2 s: 4 s in all
+            s.sendall(b"x")
+            time.sleep(0.2)
+            s.setblocking(False)
+            try:
+                out += s.recv(65536)
+            except BlockingIOError:
+                pass
+            s.setblocking(True)
+            if out:
+                break
+    except OSError:
+        pass
+    s.settimeout(5)
+    try:
+        while not out.endswith(b"request timeout"):
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    except OSError:
+        pass
+    s.close()
+    assert out.startswith(b"HTTP/1.1 408"), out
+    assert out.endswith(b"request timeout"), out
+    assert time.time() - t0 < 2.5
+    assert p.stat("http.ingress_http.downstream_rq_timeout") == 1
+    assert p.stat("http.ingress_http.downstream_rq_idle_timeout") == 0
+
+
+def test_request_timeout_over_http2(procs, tmp_path):
+    e = Echo(procs, "127.0.0.1")
+    p = start(procs, tmp_path, static_cluster(e.port), hcm_extra="          request_timeout: 1s\n")
+    c = H2Client(p.listen_port)
+    sid = c.request([("content-length", "20")], end=False, method="POST", path="/echo")
+    t0 = time.time()
+    r = None
+    for _ in range(20):
+        c.conn.send_data(sid, b"x")
+        c.flush()
+        r = c.wait([sid], timeout=0.2)[0]
+        if r["ended"] or r["reset"] is not None:
+            break
+    c.close()
+    assert r["status"] == 408 and r["data"] == b"request timeout", r
+    assert time.time() - t0 < 2.5
+    assert p.stat("http.ingress_http.downstream_rq_timeout") == 1

@@ -309,6 +309,16 @@ async fn route(req: Request<Incoming>, c: &ConnCtx, out: &mut Outcome) -> Respon
     forward(req, c, fwd, new_path, ws, out).await
 }
 
+/// Which timer ended the wait for the upstream response.
+enum Timer {
+    /// The route timeout (504).
+    Route,
+    /// `stream_idle_timeout` during the upload (408).
+    StreamIdle,
+    /// `request_timeout` (408).
+    Request,
+}
+
 async fn forward(
     mut req: Request<Incoming>,
     c: &ConnCtx,
@@ -418,20 +428,38 @@ async fn forward(
             None => std::future::pending().await,
         }
     };
+    let request_timer = async {
+        match cfg.request_timeout {
+            Some(t) => {
+                tokio::select! {
+                    _ = progress.until_ended() => std::future::pending::<()>().await,
+                    _ = tokio::time::sleep(t) => {}
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
     let sent = tokio::select! {
         r = pool.send(upstream_req) => Ok(r),
-        _ = route_timer => Err(false),
-        _ = idle_timer => Err(true),
+        _ = route_timer => Err(Timer::Route),
+        _ = idle_timer => Err(Timer::StreamIdle),
+        _ = request_timer => Err(Timer::Request),
     };
     let resp = match sent {
         Ok(Ok(r)) => r,
-        Err(true) => {
+        Err(Timer::StreamIdle) => {
             // The client stopped sending its body (Envoy's 408).
             tracing::debug!("client stalled while sending the body (stream_idle_timeout)");
             hcm.stats.rq_idle_timeout.inc();
             out.flags = flags::STREAM_IDLE_TIMEOUT;
             out.upstream = Some(done);
             return local_reply(StatusCode::REQUEST_TIMEOUT, "stream timeout", true);
+        }
+        Err(Timer::Request) => {
+            tracing::debug!("the request did not arrive within request_timeout");
+            hcm.stats.rq_timeout.inc();
+            out.upstream = Some(done);
+            return local_reply(StatusCode::REQUEST_TIMEOUT, "request timeout", true);
         }
         Ok(Err(e)) => {
             tracing::debug!(cluster = %cluster.name(), host = %host.addr, error = %e, "upstream request failed");
@@ -456,7 +484,7 @@ async fn forward(
             };
             return local_reply(status, body, false);
         }
-        Err(false) => {
+        Err(Timer::Route) => {
             cluster.stats.rq_timeout.inc();
             host.stats.rq_timeout.inc();
             host.stats.rq_error.inc();

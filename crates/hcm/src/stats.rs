@@ -60,6 +60,8 @@ pub struct HcmStats {
     pub rq_too_many_premature_resets: Counter,
     /// `downstream_rq_idle_timeout`: streams ended by `stream_idle_timeout`.
     pub rq_idle_timeout: Counter,
+    /// `downstream_rq_timeout`: requests not received within `request_timeout`.
+    pub rq_timeout: Counter,
     /// Codec stats, rooted at `http1.` and `http2.` as in Envoy.
     pub codec: CodecStats,
 }
@@ -100,6 +102,7 @@ impl HcmStats {
             rq_failed_path_normalization: s.counter("downstream_rq_failed_path_normalization"),
             rq_too_many_premature_resets: s.counter("downstream_rq_too_many_premature_resets"),
             rq_idle_timeout: s.counter("downstream_rq_idle_timeout"),
+            rq_timeout: s.counter("downstream_rq_timeout"),
             codec: CodecStats::new(store),
         }
     }

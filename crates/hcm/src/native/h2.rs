@@ -33,7 +33,7 @@ use super::head;
 use super::io::Pace;
 use super::relay::{relay, Out, RelayError};
 use super::upstream::{read_response_head, Fail};
-use super::{bufpool, deadline, finish, Done};
+use super::{bufpool, count_timeouts, deadline, finish, until, Done};
 use crate::access_log::LogEntry;
 use crate::headers::Underscores;
 use crate::proxy::flags;
@@ -362,6 +362,7 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
         websocket,
         sent_at: Instant::now(),
         pace: Pace::of(hcm),
+        request_deadline: cfg.request_timeout.map(|t| Instant::now() + t),
         route_timeout: fwd.timeout,
         done: Done {
             service_ms: None,
@@ -385,9 +386,7 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
         }
         Err((fail, head_sent)) => {
             let (status, flag, text) = fail.local_reply(&cluster, &host, 0);
-            if matches!(fail, Fail::StreamIdle) {
-                hcm.stats.rq_idle_timeout.inc();
-            }
+            count_timeouts(hcm, &fail);
             if head_sent || matches!(fail, Fail::Client | Fail::BadRequestBody(_)) {
                 // Too late for a local reply: the stream was reset.
                 x.done.flags = if x.reset_by_client {
@@ -400,7 +399,7 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
                 }
                 return x.done;
             }
-            if !matches!(fail, Fail::StreamIdle) {
+            if !matches!(fail, Fail::StreamIdle | Fail::RequestTimeout) {
                 cluster.stats.rq_codes.record(status);
             }
             let mut d = reply(hcm, respond, status, text, flag);
@@ -422,6 +421,8 @@ struct Exchange<'a> {
     websocket: bool,
     sent_at: Instant,
     pace: Pace,
+    /// When the whole request must have arrived (`request_timeout`).
+    request_deadline: Option<Instant>,
     route_timeout: Option<Duration>,
     done: Done,
     /// The client reset the stream.
@@ -557,11 +558,13 @@ impl Exchange<'_> {
                 return Err(Fail::Client);
             };
             if self.framing == Framing::UntilClose {
-                self.done.received = send_chunked(src, up, self.pace.idle).await?;
+                let upload = send_chunked(src, up, self.pace.idle);
+                self.done.received = until(self.request_deadline, upload).await??;
                 return self.after_request(up, ubuf).await;
             }
             let mut pending = BytesMut::new();
-            match relay(src, &mut pending, up, self.framing, out, self.pace).await {
+            let upload = relay(src, &mut pending, up, self.framing, out, self.pace);
+            match until(self.request_deadline, upload).await? {
                 Ok(n) => self.done.received = n,
                 Err(e) => return Err(Fail::from_request_body(e)),
             }

@@ -249,6 +249,29 @@ async fn reply_with(
     (ok && !close, Done::local(status, flag, body.len()))
 }
 
+/// Runs an upload, failing with [`Fail::RequestTimeout`] at `deadline`.
+async fn until<F: std::future::Future>(
+    deadline: Option<Instant>,
+    upload: F,
+) -> Result<F::Output, Fail> {
+    match deadline {
+        Some(d) => deadline::within(d.saturating_duration_since(Instant::now()), upload)
+            .await
+            .map_err(|_| Fail::RequestTimeout),
+        None => Ok(upload.await),
+    }
+}
+
+/// Counts the downstream timeouts Envoy counts (`downstream_rq_idle_timeout`,
+/// `downstream_rq_timeout`).
+fn count_timeouts(hcm: &Hcm, fail: &Fail) {
+    match fail {
+        Fail::StreamIdle => hcm.stats.rq_idle_timeout.inc(),
+        Fail::RequestTimeout => hcm.stats.rq_timeout.inc(),
+        _ => {}
+    }
+}
+
 fn finish(hcm: &Hcm, start: Instant, d: Done, log: Option<Box<LogEntry>>) {
     let now = Instant::now();
     hcm.stats.rq_codes.record(d.status);
@@ -497,6 +520,7 @@ async fn handle(
         suppress: cfg.suppress_envoy_headers,
         sent_at,
         pace: Pace::of(hcm),
+        request_deadline: cfg.request_timeout.map(|t| Instant::now() + t),
         route_timeout: fwd.timeout,
         head_sent: false,
         status: 0,
@@ -529,9 +553,7 @@ async fn handle(
         }
         Err(fail) => {
             let (status, flag, body) = fail.local_reply(&cluster, &host, x.status);
-            if matches!(fail, Fail::StreamIdle) {
-                hcm.stats.rq_idle_timeout.inc();
-            }
+            count_timeouts(hcm, &fail);
             if let Fail::BadRequestBody(e) = fail {
                 if !x.head_sent {
                     let (_, d) =
@@ -547,7 +569,7 @@ async fn handle(
                     log,
                 );
             }
-            if !matches!(fail, Fail::StreamIdle) {
+            if !matches!(fail, Fail::StreamIdle | Fail::RequestTimeout) {
                 cluster.stats.rq_codes.record(status);
             }
             let (_, mut d) = reply(hcm, x.stream, status, body, true, flag).await;
@@ -576,6 +598,8 @@ struct Exchange<'a> {
     sent_at: Instant,
     /// Body read size and `stream_idle_timeout`.
     pace: Pace,
+    /// When the whole request must have arrived (`request_timeout`).
+    request_deadline: Option<Instant>,
     /// The route timeout, from request end to response end.
     route_timeout: Option<std::time::Duration>,
     head_sent: bool,
@@ -658,16 +682,15 @@ impl Exchange<'_> {
                     .await
                     .map_err(|_| Fail::Client)?;
             }
-            match relay(
+            let upload = relay(
                 self.stream,
                 self.buf,
                 up,
                 self.framing,
                 Out::Same,
                 self.pace,
-            )
-            .await
-            {
+            );
+            match until(self.request_deadline, upload).await? {
                 Ok(n) => self.received = n,
                 Err(e) => return Err(Fail::from_request_body(e)),
             }

@@ -22,6 +22,8 @@ pub(super) enum Fail {
     /// No body bytes moved for `stream_idle_timeout` (the client's
     /// upload, or the upstream's response).
     StreamIdle,
+    /// The whole request did not arrive within `request_timeout`.
+    RequestTimeout,
     BadRequestBody(H1Error),
 }
 
@@ -89,6 +91,7 @@ impl Fail {
             }
             Fail::Protocol => (502, flags::UPSTREAM_RESET, "upstream connect error or disconnect/reset before headers. reset reason: protocol error"),
             Fail::StreamIdle => (408, flags::STREAM_IDLE_TIMEOUT, "stream timeout"),
+            Fail::RequestTimeout => (408, flags::NONE, "request timeout"),
             Fail::Client | Fail::BadRequestBody(_) => (status.max(400), "DC", ""),
         }
     }
