@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -323,9 +322,9 @@ def static_cluster(port, host="127.0.0.1"):
     return f"    type: static\n    hosts: [{{socket_address: {{address: {host}, port_value: {port}}}}}]\n"
 
 
-def start_proxy(procs, tmp_path, cluster, name="config.yaml", **kw):
-    """nuncio with proxy_config(...) on free ports."""
+def start_proxy(procs, tmp_path, cluster, name="config.yaml", args=(), **kw):
+    """nuncio with proxy_config(...) on free ports; `args`: more flags."""
     listen, admin = free_port(), free_port()
     cfg = write_config(tmp_path, proxy_config(listen, admin, cluster, **kw), name=name)
-    return Proxy(procs, cfg, listen_port=listen, admin_port=admin)
+    return Proxy(procs, cfg, args=args, listen_port=listen, admin_port=admin)
 

@@ -101,7 +101,7 @@ def test_bind_failure_is_one_clear_line(tmp_path):
     s.close()
     assert r.returncode != 0
     err = [l for l in r.stderr.splitlines() if l.startswith("error:")]
-    assert len(err) == 1 and f"cannot bind listener" in err[0] and str(port) in err[0], r.stderr
+    assert len(err) == 1 and "cannot bind listener" in err[0] and str(port) in err[0], r.stderr
 
 
 def test_help_documents_envoy_flags():

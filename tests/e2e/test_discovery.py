@@ -16,9 +16,9 @@ def cfg(listen, admin, hosts_name="svc", port=0, refresh="0.2s", kind="strict_dn
 
 def test_every_address_is_a_host_and_changes_are_picked_up(procs, tmp_path):
     port = free_port("127.0.0.2")
-    a = Echo(procs, "127.0.0.2", name="a", port=port)
-    b = Echo(procs, "127.0.0.3", name="b", port=port)
-    c = Echo(procs, "127.0.0.4", name="c", port=port)
+    Echo(procs, "127.0.0.2", name="a", port=port)
+    Echo(procs, "127.0.0.3", name="b", port=port)
+    Echo(procs, "127.0.0.4", name="c", port=port)
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.2 svc\n127.0.0.3 svc\n")
     listen, admin = free_port(), free_port()

@@ -11,7 +11,7 @@ import time
 import urllib.request
 
 from backends import RawBackend, slow
-from conftest import (BIN, Echo, Proxy, free_port, proxy_config, static_cluster,
+from conftest import (Echo, Proxy, free_port, proxy_config, static_cluster,
                       write_config)
 
 

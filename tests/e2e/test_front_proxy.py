@@ -1,12 +1,11 @@
 """Scenario 1 of the blog, end to end: the unchanged v2-era config, the
 same setup in v3, round robin, admin counters and endpoints."""
 
-import json
 import re
 import time
 
 from conftest import (
-    BIN, ROOT, Echo, Proxy, admin_get, admin_json, blog_proxy, curl, free_port, write_config,
+    ROOT, Echo, Proxy, admin_get, admin_json, blog_proxy, curl, free_port, write_config,
 )
 
 

@@ -7,9 +7,9 @@ configured limits are the ones enforced."""
 
 import socket
 import subprocess
-import threading
 import time
 
+from backends import ThreadedServer
 from conftest import Echo, curl, rss_kib, start_proxy, static_cluster
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -166,26 +166,14 @@ def test_real_clients_under_load_trip_no_limit(procs, tmp_path):
     assert flood_stats(proxy) == {k: 0 for k in FLOODS}
 
 
-class FloodingServer:
+class FloodingServer(ThreadedServer):
     """An HTTP/2 upstream that answers the preface with SETTINGS and then
     `flood` (bytes of frames); it records whether the proxy hung up."""
 
     def __init__(self, flood):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.flood = flood
         self.hung_up = []
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, c):
         c.settimeout(5)
@@ -197,9 +185,6 @@ class FloodingServer:
             self.hung_up.append(True)
         finally:
             c.close()
-
-    def close(self):
-        self.sock.close()
 
 
 def test_an_upstream_server_flooding_frames_loses_its_connection(procs, tmp_path):

@@ -7,8 +7,6 @@ import signal
 import socket
 import time
 
-import pytest
-
 from backends import RawBackend, close_before_headers, garbage, slow
 from conftest import Echo, Proxy, curl, free_port, proxy_config as config, raw_request, static_cluster, write_config
 from conftest import start_proxy as start

@@ -479,6 +479,7 @@ async fn forward(
                 ResetReason::ConnectionFailure => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
                 ResetReason::ProtocolError => (StatusCode::BAD_GATEWAY, "upstream connect error or disconnect/reset before headers. reset reason: protocol error"),
                 ResetReason::RemoteReset => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: remote reset"),
+                ResetReason::RemoteRefusedStreamReset => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset"),
                 ResetReason::Overflow => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: overflow"),
                 ResetReason::ConnectionTermination => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: connection termination"),
             };

@@ -12,6 +12,9 @@ pub enum ResetReason {
     ConnectionTermination,
     /// The peer reset the stream.
     RemoteReset,
+    /// The peer refused the stream (HTTP/2 REFUSED_STREAM): it was not
+    /// processed.
+    RemoteRefusedStreamReset,
     /// The peer broke the protocol.
     ProtocolError,
     /// A limit was hit.
@@ -24,6 +27,7 @@ impl fmt::Display for ResetReason {
             ResetReason::ConnectionFailure => "connection failure",
             ResetReason::ConnectionTermination => "connection termination",
             ResetReason::RemoteReset => "remote reset",
+            ResetReason::RemoteRefusedStreamReset => "remote refused stream reset",
             ResetReason::ProtocolError => "protocol error",
             ResetReason::Overflow => "overflow",
         })
@@ -63,7 +67,9 @@ impl UpstreamError {
             UpstreamError::Http(e) if e.is_parse() || e.is_parse_status() => {
                 ResetReason::ProtocolError
             }
-            UpstreamError::Http(_) => ResetReason::ConnectionTermination,
+            UpstreamError::Http(e) => {
+                h2_reset_reason(e).unwrap_or(ResetReason::ConnectionTermination)
+            }
             UpstreamError::ExtendedConnectRefused => ResetReason::ProtocolError,
         }
     }
@@ -72,4 +78,18 @@ impl UpstreamError {
     pub fn is_connect_failure(&self) -> bool {
         self.reset_reason() == ResetReason::ConnectionFailure
     }
+}
+
+/// The reason behind an HTTP/2 stream error: a RST_STREAM from the peer is
+/// a remote reset (refused, if it said REFUSED_STREAM); anything else on the
+/// connection (GOAWAY, EOF) is a connection termination.
+fn h2_reset_reason(e: &hyper::Error) -> Option<ResetReason> {
+    let h2e = std::error::Error::source(e)?.downcast_ref::<h2::Error>()?;
+    if !(h2e.is_reset() && h2e.is_remote()) {
+        return None;
+    }
+    Some(match h2e.reason() {
+        Some(h2::Reason::REFUSED_STREAM) => ResetReason::RemoteRefusedStreamReset,
+        _ => ResetReason::RemoteReset,
+    })
 }
