@@ -71,7 +71,8 @@ pub struct HttpConnectionManager {
     pub stream_idle_timeout: Duration,
     /// Whole-request timeout (default off).
     pub request_timeout: Option<Duration>,
-    /// Timeout for receiving the request headers (default off).
+    /// Timeout for receiving the request headers, from their first byte
+    /// (default 10 s, [`DEFAULT_REQUEST_HEADERS_TIMEOUT`]; Envoy's is off).
     pub request_headers_timeout: Option<Duration>,
     /// Time given to connections to close while draining (default 5 s).
     pub drain_timeout: Duration,
@@ -88,6 +89,11 @@ pub struct HttpConnectionManager {
     /// (`common_http_protocol_options.headers_with_underscores_action`).
     pub underscores: UnderscoresAction,
 }
+
+/// nuncio's default `request_headers_timeout`: a client gets 10 s from a
+/// request head's first byte to its last (slowloris). Envoy's default is
+/// off; its edge guidance asks for one. `0s` turns it off.
+pub const DEFAULT_REQUEST_HEADERS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `headers_with_underscores_action`: some backends treat `_` and `-` as
 /// the same, so `x_user` can smuggle a value past a filter that checked
@@ -247,7 +253,11 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
     let dur = |k: &'static str| o.get(k).map(|d| d.duration()).transpose();
     let stream_idle_timeout = dur("stream_idle_timeout")?.unwrap_or(Duration::from_secs(300));
     let request_timeout = dur("request_timeout")?.filter(|d| !d.is_zero());
-    let request_headers_timeout = dur("request_headers_timeout")?.filter(|d| !d.is_zero());
+    // Absent: nuncio's safe default; zero: off (Envoy's default is off).
+    let request_headers_timeout = match dur("request_headers_timeout")? {
+        None => Some(DEFAULT_REQUEST_HEADERS_TIMEOUT),
+        Some(d) => Some(d).filter(|d| !d.is_zero()),
+    };
     let drain_timeout = dur("drain_timeout")?.unwrap_or(Duration::from_secs(5));
     o.ignore("delayed_close_timeout");
     let http2 = o

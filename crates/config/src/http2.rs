@@ -3,14 +3,17 @@
 
 use crate::decode::{Result, Val};
 
-/// HTTP/2 settings; defaults are Envoy's.
+/// HTTP/2 settings. The defaults are Envoy's edge values (100 streams,
+/// 64 KiB stream window, 1 MiB connection window), not its own
+/// (2³¹−1 streams, 256 MiB windows): they bound what one connection can
+/// make the proxy hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Http2Options {
-    /// SETTINGS_MAX_CONCURRENT_STREAMS (default 2147483647).
+    /// SETTINGS_MAX_CONCURRENT_STREAMS (default 100; Envoy's 2147483647).
     pub max_concurrent_streams: u32,
-    /// Initial stream window (default 256 MiB).
+    /// Initial stream window (default 64 KiB; Envoy's 256 MiB).
     pub initial_stream_window_size: u32,
-    /// Initial connection window (default 256 MiB).
+    /// Initial connection window (default 1 MiB; Envoy's 256 MiB).
     pub initial_connection_window_size: u32,
     /// Accept RFC 8441 extended CONNECT (WebSocket over HTTP/2).
     pub allow_connect: bool,
@@ -48,9 +51,9 @@ impl Default for FloodLimits {
 impl Default for Http2Options {
     fn default() -> Self {
         Http2Options {
-            max_concurrent_streams: 2_147_483_647,
-            initial_stream_window_size: 256 * 1024 * 1024,
-            initial_connection_window_size: 256 * 1024 * 1024,
+            max_concurrent_streams: 100,
+            initial_stream_window_size: 64 * 1024,
+            initial_connection_window_size: 1024 * 1024,
             allow_connect: false,
             flood: FloodLimits::default(),
         }

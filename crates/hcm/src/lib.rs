@@ -270,7 +270,10 @@ impl Hcm {
         });
         let stream = FloodGuard::server(stream, cfg.http2.flood, &self.stats.codec.flood, peer);
         let io = match verdicts {
-            Some(v) => Io::Sniffed(TokioIo::new(Sniffer::new(stream, self.max_header_bytes, v))),
+            Some(v) => Io::Sniffed(TokioIo::new(
+                Sniffer::new(stream, self.max_header_bytes, v)
+                    .with_head_timeout(cfg.request_headers_timeout, &self.stats.rq_header_timeout),
+            )),
             None => Io::Plain(TokioIo::new(stream)),
         };
         result = match cfg.codec_type {
@@ -280,7 +283,9 @@ impl Hcm {
                     .max_headers(cfg.max_headers_count as usize)
                     .max_buf_size(self.h1_buf_size())
                     .timer(TokioTimer::new())
-                    .header_read_timeout(cfg.request_headers_timeout);
+                    // Enforced by the Sniffer: hyper's timer also counts
+                    // the idle wait between keep-alive requests.
+                    .header_read_timeout(None);
                 self.configure_h2(&mut b.http2());
                 match io {
                     Io::Sniffed(io) => {
@@ -298,7 +303,9 @@ impl Hcm {
                 b.max_headers(cfg.max_headers_count as usize)
                     .max_buf_size(self.h1_buf_size())
                     .timer(TokioTimer::new())
-                    .header_read_timeout(cfg.request_headers_timeout);
+                    // Enforced by the Sniffer: hyper's timer also counts
+                    // the idle wait between keep-alive requests.
+                    .header_read_timeout(None);
                 match io {
                     Io::Sniffed(io) => {
                         until_drained!(self, b.serve_connection(io, svc).with_upgrades())

@@ -10,14 +10,23 @@
 //! It follows message framing (Content-Length and chunked bodies) without
 //! copying bodies. If it ever cannot follow the framing, it stops, and the
 //! connection manager refuses the next request (fail closed).
+//!
+//! It also enforces `request_headers_timeout` for hyper, whose own
+//! `header_read_timeout` also counts the idle wait before a keep-alive
+//! request: here the timer runs from a head's first byte to its last.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use std::time::Duration;
+
+use nuncio_stats::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 /// What the tracker concluded about one request head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +91,19 @@ pub struct Sniffer<IO> {
     max_header_bytes: usize,
     max_head: usize,
     verdicts: Arc<Verdicts>,
+    /// Part of a request head has arrived, not all of it.
+    head_partial: bool,
+    head_timeout: Option<HeadTimeout>,
+}
+
+/// `request_headers_timeout`, armed while a head is partial.
+#[derive(Debug)]
+struct HeadTimeout {
+    limit: Duration,
+    timer: Pin<Box<Sleep>>,
+    armed: bool,
+    /// `downstream_rq_header_timeout`.
+    expired: Counter,
 }
 
 impl<IO> Sniffer<IO> {
@@ -96,7 +118,21 @@ impl<IO> Sniffer<IO> {
             max_header_bytes,
             max_head: max_header_bytes + 64 * 1024,
             verdicts,
+            head_partial: false,
+            head_timeout: None,
         }
+    }
+
+    /// Closes the connection (a read error) when a request head takes
+    /// longer than `limit` from its first byte; counts it in `expired`.
+    pub fn with_head_timeout(mut self, limit: Option<Duration>, expired: &Counter) -> Self {
+        self.head_timeout = limit.map(|limit| HeadTimeout {
+            limit,
+            timer: Box::pin(tokio::time::sleep(limit)),
+            armed: false,
+            expired: expired.clone(),
+        });
+        self
     }
 
     fn stop(&mut self) {
@@ -143,6 +179,7 @@ impl<IO> Sniffer<IO> {
                             if self.line.len() > self.max_head {
                                 self.stop();
                             }
+                            self.head_partial = true;
                             return;
                         }
                     }
@@ -220,6 +257,7 @@ impl<IO> Sniffer<IO> {
     }
 
     fn on_head(&mut self, head: &[u8]) {
+        self.head_partial = false;
         let mut lines = head.split(|b| *b == b'\n');
         let request_line = lines.next().unwrap_or_default();
         if request_line.starts_with(b"PRI ") || request_line.starts_with(b"CONNECT ") {
@@ -357,6 +395,29 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Sniffer<IO> {
                 this.observe(&buf.filled()[before..]);
             }
         }
+        let partial = this.head_partial && !matches!(this.state, State::Stopped);
+        if let Some(t) = &mut this.head_timeout {
+            if !partial {
+                t.armed = false;
+            } else {
+                if !t.armed {
+                    t.armed = true;
+                    let at = Instant::now() + t.limit;
+                    t.timer.as_mut().reset(at);
+                }
+                // Polled on every read while armed, so the task wakes at
+                // the deadline even if the client sends nothing more.
+                if t.timer.as_mut().poll(cx).is_ready() {
+                    t.armed = false;
+                    t.expired.inc();
+                    tracing::debug!("request headers not complete within request_headers_timeout");
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "request_headers_timeout",
+                    )));
+                }
+            }
+        }
         r
     }
 }
@@ -390,6 +451,38 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Sniffer<IO> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads through a sniffer with a 150 ms head timeout until `wait`
+    /// passes; returns whether the read failed with the timeout.
+    async fn times_out(sent: &[u8], wait: Duration) -> bool {
+        let (mut client, server) = tokio::io::duplex(4096);
+        let expired = Counter::default();
+        let mut s = Sniffer::new(server, 1000, Arc::new(Verdicts::default()))
+            .with_head_timeout(Some(Duration::from_millis(150)), &expired);
+        client.write_all(sent).await.unwrap();
+        let mut buf = [0u8; 4096];
+        let read = async {
+            loop {
+                if let Err(e) = s.read(&mut buf).await {
+                    return e.kind() == io::ErrorKind::TimedOut;
+                }
+            }
+        };
+        let timed_out = tokio::time::timeout(wait, read).await.unwrap_or(false);
+        assert_eq!(expired.get(), u64::from(timed_out));
+        timed_out
+    }
+
+    #[tokio::test]
+    async fn a_partial_head_times_out_a_complete_or_absent_one_does_not() {
+        let wait = Duration::from_millis(400);
+        assert!(times_out(b"GET / HTTP/1.1\r\nHost: a\r\n", wait).await);
+        assert!(!times_out(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", wait).await);
+        assert!(!times_out(b"", wait).await);
+        // A finished request, then the first bytes of the next one.
+        assert!(times_out(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next HT", wait).await);
+    }
 
     fn run(chunks: &[&[u8]]) -> (Vec<Verdict>, bool) {
         let v = Arc::new(Verdicts::default());

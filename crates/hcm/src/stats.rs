@@ -62,6 +62,9 @@ pub struct HcmStats {
     pub rq_idle_timeout: Counter,
     /// `downstream_rq_timeout`: requests not received within `request_timeout`.
     pub rq_timeout: Counter,
+    /// `downstream_rq_header_timeout`: connections closed because a request
+    /// head did not arrive within `request_headers_timeout`.
+    pub rq_header_timeout: Counter,
     /// Codec stats, rooted at `http1.` and `http2.` as in Envoy.
     pub codec: CodecStats,
 }
@@ -103,6 +106,7 @@ impl HcmStats {
             rq_too_many_premature_resets: s.counter("downstream_rq_too_many_premature_resets"),
             rq_idle_timeout: s.counter("downstream_rq_idle_timeout"),
             rq_timeout: s.counter("downstream_rq_timeout"),
+            rq_header_timeout: s.counter("downstream_rq_header_timeout"),
             codec: CodecStats::new(store),
         }
     }

@@ -114,6 +114,9 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
 
         // 1. A complete request head (found by its end; parsed once, below).
         let mut scanned = 0;
+        // `request_headers_timeout` runs from the head's first byte to its
+        // last (Envoy's rule), however the bytes are spread over reads.
+        let mut head_deadline: Option<Instant> = None;
         let parsed: Result<usize, H1Error> = loop {
             if first
                 && cfg.codec_type == nuncio_config::CodecType::Auto
@@ -144,7 +147,10 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
             let wait = if buf.is_empty() {
                 idle
             } else {
-                cfg.request_headers_timeout
+                cfg.request_headers_timeout.map(|t| {
+                    let d = *head_deadline.get_or_insert_with(|| Instant::now() + t);
+                    d.saturating_duration_since(Instant::now())
+                })
             };
             if buf.is_empty() {
                 // Between requests: a drain ends this wait after its grace.
@@ -162,7 +168,14 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
                 }
             }
             match read_some(&mut stream, &mut buf, wait).await {
-                Ok(0) | Err(_) => return,
+                Ok(0) => return,
+                Err(e) => {
+                    if e.kind() == std::io::ErrorKind::TimedOut && !buf.is_empty() {
+                        tracing::debug!(%peer, "request headers not complete within request_headers_timeout");
+                        hcm.stats.rq_header_timeout.inc();
+                    }
+                    return;
+                }
                 Ok(_) => {}
             }
         };

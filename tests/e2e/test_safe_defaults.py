@@ -1,0 +1,108 @@
+"""nuncio's defaults are safe where Envoy's are not (issue #5): a request
+head must arrive within `request_headers_timeout` (10 s unless set; the
+time runs from the first byte, so a trickle does not reset it), and HTTP/2
+connections, downstream and upstream, use Envoy's edge values (100
+streams, 64 KiB stream window, 1 MiB connection window)."""
+
+import socket
+import time
+
+from backends import H2Backend, RawBackend, answer, h2_ok
+from conftest import admin_json, curl, start_proxy, static_cluster
+from h2client import H2Client
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def hcm_dump(p):
+    dump = admin_json(p, "/config_dump")
+    text = str(dump)
+    return dump, text
+
+
+def test_a_trickled_request_head_is_cut_at_request_headers_timeout(procs, tmp_path):
+    b = RawBackend(answer(OK))
+    p = start_proxy(procs, tmp_path, static_cluster(b.port), hcm_extra="          request_headers_timeout: 1s\n")
+    s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\n")
+    t0 = time.time()
+    closed_at = None
+    # One header byte every 0.25 s: every gap is well inside the timeout,
+    # the head as a whole is not (12 s if let run).
+    for ch in b"X-Slow: " + b"a" * 40:
+        try:
+            s.sendall(bytes([ch]))
+            s.setblocking(False)
+            if s.recv(1) == b"":
+                closed_at = time.time() - t0
+                break
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed_at = time.time() - t0
+            break
+        finally:
+            s.setblocking(True)
+        time.sleep(0.25)
+    s.close()
+    assert closed_at is not None and 0.9 < closed_at < 2.0, closed_at
+    assert b.requests == 0
+    assert p.stat("http.ingress_http.downstream_rq_header_timeout") == 1
+    # Other clients are served.
+    assert curl(f"http://{p.base}/")[0] == 200
+
+
+def test_an_idle_keepalive_connection_outlives_request_headers_timeout(procs, tmp_path):
+    """The timer covers a head in progress, not the wait between requests
+    (that is `idle_timeout`)."""
+    b = RawBackend(answer(OK))
+    p = start_proxy(procs, tmp_path, static_cluster(b.port), hcm_extra="          request_headers_timeout: 1s\n")
+    s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=5)
+    for _ in range(2):
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        out = b""
+        while not out.endswith(b"ok"):
+            d = s.recv(65536)
+            assert d, out
+            out += d
+        assert out.startswith(b"HTTP/1.1 200"), out
+        time.sleep(1.6)
+    s.close()
+
+
+def test_request_headers_timeout_defaults_to_10s_and_0_turns_it_off(procs, tmp_path):
+    b = RawBackend(answer(OK))
+    p = start_proxy(procs, tmp_path, static_cluster(b.port))
+    assert "'request_headers_timeout': '10s'" in hcm_dump(p)[1]
+    q = start_proxy(procs, tmp_path, static_cluster(b.port), name="off.yaml",
+                    hcm_extra="          request_headers_timeout: 0s\n")
+    assert "request_headers_timeout" not in hcm_dump(q)[1]
+
+
+def test_http2_downstream_defaults_are_the_edge_values(procs, tmp_path):
+    b = RawBackend(answer(OK))
+    p = start_proxy(procs, tmp_path, static_cluster(b.port))
+    c = H2Client(p.listen_port)
+    r = c.wait([c.request([])])[0]
+    assert r["status"] == 200
+    settings = c.conn.remote_settings
+    assert settings.max_concurrent_streams == 100
+    assert settings.initial_window_size == 65536
+    # The connection window the proxy grants: 1 MiB (the 65,535 every
+    # connection starts with, raised by a WINDOW_UPDATE).
+    assert c.conn.outbound_flow_control_window == 1024 * 1024, c.conn.outbound_flow_control_window
+    c.close()
+
+
+def test_http2_cluster_defaults_are_the_edge_values(procs, tmp_path):
+    seen = {}
+
+    def record(n, conn, sock, sid):
+        seen["window"] = conn.remote_settings.initial_window_size
+        seen["conn_window"] = conn.outbound_flow_control_window
+        return h2_ok(n, conn, sock, sid)
+
+    u = H2Backend(record)
+    p = start_proxy(procs, tmp_path, static_cluster(u.port) + "    http2_protocol_options: {}\n")
+    assert curl(f"http://{p.base}/")[:1] == (200,)
+    assert seen == {"window": 65536, "conn_window": 1024 * 1024}, seen
