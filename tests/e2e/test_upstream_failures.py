@@ -183,3 +183,86 @@ def test_http1_upstream_closing_a_chunked_body_never_sends_the_last_chunk(procs,
     b.behave = answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     status, _, body = curl(f"http://{p.base}/")
     assert (status, body) == (200, "ok")
+
+
+def watch_upstream_close():
+    """A backend that never answers and records how long after the request
+    the proxy closed its connection (it returns b"" on close)."""
+    closed_after = []
+
+    def behave(conn):
+        t0 = time.time()
+        conn.settimeout(5)
+        try:
+            conn.recv(1)
+        except OSError:
+            pass
+        closed_after.append(time.time() - t0)
+
+    return RawBackend(behave), closed_after
+
+
+def wait_for(cond, seconds=3):
+    deadline = time.time() + seconds
+    while not cond() and time.time() < deadline:
+        time.sleep(0.02)
+    return cond()
+
+
+def test_http1_client_leaving_cancels_the_upstream_request(procs, tmp_path):
+    """Envoy resets the upstream request when the downstream goes away:
+    the upstream connection is closed at once, not left until the
+    upstream answers, and the proxy serves the next client."""
+    b, closed_after = watch_upstream_close()
+    p = start_proxy(procs, tmp_path, static_cluster(b.port), args=ONE_WORKER)
+    s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=3)
+    s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert wait_for(lambda: b.requests == 1)
+    s.close()
+    assert wait_for(lambda: closed_after), "upstream connection left open"
+    assert closed_after[0] < 1.0, closed_after
+    assert wait_for(lambda: p.stat("cluster.backend.upstream_rq_tx_reset") == 1)
+    assert p.stat("http.ingress_http.downstream_rq_rx_reset") == 1
+    b.behave = answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert curl(f"http://{p.base}/")[:1] == (200,)
+
+
+def test_http1_client_leaving_mid_upload_cancels_the_upstream_request(procs, tmp_path):
+    b, closed_after = watch_upstream_close()
+    p = start_proxy(procs, tmp_path, static_cluster(b.port), args=ONE_WORKER)
+    s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=3)
+    s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+    assert wait_for(lambda: b.requests == 1)
+    s.close()
+    assert wait_for(lambda: closed_after), "upstream connection left open"
+    assert closed_after[0] < 1.0, closed_after
+
+
+def test_a_pipelined_request_while_waiting_is_kept(procs, tmp_path):
+    """The watch for a leaving client reads what the client pipelines
+    meanwhile; that request is served next, in order."""
+    def behave(conn):
+        time.sleep(0.3)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            d = conn.recv(65536)
+            if not d:
+                return
+            data += d
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+        time.sleep(0.5)
+
+    b = RawBackend(behave)
+    p = start_proxy(procs, tmp_path, static_cluster(b.port), args=ONE_WORKER)
+    s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=5)
+    s.sendall(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.1)
+    s.sendall(b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+    out = b""
+    while not out.endswith(b"second"):
+        d = s.recv(65536)
+        assert d, out
+        out += d
+    s.close()
+    assert out.count(b"HTTP/1.1 200") == 2 and out.index(b"first") < out.index(b"second"), out

@@ -309,6 +309,18 @@ async fn route(req: Request<Incoming>, c: &ConnCtx, out: &mut Outcome) -> Respon
     forward(req, c, fwd, new_path, ws, out).await
 }
 
+/// Increments its counters when dropped (`forget` it to disarm): counts a
+/// request whose future was dropped before its answer.
+struct CountOnDrop<'a>([&'a nuncio_stats::Counter; 2]);
+
+impl Drop for CountOnDrop<'_> {
+    fn drop(&mut self) {
+        for c in self.0 {
+            c.inc();
+        }
+    }
+}
+
 /// Which timer ended the wait for the upstream response.
 enum Timer {
     /// The route timeout (504).
@@ -439,12 +451,16 @@ async fn forward(
             None => std::future::pending().await,
         }
     };
+    // hyper drops this future when the client goes away: the upstream
+    // request is then cancelled with it, and counted as Envoy counts it.
+    let cancelled = CountOnDrop([&hcm.stats.rq_rx_reset, &cluster.stats.rq_tx_reset]);
     let sent = tokio::select! {
         r = pool.send(upstream_req) => Ok(r),
         _ = route_timer => Err(Timer::Route),
         _ = idle_timer => Err(Timer::StreamIdle),
         _ = request_timer => Err(Timer::Request),
     };
+    std::mem::forget(cancelled);
     let resp = match sent {
         Ok(Ok(r)) => r,
         Err(Timer::StreamIdle) => {

@@ -275,6 +275,47 @@ async fn until<F: std::future::Future>(
     }
 }
 
+/// Most pipelined bytes read from a client while its request waits for the
+/// upstream's answer; past this the client is not watched (backpressure).
+const PIPELINE_CAP: usize = 64 * 1024;
+
+/// Runs `work` (waiting for the upstream's response head) while watching
+/// the client's socket, as Envoy does: if the client closes first, the
+/// result is [`Fail::Client`] and `work` is dropped with its upstream
+/// socket, so the upstream sees the request cancelled. Bytes the client
+/// sends meanwhile (a pipelined request) are kept in `buf`. Costs no
+/// system call while the client is quiet: the socket's readiness was
+/// cleared by the short read that ended the request.
+async fn unless_client_leaves<T>(
+    client: &TcpStream,
+    buf: &mut BytesMut,
+    work: impl std::future::Future<Output = Result<T, Fail>>,
+) -> Result<T, Fail> {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(r) = work.as_mut().poll(cx) {
+            return std::task::Poll::Ready(r);
+        }
+        while buf.len() < PIPELINE_CAP {
+            match client.poll_read_ready(cx) {
+                std::task::Poll::Pending => break,
+                std::task::Poll::Ready(Err(_)) => return std::task::Poll::Ready(Err(Fail::Client)),
+                std::task::Poll::Ready(Ok(())) => {
+                    buf.reserve(4096);
+                    match client.try_read_buf(buf) {
+                        Ok(0) => return std::task::Poll::Ready(Err(Fail::Client)),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => return std::task::Poll::Ready(Err(Fail::Client)),
+                    }
+                }
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 /// Counts the downstream timeouts Envoy counts (`downstream_rq_idle_timeout`,
 /// `downstream_rq_timeout`).
 fn count_timeouts(hcm: &Hcm, fail: &Fail) {
@@ -574,6 +615,12 @@ async fn handle(
                     return (false, d, log);
                 }
             }
+            if matches!(fail, Fail::Client) {
+                // The client went away mid-request: the upstream request
+                // was cancelled (its socket closed).
+                hcm.stats.rq_rx_reset.inc();
+                cluster.stats.rq_tx_reset.inc();
+            }
             if x.head_sent || matches!(fail, Fail::Client) {
                 // Too late for a local reply: abort the response.
                 return (
@@ -726,40 +773,40 @@ impl Exchange<'_> {
         ubuf: &mut BytesMut,
     ) -> Result<(bool, bool), Fail> {
         // Response head (1xx other than 101 are skipped), rewritten.
+        let head = read_response_head(up, ubuf, |r| {
+            let framing = response_framing(&r, if self.is_head { "HEAD" } else { "GET" })
+                .map_err(|_| Fail::Protocol)?;
+            let upgraded = r.status == 101 && self.websocket;
+            let body_out = match framing {
+                Framing::Chunked | Framing::UntilClose if self.client_10 => BodyOut::Close,
+                Framing::Chunked => BodyOut::Chunked,
+                Framing::UntilClose => BodyOut::Chunked,
+                _ => BodyOut::AsIs,
+            };
+            let close = self.client_close
+                || body_out == BodyOut::Close
+                || (self.websocket && !upgraded)
+                || self.drain.is_draining();
+            let service_ms = self.sent_at.elapsed().as_millis() as u64;
+            self.service_ms = Some(service_ms);
+            let service = (!self.suppress).then_some(service_ms);
+            let mut out = bufpool::take_head(r.len + 128);
+            head::downstream_response(
+                &mut out,
+                &r,
+                self.server,
+                service,
+                body_out,
+                close,
+                self.client_10 && !close,
+                upgraded,
+            );
+            self.status = r.status;
+            let up_close = r.close || framing == Framing::UntilClose;
+            Ok((framing, body_out, close, up_close, upgraded, out))
+        });
         let (framing, body_out, close, up_close, upgraded, mut out) =
-            read_response_head(up, ubuf, |r| {
-                let framing = response_framing(&r, if self.is_head { "HEAD" } else { "GET" })
-                    .map_err(|_| Fail::Protocol)?;
-                let upgraded = r.status == 101 && self.websocket;
-                let body_out = match framing {
-                    Framing::Chunked | Framing::UntilClose if self.client_10 => BodyOut::Close,
-                    Framing::Chunked => BodyOut::Chunked,
-                    Framing::UntilClose => BodyOut::Chunked,
-                    _ => BodyOut::AsIs,
-                };
-                let close = self.client_close
-                    || body_out == BodyOut::Close
-                    || (self.websocket && !upgraded)
-                    || self.drain.is_draining();
-                let service_ms = self.sent_at.elapsed().as_millis() as u64;
-                self.service_ms = Some(service_ms);
-                let service = (!self.suppress).then_some(service_ms);
-                let mut out = bufpool::take_head(r.len + 128);
-                head::downstream_response(
-                    &mut out,
-                    &r,
-                    self.server,
-                    service,
-                    body_out,
-                    close,
-                    self.client_10 && !close,
-                    upgraded,
-                );
-                self.status = r.status;
-                let up_close = r.close || framing == Framing::UntilClose;
-                Ok((framing, body_out, close, up_close, upgraded, out))
-            })
-            .await?;
+            unless_client_leaves(self.stream, self.buf, head).await?;
         // Small fixed-length bodies go out with the head in one write.
         let mut framing = framing;
         if let Framing::Length(n) = framing {
