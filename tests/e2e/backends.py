@@ -6,6 +6,18 @@ import threading
 import time
 
 
+def recv_until(sock, done):
+    """Reads from `sock` until `done(data)` holds; returns the data, or None
+    if the peer closed first."""
+    data = b""
+    while not done(data):
+        d = sock.recv(65536)
+        if not d:
+            return None
+        data += d
+    return data
+
+
 class RawBackend:
     """Accepts connections and runs `behave(conn)` on each."""
 
@@ -36,12 +48,9 @@ class RawBackend:
     def _serve(self, c):
         try:
             c.settimeout(10)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                d = c.recv(65536)
-                if not d:
-                    return
-                data += d
+            data = recv_until(c, lambda d: b"\r\n\r\n" in d)
+            if data is None:
+                return
             self.requests += 1
             head, rest = data.split(b"\r\n\r\n", 1)
             self.heads.append(head.decode("latin-1"))

@@ -7,7 +7,7 @@ streams, 64 KiB stream window, 1 MiB connection window)."""
 import socket
 import time
 
-from backends import H2Backend, RawBackend, answer, h2_ok
+from backends import H2Backend, RawBackend, answer, h2_ok, recv_until
 from conftest import admin_json, curl, start_proxy, static_cluster
 from h2client import H2Client
 
@@ -60,12 +60,8 @@ def test_an_idle_keepalive_connection_outlives_request_headers_timeout(procs, tm
     s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=5)
     for _ in range(2):
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        out = b""
-        while not out.endswith(b"ok"):
-            d = s.recv(65536)
-            assert d, out
-            out += d
-        assert out.startswith(b"HTTP/1.1 200"), out
+        out = recv_until(s, lambda d: d.endswith(b"ok"))
+        assert out is not None and out.startswith(b"HTTP/1.1 200"), out
         time.sleep(1.6)
     s.close()
 

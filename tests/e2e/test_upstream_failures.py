@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from backends import H2Backend, RawBackend, answer, goaway_frame, h2_partial, h2_then_ok
+from backends import H2Backend, RawBackend, answer, goaway_frame, h2_partial, h2_then_ok, recv_until
 from conftest import curl, start_proxy, static_cluster
 from h2client import H2Client
 
@@ -244,12 +244,8 @@ def test_a_pipelined_request_while_waiting_is_kept(procs, tmp_path):
     def behave(conn):
         time.sleep(0.3)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
-        data = b""
-        while b"\r\n\r\n" not in data:
-            d = conn.recv(65536)
-            if not d:
-                return
-            data += d
+        if recv_until(conn, lambda d: b"\r\n\r\n" in d) is None:
+            return
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
         time.sleep(0.5)
 
@@ -259,10 +255,7 @@ def test_a_pipelined_request_while_waiting_is_kept(procs, tmp_path):
     s.sendall(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
     time.sleep(0.1)
     s.sendall(b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
-    out = b""
-    while not out.endswith(b"second"):
-        d = s.recv(65536)
-        assert d, out
-        out += d
+    out = recv_until(s, lambda d: d.endswith(b"second"))
     s.close()
+    assert out is not None
     assert out.count(b"HTTP/1.1 200") == 2 and out.index(b"first") < out.index(b"second"), out
