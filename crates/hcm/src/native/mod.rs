@@ -19,6 +19,7 @@ mod head;
 mod io;
 mod relay;
 mod upstream;
+mod watch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use head::BodyOut;
 use io::{read_some, Pace, Prefixed};
 use relay::{relay, Out};
 use upstream::{read_response_head, Fail};
+use watch::{count_timeouts, unless_client_leaves, until};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -260,70 +262,6 @@ async fn reply_with(
     );
     let ok = stream.write_all(&bytes).await.is_ok();
     (ok && !close, Done::local(status, flag, body.len()))
-}
-
-/// Runs an upload, failing with [`Fail::RequestTimeout`] at `deadline`.
-async fn until<F: std::future::Future>(
-    deadline: Option<Instant>,
-    upload: F,
-) -> Result<F::Output, Fail> {
-    match deadline {
-        Some(d) => deadline::within(d.saturating_duration_since(Instant::now()), upload)
-            .await
-            .map_err(|_| Fail::RequestTimeout),
-        None => Ok(upload.await),
-    }
-}
-
-/// Most pipelined bytes read from a client while its request waits for the
-/// upstream's answer; past this the client is not watched (backpressure).
-const PIPELINE_CAP: usize = 64 * 1024;
-
-/// Runs `work` (waiting for the upstream's response head) while watching
-/// the client's socket, as Envoy does: if the client closes first, the
-/// result is [`Fail::Client`] and `work` is dropped with its upstream
-/// socket, so the upstream sees the request cancelled. Bytes the client
-/// sends meanwhile (a pipelined request) are kept in `buf`. Costs no
-/// system call while the client is quiet: the socket's readiness was
-/// cleared by the short read that ended the request.
-async fn unless_client_leaves<T>(
-    client: &TcpStream,
-    buf: &mut BytesMut,
-    work: impl std::future::Future<Output = Result<T, Fail>>,
-) -> Result<T, Fail> {
-    let mut work = std::pin::pin!(work);
-    std::future::poll_fn(|cx| {
-        if let std::task::Poll::Ready(r) = work.as_mut().poll(cx) {
-            return std::task::Poll::Ready(r);
-        }
-        while buf.len() < PIPELINE_CAP {
-            match client.poll_read_ready(cx) {
-                std::task::Poll::Pending => break,
-                std::task::Poll::Ready(Err(_)) => return std::task::Poll::Ready(Err(Fail::Client)),
-                std::task::Poll::Ready(Ok(())) => {
-                    buf.reserve(4096);
-                    match client.try_read_buf(buf) {
-                        Ok(0) => return std::task::Poll::Ready(Err(Fail::Client)),
-                        Ok(_) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) => return std::task::Poll::Ready(Err(Fail::Client)),
-                    }
-                }
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
-}
-
-/// Counts the downstream timeouts Envoy counts (`downstream_rq_idle_timeout`,
-/// `downstream_rq_timeout`).
-fn count_timeouts(hcm: &Hcm, fail: &Fail) {
-    match fail {
-        Fail::StreamIdle => hcm.stats.rq_idle_timeout.inc(),
-        Fail::RequestTimeout => hcm.stats.rq_timeout.inc(),
-        _ => {}
-    }
 }
 
 fn finish(hcm: &Hcm, start: Instant, d: Done, log: Option<Box<LogEntry>>) {
