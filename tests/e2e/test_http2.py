@@ -136,6 +136,7 @@ def test_websocket_refused_beyond_an_h2_hop_is_relayed(procs, tmp_path):
     test_mesh.py::test_mesh_websocket_over_the_h2_hop.)"""
     import asyncio
     import websockets
+    import websockets.exceptions
     e = Echo(procs, "127.0.0.1")
     side = h2_sidecar(procs, tmp_path, e.port)
     front = h2_front(procs, tmp_path, side.listen_port)
