@@ -559,12 +559,14 @@ impl Exchange<'_> {
                 return Err(Fail::Client);
             };
             if self.framing == Framing::UntilClose {
-                let upload = send_chunked(src, up, self.pace.idle);
-                self.done.received = until(self.request_deadline, upload).await??;
+                self.done.received = {
+                    let upload = std::pin::pin!(send_chunked(src, up, self.pace.idle));
+                    until(self.request_deadline, upload).await??
+                };
                 return self.after_request(up, ubuf).await;
             }
             let mut pending = BytesMut::new();
-            let upload = relay(src, &mut pending, up, self.framing, out, self.pace);
+            let upload = std::pin::pin!(relay(src, &mut pending, up, self.framing, out, self.pace));
             match until(self.request_deadline, upload).await? {
                 Ok(n) => self.done.received = n,
                 Err(e) => return Err(Fail::from_request_body(e)),
@@ -601,7 +603,7 @@ impl Exchange<'_> {
         up: &mut tokio::net::TcpStream,
         ubuf: &mut BytesMut,
     ) -> Result<UpstreamHead, Fail> {
-        read_response_head(up, ubuf, |r| {
+        read_response_head(up, ubuf, None, |r| {
             let upgraded = self.websocket && r.status == 101;
             if r.status == 101 && !upgraded {
                 return Err(Fail::Protocol);

@@ -42,7 +42,7 @@ use head::BodyOut;
 use io::{read_some, Pace, Prefixed};
 use relay::{relay, Out};
 use upstream::{read_response_head, Fail};
-use watch::{count_timeouts, unless_client_leaves, until};
+use watch::{count_timeouts, until, ClientWatch};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -680,14 +680,14 @@ impl Exchange<'_> {
                     .await
                     .map_err(|_| Fail::Client)?;
             }
-            let upload = relay(
+            let upload = std::pin::pin!(relay(
                 self.stream,
                 self.buf,
                 up,
                 self.framing,
                 Out::Same,
                 self.pace,
-            );
+            ));
             match until(self.request_deadline, upload).await? {
                 Ok(n) => self.received = n,
                 Err(e) => return Err(Fail::from_request_body(e)),
@@ -695,11 +695,15 @@ impl Exchange<'_> {
         }
         // Envoy's route timeout runs from the end of the request to the
         // end of the response (an upload is guarded by stream_idle_timeout).
-        match self.route_timeout {
-            Some(t) => deadline::within(t, self.receive(up, ubuf))
+        // Pinned here and borrowed by the timeout: moved into it, the
+        // response future would be stored twice.
+        let route_timeout = self.route_timeout;
+        let receive = std::pin::pin!(self.receive(up, ubuf));
+        match route_timeout {
+            Some(t) => deadline::within(t, receive)
                 .await
                 .unwrap_or(Err(Fail::Timeout)),
-            None => self.receive(up, ubuf).await,
+            None => receive.await,
         }
     }
 
@@ -711,40 +715,41 @@ impl Exchange<'_> {
         ubuf: &mut BytesMut,
     ) -> Result<(bool, bool), Fail> {
         // Response head (1xx other than 101 are skipped), rewritten.
-        let head = read_response_head(up, ubuf, |r| {
-            let framing = response_framing(&r, if self.is_head { "HEAD" } else { "GET" })
-                .map_err(|_| Fail::Protocol)?;
-            let upgraded = r.status == 101 && self.websocket;
-            let body_out = match framing {
-                Framing::Chunked | Framing::UntilClose if self.client_10 => BodyOut::Close,
-                Framing::Chunked => BodyOut::Chunked,
-                Framing::UntilClose => BodyOut::Chunked,
-                _ => BodyOut::AsIs,
-            };
-            let close = self.client_close
-                || body_out == BodyOut::Close
-                || (self.websocket && !upgraded)
-                || self.drain.is_draining();
-            let service_ms = self.sent_at.elapsed().as_millis() as u64;
-            self.service_ms = Some(service_ms);
-            let service = (!self.suppress).then_some(service_ms);
-            let mut out = bufpool::take_head(r.len + 128);
-            head::downstream_response(
-                &mut out,
-                &r,
-                self.server,
-                service,
-                body_out,
-                close,
-                self.client_10 && !close,
-                upgraded,
-            );
-            self.status = r.status;
-            let up_close = r.close || framing == Framing::UntilClose;
-            Ok((framing, body_out, close, up_close, upgraded, out))
-        });
+        let mut client = ClientWatch::new(self.stream, self.buf);
         let (framing, body_out, close, up_close, upgraded, mut out) =
-            unless_client_leaves(self.stream, self.buf, head).await?;
+            read_response_head(up, ubuf, Some(&mut client), |r| {
+                let framing = response_framing(&r, if self.is_head { "HEAD" } else { "GET" })
+                    .map_err(|_| Fail::Protocol)?;
+                let upgraded = r.status == 101 && self.websocket;
+                let body_out = match framing {
+                    Framing::Chunked | Framing::UntilClose if self.client_10 => BodyOut::Close,
+                    Framing::Chunked => BodyOut::Chunked,
+                    Framing::UntilClose => BodyOut::Chunked,
+                    _ => BodyOut::AsIs,
+                };
+                let close = self.client_close
+                    || body_out == BodyOut::Close
+                    || (self.websocket && !upgraded)
+                    || self.drain.is_draining();
+                let service_ms = self.sent_at.elapsed().as_millis() as u64;
+                self.service_ms = Some(service_ms);
+                let service = (!self.suppress).then_some(service_ms);
+                let mut out = bufpool::take_head(r.len + 128);
+                head::downstream_response(
+                    &mut out,
+                    &r,
+                    self.server,
+                    service,
+                    body_out,
+                    close,
+                    self.client_10 && !close,
+                    upgraded,
+                );
+                self.status = r.status;
+                let up_close = r.close || framing == Framing::UntilClose;
+                Ok((framing, body_out, close, up_close, upgraded, out))
+            })
+            .await?;
         // Small fixed-length bodies go out with the head in one write.
         let mut framing = framing;
         if let Framing::Length(n) = framing {

@@ -2,6 +2,9 @@
 //! downstream paths: why forwarding failed (and Envoy's local reply for
 //! it), and reading a response head off an upstream socket.
 
+use std::future::Future;
+use std::task::Poll;
+
 use bytes::{Buf, BytesMut};
 use nuncio_h1::{parse_response, H1Error};
 use nuncio_upstream::UpstreamError;
@@ -9,6 +12,7 @@ use tokio::net::TcpStream;
 
 use super::io::read_some;
 use super::relay::RelayError;
+use super::watch::ClientWatch;
 use crate::proxy::flags;
 
 /// Why forwarding failed.
@@ -103,11 +107,25 @@ impl Fail {
 pub(super) async fn read_response_head<T>(
     up: &mut TcpStream,
     ubuf: &mut BytesMut,
+    mut client: Option<&mut ClientWatch<'_>>,
     take: impl FnOnce(nuncio_h1::ResponseHead<'_>) -> Result<T, Fail>,
 ) -> Result<T, Fail> {
     loop {
         if ubuf.is_empty() {
-            match read_some(up, ubuf, None).await {
+            // The wait for the upstream's answer: a client that leaves
+            // meanwhile cancels it ([`Fail::Client`]).
+            let mut read = std::pin::pin!(read_some(up, ubuf, None));
+            let got = std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = read.as_mut().poll(cx) {
+                    return Poll::Ready(Ok(r));
+                }
+                match client.as_mut().map(|w| w.poll_left(cx)) {
+                    Some(Poll::Ready(())) => Poll::Ready(Err(Fail::Client)),
+                    _ => Poll::Pending,
+                }
+            })
+            .await?;
+            match got {
                 Ok(0) | Err(_) => return Err(Fail::Reset),
                 Ok(_) => {}
             }
