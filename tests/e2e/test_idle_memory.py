@@ -1,0 +1,45 @@
+"""An idle keep-alive connection holds no buffer and a small task: a guard
+against the regression bench/RESULTS.md records (an HTTP/2 connection's
+state inlined into every connection's task cost ~8 KB per idle
+connection for two sessions before the benchmark caught it). Not a timing
+test: it counts resident bytes per connection, with a wide margin (a
+fresh process measures ~1.8 KB; the regression measured ~9 KB)."""
+
+import os
+import resource
+import socket
+
+import pytest
+
+from backends import RawBackend, answer, recv_until
+from conftest import rss_kib, start_proxy, static_cluster
+
+N = 2000
+
+# hyper's connection state is ~24 KiB per connection (ARCHITECTURE.md):
+# the guard is for the native engine, the default.
+pytestmark = pytest.mark.skipif(os.environ.get("NUNCIO_H1") == "hyper", reason="native engine only")
+
+
+def test_idle_keepalive_connections_cost_under_4_kib_each(procs, tmp_path):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < N + 500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, N + 500), hard))
+    b = RawBackend(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    p = start_proxy(procs, tmp_path, static_cluster(b.port), args=("--concurrency", "1"))
+    p.quiet()
+    before = rss_kib(p.proc.pid)
+    socks = []
+    try:
+        for _ in range(N):
+            s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=5)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            out = recv_until(s, lambda d: d.endswith(b"\r\n\r\nok"))
+            assert out is not None and out.startswith(b"HTTP/1.1 200"), out
+            socks.append(s)
+        assert p.stat("http.ingress_http.downstream_cx_active") == N
+        per_conn = (rss_kib(p.proc.pid) - before) * 1024 / N
+        assert per_conn < 4096, f"{per_conn:.0f} bytes per idle connection"
+    finally:
+        for s in socks:
+            s.close()
