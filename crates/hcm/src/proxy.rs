@@ -491,15 +491,12 @@ async fn forward(
                 cluster.stats.rq_rx_reset.inc();
             }
             out.upstream = Some(done);
-            let (status, body) = match reason {
-                ResetReason::ConnectionFailure => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
-                ResetReason::ProtocolError => (StatusCode::BAD_GATEWAY, "upstream connect error or disconnect/reset before headers. reset reason: protocol error"),
-                ResetReason::RemoteReset => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: remote reset"),
-                ResetReason::RemoteRefusedStreamReset => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset"),
-                ResetReason::Overflow => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: overflow"),
-                ResetReason::ConnectionTermination => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: connection termination"),
+            let status = if reason == ResetReason::ProtocolError {
+                StatusCode::BAD_GATEWAY
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
             };
-            return local_reply(status, body, false);
+            return local_reply(status, reason.local_reply_body(), false);
         }
         Err(Timer::Route) => {
             cluster.stats.rq_timeout.inc();

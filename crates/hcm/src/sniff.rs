@@ -21,7 +21,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-
 use std::time::Duration;
 
 use nuncio_stats::Counter;
@@ -100,7 +99,8 @@ pub struct Sniffer<IO> {
 #[derive(Debug)]
 struct HeadTimeout {
     limit: Duration,
-    timer: Pin<Box<Sleep>>,
+    /// Made at the first partial head, then reset for each later one.
+    timer: Option<Pin<Box<Sleep>>>,
     armed: bool,
     /// `downstream_rq_header_timeout`.
     expired: Counter,
@@ -128,7 +128,7 @@ impl<IO> Sniffer<IO> {
     pub fn with_head_timeout(mut self, limit: Option<Duration>, expired: &Counter) -> Self {
         self.head_timeout = limit.map(|limit| HeadTimeout {
             limit,
-            timer: Box::pin(tokio::time::sleep(limit)),
+            timer: None,
             armed: false,
             expired: expired.clone(),
         });
@@ -403,11 +403,18 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Sniffer<IO> {
                 if !t.armed {
                     t.armed = true;
                     let at = Instant::now() + t.limit;
-                    t.timer.as_mut().reset(at);
+                    match &mut t.timer {
+                        Some(timer) => timer.as_mut().reset(at),
+                        None => t.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                    }
                 }
                 // Polled on every read while armed, so the task wakes at
                 // the deadline even if the client sends nothing more.
-                if t.timer.as_mut().poll(cx).is_ready() {
+                let expired = t
+                    .timer
+                    .as_mut()
+                    .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+                if expired {
                     t.armed = false;
                     t.expired.inc();
                     tracing::debug!("request headers not complete within request_headers_timeout");

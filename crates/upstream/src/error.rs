@@ -21,16 +21,44 @@ pub enum ResetReason {
     Overflow,
 }
 
+/// Each reason's name, and Envoy's local reply body for a failure before
+/// the response head, from one table.
+macro_rules! reset_reasons {
+    ($($reason:ident => $name:literal,)*) => {
+        impl ResetReason {
+            /// Envoy's name for the reason.
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $(ResetReason::$reason => $name,)*
+                }
+            }
+
+            /// Envoy's local reply body for a request that failed this way
+            /// before any response head.
+            pub fn local_reply_body(&self) -> &'static str {
+                match self {
+                    $(ResetReason::$reason => concat!(
+                        "upstream connect error or disconnect/reset before headers. reset reason: ",
+                        $name
+                    ),)*
+                }
+            }
+        }
+    };
+}
+
+reset_reasons! {
+    ConnectionFailure => "connection failure",
+    ConnectionTermination => "connection termination",
+    RemoteReset => "remote reset",
+    RemoteRefusedStreamReset => "remote refused stream reset",
+    ProtocolError => "protocol error",
+    Overflow => "overflow",
+}
+
 impl fmt::Display for ResetReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ResetReason::ConnectionFailure => "connection failure",
-            ResetReason::ConnectionTermination => "connection termination",
-            ResetReason::RemoteReset => "remote reset",
-            ResetReason::RemoteRefusedStreamReset => "remote refused stream reset",
-            ResetReason::ProtocolError => "protocol error",
-            ResetReason::Overflow => "overflow",
-        })
+        f.write_str(self.as_str())
     }
 }
 
@@ -92,4 +120,21 @@ fn h2_reset_reason(e: &hyper::Error) -> Option<ResetReason> {
         Some(h2::Reason::REFUSED_STREAM) => ResetReason::RemoteRefusedStreamReset,
         _ => ResetReason::RemoteReset,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_reply_bodies_are_envoys() {
+        assert_eq!(
+            ResetReason::RemoteRefusedStreamReset.local_reply_body(),
+            "upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset"
+        );
+        assert_eq!(
+            ResetReason::ConnectionFailure.to_string(),
+            "connection failure"
+        );
+    }
 }

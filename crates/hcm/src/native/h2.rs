@@ -400,7 +400,7 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
                 }
                 return x.done;
             }
-            if !matches!(fail, Fail::StreamIdle | Fail::RequestTimeout) {
+            if !fail.is_downstream_timeout() {
                 cluster.stats.rq_codes.record(status);
             }
             let mut d = reply(hcm, respond, status, text, flag);

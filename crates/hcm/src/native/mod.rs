@@ -567,7 +567,7 @@ async fn handle(
                     log,
                 );
             }
-            if !matches!(fail, Fail::StreamIdle | Fail::RequestTimeout) {
+            if !fail.is_downstream_timeout() {
                 cluster.stats.rq_codes.record(status);
             }
             let (_, mut d) = reply(hcm, x.stream, status, body, true, flag).await;

@@ -32,6 +32,13 @@ pub(super) enum Fail {
 }
 
 impl Fail {
+    /// The client was too slow (`stream_idle_timeout` on its upload,
+    /// `request_timeout`): a downstream timeout, not an upstream response
+    /// code.
+    pub(super) fn is_downstream_timeout(&self) -> bool {
+        matches!(self, Fail::StreamIdle | Fail::RequestTimeout)
+    }
+
     /// The failure of relaying the request body (client → upstream).
     pub(super) fn from_request_body(e: RelayError) -> Fail {
         match e {
