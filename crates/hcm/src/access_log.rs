@@ -84,17 +84,48 @@ impl LogEntry {
         protocol: &'static str,
         peer: SocketAddr,
     ) -> Box<Self> {
+        let mut e = Self::from_fields(
+            SystemTime::now(),
+            req.method().as_str(),
+            req.uri().path_and_query().map_or("", |p| p.as_str()),
+            authority,
+            protocol,
+            std::iter::empty(),
+            peer,
+        );
+        e.req_headers = req.headers().clone();
+        e
+    }
+}
+
+impl LogEntry {
+    /// An entry from a request's parts, for the native paths (which
+    /// build no `http::Request`).
+    pub fn from_fields<'a>(
+        start: SystemTime,
+        method: &str,
+        path: &str,
+        authority: &str,
+        protocol: &'static str,
+        fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        peer: SocketAddr,
+    ) -> Box<Self> {
+        let mut req_headers = HeaderMap::new();
+        for (n, v) in fields {
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(n),
+                http::HeaderValue::from_bytes(v),
+            ) {
+                req_headers.append(n, v);
+            }
+        }
         Box::new(LogEntry {
-            start: SystemTime::now(),
-            method: req.method().to_string(),
-            path: req
-                .uri()
-                .path_and_query()
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
+            start,
+            method: method.to_string(),
+            path: path.to_string(),
             authority: authority.to_string(),
             protocol,
-            req_headers: req.headers().clone(),
+            req_headers,
             resp_headers: HeaderMap::new(),
             code: 0,
             flags: "-",

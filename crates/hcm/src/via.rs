@@ -27,11 +27,18 @@ pub fn process_id() -> &'static str {
 
 /// True if `id` is one of the Via entries' received-by names.
 pub(crate) fn seen(h: &HeaderMap, id: &str) -> bool {
-    h.get_all(VIA)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|entry| entry.split_whitespace().nth(1) == Some(id))
+    h.get_all(VIA).iter().any(|v| seen_in(v.as_bytes(), id))
+}
+
+/// True if `id` is a received-by name in one Via field value.
+pub(crate) fn seen_in(value: &[u8], id: &str) -> bool {
+    value.split(|c| *c == b',').any(|entry| {
+        entry
+            .split(|c| c.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+            .nth(1)
+            == Some(id.as_bytes())
+    })
 }
 
 /// The Via values of this process for each received protocol, built once.

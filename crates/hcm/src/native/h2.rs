@@ -1,25 +1,24 @@
-//! HTTP/2 downstream on the native path: the `h2` crate's server (framing,
-//! HPACK, flow control, stream state) with nuncio's own request handling.
-//! Each stream runs as one task that writes its HTTP/1.1 request straight
-//! onto a pooled upstream socket and reads the response itself, as the
-//! native HTTP/1 path does: no hyper service, no client dispatch task, no
-//! channel. Used when every route reaches an HTTP/1.1 cluster (`eligible`).
+//! HTTP/2 downstream on the native path: nuncio's own codec
+//! (`crates/h2`: framing, HPACK, flow control, stream state) with
+//! nuncio's request handling. Each stream runs as one task that writes
+//! its HTTP/1.1 request straight onto a pooled upstream socket, reads the
+//! response itself and HPACK-encodes the response head straight from the
+//! upstream's header bytes: no `HeaderMap` on either side, no hyper
+//! service, no client dispatch task, no channel. Used when every route
+//! reaches an HTTP/1.1 cluster (`eligible`).
 //!
 //! Measured (callgrind, `MIX=h2c bash bench/profile.sh`): the hyper server
-//! plus hyper client path cost ~60.8k instructions per request; see
-//! bench/RESULTS.md for this module's figure.
+//! plus hyper client path cost ~60.8k instructions per request, this path
+//! on the `h2` crate ~41k; see bench/RESULTS.md for this module's figure.
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Buf, Bytes, BytesMut};
-use h2::server::SendResponse;
-use h2::RecvStream;
-use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use bytes::{Buf, BytesMut};
 use nuncio_h1::{response_framing, Framing, RequestHead, ResponseHead};
+use nuncio_h2::{hpack, Reason, RecvStream, Request, SendResponse};
 use nuncio_h2flood::FloodGuard;
 use nuncio_router::path::PathVerdict;
 use nuncio_router::RouteKind;
@@ -36,9 +35,9 @@ use super::upstream::{read_response_head, Fail};
 use super::watch::{count_timeouts, until};
 use super::{bufpool, deadline, finish, Done};
 use crate::access_log::LogEntry;
-use crate::headers::Underscores;
 use crate::proxy::flags;
 use crate::Hcm;
+use nuncio_config::UnderscoresAction;
 
 /// Envoy's response flag for a stream the client reset (`DR`).
 const RESET_BY_CLIENT: &str = "DR";
@@ -58,18 +57,19 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let cfg = &hcm.config;
-    let mut b = h2::server::Builder::new();
-    b.max_concurrent_streams(cfg.http2.max_concurrent_streams)
-        .initial_window_size(cfg.http2.initial_stream_window_size)
-        .initial_connection_window_size(cfg.http2.initial_connection_window_size)
-        .max_header_list_size(hcm.h2_header_list_size())
+    let settings = nuncio_h2::Config {
+        max_concurrent_streams: cfg.http2.max_concurrent_streams,
+        initial_window_size: cfg.http2.initial_stream_window_size,
+        initial_connection_window_size: cfg.http2.initial_connection_window_size,
+        max_header_list_size: hcm.h2_header_list_size(),
         // Extended CONNECT (RFC 8441) is always offered, so that a
         // WebSocket on a route without it gets Envoy's 403, not a
         // protocol error at the previous hop.
-        .enable_connect_protocol();
+        enable_connect_protocol: true,
+    };
     // A client that never completes the handshake is bounded like an idle one.
     let io = FloodGuard::server(io, cfg.http2.flood, &hcm.stats.codec.flood, peer);
-    let handshake = b.handshake::<_, Bytes>(io);
+    let handshake = nuncio_h2::handshake(io, settings);
     let shook = if cfg.idle_timeout.is_zero() {
         Ok(handshake.await)
     } else {
@@ -102,12 +102,8 @@ where
                 // Rapid reset: close the connection (h2guard.rs).
                 tracing::warn!(%peer, "closing an HTTP/2 connection: too many streams reset by the client");
                 hcm.stats.rq_too_many_premature_resets.inc();
-                conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
-                let _ = deadline::within(
-                    Duration::from_millis(500),
-                    poll_fn(|cx| conn.poll_closed(cx)),
-                )
-                .await;
+                conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+                let _ = deadline::within(Duration::from_millis(500), conn.closed()).await;
                 break;
             }
             _ = &mut drained, if !shutting => {
@@ -119,10 +115,10 @@ where
             }
         };
         match next {
-            Some(Ok((req, respond))) => {
+            Some(Ok((req, rx, respond))) => {
                 // Boxed: the task then holds a pointer, and tokio moves
                 // the stream's (large) state once instead of three times.
-                tokio::spawn(Box::pin(stream(ctx.clone(), req, respond)));
+                tokio::spawn(Box::pin(stream(ctx.clone(), req, rx, respond)));
             }
             Some(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "downstream h2 connection ended with an error");
@@ -134,118 +130,145 @@ where
 }
 
 /// Serves one stream: stats and access log around [`handle`].
-async fn stream(c: Arc<Conn>, req: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
+async fn stream(c: Arc<Conn>, req: Request, rx: RecvStream, mut respond: SendResponse) {
     let hcm = &c.hcm;
     let start = Instant::now();
     hcm.stats.rq_total.inc();
     hcm.stats.rq_http2_total.inc();
     let _active = GaugeGuard::new(&hcm.stats.rq_active);
     let log = hcm.access_log.as_ref().map(|_| {
-        let authority = req.uri().authority().map_or("", |a| a.as_str());
-        LogEntry::new(&req, authority, "HTTP/2", c.peer)
+        let authority = req
+            .authority()
+            .or_else(|| req.header("host").and_then(|h| std::str::from_utf8(h).ok()))
+            .unwrap_or("");
+        LogEntry::from_fields(
+            SystemTime::now(),
+            req.method(),
+            req.path().unwrap_or(""),
+            authority,
+            "HTTP/2",
+            req.headers(),
+            c.peer,
+        )
     });
-    let done = handle(&c, req, &mut respond).await;
+    let done = if respond.is_reset() {
+        // Reset before it was taken up (rapid reset): no upstream work,
+        // and the premature-reset guard counts it.
+        hcm.stats.rq_rx_reset.inc();
+        Done::local(0, RESET_BY_CLIENT, 0)
+    } else {
+        handle(&c, req, rx, &mut respond).await
+    };
     c.resets
         .stream_closed(start.elapsed(), done.flags == RESET_BY_CLIENT);
     finish(hcm, start, done, log);
 }
 
 /// A local reply on the stream (Envoy's `text/plain` body).
-fn reply(
+async fn reply(
     hcm: &Hcm,
-    respond: &mut SendResponse<Bytes>,
+    respond: &mut SendResponse,
     status: u16,
     body: &str,
     flag: &'static str,
 ) -> Done {
-    reply_with(hcm, respond, status, body, flag, None)
+    reply_with(hcm, respond, status, body, flag, None).await
 }
 
 /// [`reply`] with a `location` header (redirects).
-fn reply_with(
+async fn reply_with(
     hcm: &Hcm,
-    respond: &mut SendResponse<Bytes>,
+    respond: &mut SendResponse,
     status: u16,
     body: &str,
     flag: &'static str,
     location: Option<&str>,
 ) -> Done {
-    let mut r = Response::new(());
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&hcm.config.server_name) {
-        h.insert(header::SERVER, v);
-    }
-    if !body.is_empty() {
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    }
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    if let Some(l) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
-        h.insert(header::LOCATION, l);
-    }
-    if let Ok(mut tx) = respond.send_response(r, body.is_empty()) {
+    let sent = respond.send_response(status, body.is_empty(), |f| {
+        f.add(b"server", hcm.config.server_name.as_bytes());
         if !body.is_empty() {
-            let _ = tx.send_data(Bytes::copy_from_slice(body.as_bytes()), true);
+            f.add(b"content-type", b"text/plain");
         }
+        let mut n = itoa_buf();
+        f.add(b"content-length", fmt_u64(&mut n, body.len() as u64));
+        if let Some(l) = location {
+            f.add(b"location", l.as_bytes());
+        }
+    });
+    if let (Ok(tx), false) = (sent, body.is_empty()) {
+        let _ = H2Send::new(tx).send_last(body.as_bytes()).await;
     }
     Done::local(status, flag, body.len())
 }
 
+fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+/// Formats `n` in decimal into `buf`.
+fn fmt_u64(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
 /// Routes and forwards one request; returns what became of it.
-async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<Bytes>) -> Done {
+async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut SendResponse) -> Done {
     let hcm = &c.hcm;
     let cfg = &hcm.config;
-    let (mut parts, body) = req.into_parts();
-    match crate::headers::underscores(&mut parts.headers, cfg.underscores) {
-        Underscores::Keep => {}
-        Underscores::Dropped(n) => hcm.stats.codec.h2_dropped_underscores.add(n as u64),
-        Underscores::Reject => {
+    if cfg.underscores != UnderscoresAction::Allow && req.headers().any(|(n, _)| n.contains(&b'_'))
+    {
+        if cfg.underscores == UnderscoresAction::Reject {
             // Envoy resets the stream (HTTP/1 gets a 400).
             hcm.stats.codec.h2_rejected_underscores.inc();
             hcm.stats.rq_rejected.inc();
-            respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+            respond.send_reset(Reason::PROTOCOL_ERROR);
             return Done::local(400, flags::LOCAL_REJECT, 0);
         }
+        let before = req.header_count();
+        req.retain_headers(|n, _| !n.contains(&b'_'));
+        let dropped = before - req.header_count();
+        hcm.stats.codec.h2_dropped_underscores.add(dropped as u64);
     }
-    let h = &parts.headers;
-    // h2 has already refused uppercase names, connection-specific headers,
-    // `te` other than `trailers` and malformed pseudo-headers.
-    let bytes: usize = h.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
-    if h.len() > cfg.max_headers_count as usize || bytes > hcm.max_header_bytes {
+    // The codec has already refused uppercase names, connection-specific
+    // headers, `te` other than `trailers` and malformed pseudo-headers.
+    let bytes: usize = req.headers().map(|(n, v)| n.len() + v.len()).sum();
+    if req.header_count() > cfg.max_headers_count as usize || bytes > hcm.max_header_bytes {
         hcm.stats.rq_rejected.inc();
-        return reply(hcm, respond, 431, "", flags::LOCAL_REJECT);
+        return reply(hcm, respond, 431, "", flags::LOCAL_REJECT).await;
     }
-    let authority = parts
-        .uri
+    let host_fields = req.headers().filter(|(n, _)| *n == b"host").count();
+    let authority = req
         .authority()
-        .map(|a| a.as_str())
-        .or_else(|| h.get(header::HOST).and_then(|v| v.to_str().ok()));
-    let (Some(authority), false) = (authority, h.get_all(header::HOST).iter().count() > 1) else {
+        .or_else(|| req.header("host").and_then(|v| std::str::from_utf8(v).ok()));
+    let (Some(authority), false) = (authority, host_fields > 1) else {
         hcm.stats.rq_rejected.inc();
-        return reply(hcm, respond, 400, "", flags::LOCAL_REJECT);
+        return reply(hcm, respond, 400, "", flags::LOCAL_REJECT).await;
     };
-    let websocket = parts.method == Method::CONNECT
-        && parts
-            .extensions
-            .get::<h2::ext::Protocol>()
-            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
-    if parts.method == Method::CONNECT && !websocket {
-        return reply(hcm, respond, 403, "", flags::LOCAL_REJECT);
+    let method = req.method();
+    let websocket = method == "CONNECT"
+        && req
+            .protocol()
+            .is_some_and(|p| p.eq_ignore_ascii_case("websocket"));
+    if method == "CONNECT" && !websocket {
+        return reply(hcm, respond, 403, "", flags::LOCAL_REJECT).await;
     }
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+    let target = req.path().unwrap_or("/");
     let target = match nuncio_router::path::normalize(target, &cfg.path) {
         PathVerdict::Use(t) => t,
         PathVerdict::Reject => {
             hcm.stats.rq_failed_path_normalization.inc();
-            return reply(hcm, respond, 400, "", flags::LOCAL_REJECT);
+            return reply(hcm, respond, 400, "", flags::LOCAL_REJECT).await;
         }
         PathVerdict::Redirect(to) => {
             hcm.stats.rq_redirected_with_normalized_path.inc();
-            return reply_with(hcm, respond, 307, "", flags::NONE, Some(&to));
+            return reply_with(hcm, respond, 307, "", flags::NONE, Some(&to)).await;
         }
     };
     let Some(route) = hcm
@@ -253,30 +276,28 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
         .route(authority.trim_end_matches([' ', '\t']), &target)
     else {
         hcm.stats.no_route.inc();
-        return reply(hcm, respond, 404, "", flags::NO_ROUTE);
+        return reply(hcm, respond, 404, "", flags::NO_ROUTE).await;
     };
     hcm.stats.router_rq_total.inc();
     let fwd = match &route.kind {
         RouteKind::Direct { status, body } => {
             hcm.stats.rq_direct_response.inc();
-            return reply(
-                hcm,
-                respond,
-                *status,
-                &String::from_utf8_lossy(body),
-                flags::NONE,
-            );
+            let text = String::from_utf8_lossy(body);
+            return reply(hcm, respond, *status, &text, flags::NONE).await;
         }
         RouteKind::Forward(f) => f,
     };
     if websocket && !fwd.websocket {
         hcm.stats.ws_on_non_ws_route.inc();
-        return reply(hcm, respond, 403, "", flags::NONE);
+        return reply(hcm, respond, 403, "", flags::NONE).await;
     }
-    if crate::via::seen(h, &hcm.via_id) {
+    if req
+        .headers()
+        .any(|(n, v)| n == b"via" && crate::via::seen_in(v, &hcm.via_id))
+    {
         hcm.stats.rq_loop_detected.inc();
         tracing::warn!(cluster = %fwd.cluster.name(), "request loop: this request already passed through this proxy ({}); check that cluster '{}' points at the service, not at proxies that route back", hcm.via_id, fwd.cluster.name());
-        return reply(hcm, respond, 508, "request loop detected", flags::NONE);
+        return reply(hcm, respond, 508, "request loop detected", flags::NONE).await;
     }
     let cluster = fwd.cluster.clone();
     let Some(host) = cluster.choose_host() else {
@@ -286,44 +307,46 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
             503,
             "no healthy upstream",
             flags::NO_HEALTHY_UPSTREAM,
-        );
+        )
+        .await;
     };
 
     // The request body's framing upstream: as received when the client
     // gave a length, else chunked.
-    let framing = if body.is_end_stream() || websocket {
+    let framing = if req.is_end_stream() || websocket {
         Framing::Empty
     } else {
-        match h.get(header::CONTENT_LENGTH) {
-            Some(v) => match std::str::from_utf8(v.as_bytes())
-                .ok()
-                .and_then(|s| s.parse().ok())
-            {
-                Some(n) => Framing::Length(n),
-                None => return reply(hcm, respond, 400, "", flags::LOCAL_REJECT),
-            },
+        match req.content_length() {
+            Some(n) => Framing::Length(n),
             None => Framing::UntilClose,
         }
     };
-    // The upstream head, in HTTP/1.1.
-    let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(h.len() + 3);
-    if !h.contains_key(header::HOST) {
-        fields.push(("host", authority.as_bytes()));
+    // The upstream head, in HTTP/1.1. Names are lowercase tokens (the
+    // codec checked them), so they are valid UTF-8.
+    let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(req.header_count() + 3);
+    let mut has_host = false;
+    let mut has_ws_version = false;
+    for (n, v) in req.headers() {
+        let Ok(n) = std::str::from_utf8(n) else {
+            continue;
+        };
+        has_host |= n == "host";
+        has_ws_version |= n == "sec-websocket-version";
+        fields.push((n, v));
     }
-    fields.extend(h.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+    if !has_host {
+        fields.insert(0, ("host", authority.as_bytes()));
+    }
     let ws_key = websocket.then(crate::upgrade::random_key);
     if let Some(k) = &ws_key {
-        if !h.contains_key("sec-websocket-version") {
+        if !has_ws_version {
             fields.push(("sec-websocket-version", b"13"));
         }
         fields.push(("sec-websocket-key", k.as_bytes()));
     }
+    let n_fields = fields.len();
     let rh = RequestHead {
-        method: if websocket {
-            "GET"
-        } else {
-            parts.method.as_str()
-        },
+        method: if websocket { "GET" } else { method },
         target: &target,
         minor: 1,
         headers: fields,
@@ -334,7 +357,7 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
         expect_continue: false,
     };
     let path = route.rewrite_path(&target);
-    let mut up_head = bufpool::take_head(256 + bytes + 4 * h.len());
+    let mut up_head = bufpool::take_head(256 + bytes + 4 * n_fields);
     head::upstream_request_on_route(
         &mut up_head,
         &rh,
@@ -354,12 +377,14 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
     host.stats.rq_total.inc();
     let _cluster_active = GaugeGuard::new(&cluster.stats.rq_active);
     let _host_active = GaugeGuard::new(&host.stats.rq_active);
+    let is_head = method == "HEAD";
+    let idempotent = framing == Framing::Empty && matches!(method, "GET" | "HEAD" | "OPTIONS");
     let mut x = Exchange {
         hcm,
         src: Some(H2Recv::new(body)),
         up_head,
         framing,
-        is_head: parts.method == Method::HEAD,
+        is_head,
         websocket,
         sent_at: Instant::now(),
         pace: Pace::of(hcm),
@@ -375,8 +400,6 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
         },
         reset_by_client: false,
     };
-    let idempotent = framing == Framing::Empty
-        && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let pool = host.pool(c.worker).clone();
     let result = x.run(&pool, respond, idempotent).await;
     bufpool::give_head(std::mem::take(&mut x.up_head));
@@ -403,7 +426,7 @@ async fn handle(c: &Conn, req: Request<RecvStream>, respond: &mut SendResponse<B
             if !fail.is_downstream_timeout() {
                 cluster.stats.rq_codes.record(status);
             }
-            let mut d = reply(hcm, respond, status, text, flag);
+            let mut d = reply(hcm, respond, status, text, flag).await;
             d.upstream = x.done.upstream;
             d.received = x.done.received;
             d
@@ -432,7 +455,8 @@ struct Exchange<'a> {
 
 /// A response head taken off the upstream socket.
 struct UpstreamHead {
-    resp: Response<()>,
+    /// The client's response head, HPACK-encoded (bufpool head buffer).
+    block: Vec<u8>,
     framing: Framing,
     /// The upstream will close after this response.
     up_close: bool,
@@ -445,7 +469,7 @@ impl Exchange<'_> {
     async fn run(
         &mut self,
         pool: &Arc<nuncio_upstream::HostPool>,
-        respond: &mut SendResponse<Bytes>,
+        respond: &mut SendResponse,
         idempotent: bool,
     ) -> Result<(), (Fail, bool)> {
         let (mut conn, mut ubuf, head) = loop {
@@ -479,7 +503,9 @@ impl Exchange<'_> {
             }
         };
         let end = head.framing == Framing::Empty && !head.upgraded;
-        let tx = match respond.send_response(head.resp, end) {
+        let sent = respond.send_block(&head.block, end);
+        bufpool::give_head(head.block);
+        let tx = match sent {
             Ok(tx) => tx,
             Err(_) => {
                 bufpool::give(ubuf);
@@ -612,15 +638,16 @@ impl Exchange<'_> {
                 .map_err(|_| Fail::Protocol)?;
             let service_ms = self.sent_at.elapsed().as_millis() as u64;
             self.done.service_ms = Some(service_ms);
-            let resp = downstream_head(
+            let mut block = bufpool::take_head(64 + r.len);
+            self.done.status = downstream_head(
                 &r,
                 &self.hcm.config.server_name,
                 (!self.hcm.config.suppress_envoy_headers).then_some(service_ms),
                 upgraded,
+                &mut block,
             );
-            self.done.status = resp.status().as_u16();
             Ok(UpstreamHead {
-                resp,
+                block,
                 framing: if upgraded { Framing::Empty } else { framing },
                 up_close: r.close || framing == Framing::UntilClose,
                 upgraded,
@@ -640,10 +667,10 @@ impl Exchange<'_> {
         // A small body already in hand goes out as one DATA frame.
         if let Framing::Length(n) = framing {
             if (ubuf.len() as u64) >= n && n <= 16 * 1024 {
-                let data = Bytes::copy_from_slice(&ubuf[..n as usize]);
+                let sent = sink.send_last(&ubuf[..n as usize]).await;
                 ubuf.advance(n as usize);
                 self.done.sent = n;
-                return sink.send_last(data).map_err(|_| Fail::Client);
+                return sent.map_err(|_| Fail::Client);
             }
         }
         if framing == Framing::Chunked {
@@ -679,50 +706,36 @@ impl Exchange<'_> {
     }
 }
 
-/// The client's response head from the upstream's: hop-by-hop and
+/// The client's response head from the upstream's, HPACK-encoded onto
+/// `out` straight from the upstream's header bytes: hop-by-hop and
 /// connection-specific headers removed (HTTP/2 forbids them), `server`
-/// and `x-envoy-upstream-service-time` set.
+/// and `x-envoy-upstream-service-time` set. Returns the status sent.
 fn downstream_head(
     r: &ResponseHead<'_>,
     server: &str,
     service_ms: Option<u64>,
     upgraded: bool,
-) -> Response<()> {
-    let mut resp = Response::new(());
-    *resp.status_mut() = if upgraded {
-        StatusCode::OK
-    } else {
-        StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY)
-    };
+    out: &mut Vec<u8>,
+) -> u16 {
+    let status = if upgraded { 200 } else { r.status };
+    hpack::encode_status(out, status);
     let listed = head::connection_listed(&r.headers);
-    let h = resp.headers_mut();
-    h.reserve(r.headers.len() + 2);
     for (n, v) in &r.headers {
         let skip = head::hop_by_hop(n, b"")
             || n.eq_ignore_ascii_case("transfer-encoding")
             || n.eq_ignore_ascii_case("server")
             || (upgraded && n.eq_ignore_ascii_case("sec-websocket-accept"))
             || (!listed.is_empty() && listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes())));
-        if skip {
-            continue;
-        }
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(n.as_bytes()),
-            HeaderValue::from_bytes(v),
-        ) {
-            h.append(n, v);
+        if !skip {
+            hpack::encode_field(out, n.as_bytes(), v);
         }
     }
-    if let Ok(v) = HeaderValue::from_str(server) {
-        h.insert(header::SERVER, v);
-    }
+    hpack::encode_field(out, b"server", server.as_bytes());
     if let Some(ms) = service_ms {
-        h.insert(
-            crate::headers::X_ENVOY_UPSTREAM_SERVICE_TIME,
-            HeaderValue::from(ms),
-        );
+        let mut buf = itoa_buf();
+        hpack::encode_field(out, b"x-envoy-upstream-service-time", fmt_u64(&mut buf, ms));
     }
-    resp
+    status
 }
 
 #[cfg(test)]
@@ -730,13 +743,22 @@ mod tests {
     use super::*;
     use nuncio_h1::parse_response;
 
+    fn decode(block: &[u8]) -> nuncio_h2::Block {
+        let mut b = nuncio_h2::Block::new();
+        hpack::Decoder::new(4096)
+            .decode(block, &mut b, 1 << 20)
+            .unwrap();
+        b
+    }
+
     #[test]
     fn downstream_head_drops_what_http2_forbids() {
         let raw = b"HTTP/1.1 200 OK\r\nConnection: keep-alive, x-hop\r\nKeep-Alive: timeout=5\r\n\
 Transfer-Encoding: chunked\r\nX-Hop: 1\r\nTE: trailers\r\nServer: origin\r\nX-Kept: yes\r\nUpgrade: h2c\r\n\r\n";
         let r = parse_response(raw, 32, 4096).unwrap().unwrap();
-        let resp = downstream_head(&r, "envoy", Some(7), false);
-        let h = resp.headers();
+        let mut out = Vec::new();
+        assert_eq!(downstream_head(&r, "envoy", Some(7), false, &mut out), 200);
+        let h = decode(&out);
         for gone in [
             "connection",
             "keep-alive",
@@ -747,10 +769,11 @@ Transfer-Encoding: chunked\r\nX-Hop: 1\r\nTE: trailers\r\nServer: origin\r\nX-Ke
         ] {
             assert!(h.get(gone).is_none(), "{gone} kept");
         }
-        assert_eq!(h["x-kept"], "yes");
-        assert_eq!(h["server"], "envoy");
-        assert_eq!(h["x-envoy-upstream-service-time"], "7");
-        assert_eq!(resp.status(), 200);
+        assert_eq!(h.get(":status"), Some(&b"200"[..]));
+        assert_eq!(h.get("x-kept"), Some(&b"yes"[..]));
+        assert_eq!(h.get("server"), Some(&b"envoy"[..]));
+        assert_eq!(h.iter().filter(|(n, _)| *n == b"server").count(), 1);
+        assert_eq!(h.get("x-envoy-upstream-service-time"), Some(&b"7"[..]));
     }
 
     #[test]
@@ -759,9 +782,20 @@ Transfer-Encoding: chunked\r\nX-Hop: 1\r\nTE: trailers\r\nServer: origin\r\nX-Ke
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
 Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
         let r = parse_response(raw, 32, 4096).unwrap().unwrap();
-        let resp = downstream_head(&r, "envoy", None, true);
-        assert_eq!(resp.status(), 200);
-        assert!(resp.headers().get("sec-websocket-accept").is_none());
-        assert!(resp.headers().get("upgrade").is_none());
+        let mut out = Vec::new();
+        assert_eq!(downstream_head(&r, "envoy", None, true, &mut out), 200);
+        let h = decode(&out);
+        assert_eq!(h.get(":status"), Some(&b"200"[..]));
+        assert!(h.get("sec-websocket-accept").is_none());
+        assert!(h.get("upgrade").is_none());
+        assert!(h.get("x-envoy-upstream-service-time").is_none());
+    }
+
+    #[test]
+    fn decimal_formatting() {
+        let mut b = itoa_buf();
+        assert_eq!(fmt_u64(&mut b, 0), b"0");
+        assert_eq!(fmt_u64(&mut b, 1234567), b"1234567");
+        assert_eq!(fmt_u64(&mut b, u64::MAX), b"18446744073709551615");
     }
 }

@@ -12,21 +12,18 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use h2::{RecvStream, SendStream};
-use http::header::{HeaderName, HeaderValue};
 use nuncio_h1::ChunkedValidator;
+use nuncio_h2::{Block, RecvStream, SendStream, StreamError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::deadline;
 use super::io::{read_some_hint, Pace};
 use super::upstream::Fail;
 
-fn h2_io(e: h2::Error) -> io::Error {
-    if e.is_io() {
-        e.into_io()
-            .unwrap_or_else(|| io::Error::other("h2 i/o error"))
-    } else {
-        io::Error::other(e)
+fn h2_io(e: StreamError) -> io::Error {
+    match e {
+        StreamError::Closed => io::Error::new(io::ErrorKind::BrokenPipe, e),
+        StreamError::Reset { .. } => io::Error::new(io::ErrorKind::ConnectionReset, e),
     }
 }
 
@@ -54,15 +51,12 @@ impl H2Recv {
         if !self.pending.is_empty() {
             return Some(Ok(std::mem::take(&mut self.pending)));
         }
-        let r = std::future::poll_fn(|cx| self.rx.poll_data(cx)).await?;
-        Some(r.map_err(h2_io).inspect(|b| {
-            let _ = self.rx.flow_control().release_capacity(b.len());
-            self.total += b.len() as u64;
-        }))
+        let r = self.rx.data().await?;
+        Some(r.map_err(h2_io).inspect(|b| self.total += b.len() as u64))
     }
 
     /// The trailers, after the last DATA frame.
-    pub(crate) async fn trailers(&mut self) -> io::Result<Option<http::HeaderMap>> {
+    pub(crate) async fn trailers(&mut self) -> io::Result<Option<Block>> {
         self.rx.trailers().await.map_err(h2_io)
     }
 }
@@ -79,9 +73,8 @@ impl AsyncRead for H2Recv {
                 None => return Poll::Ready(Ok(())),
                 Some(Err(e)) => return Poll::Ready(Err(h2_io(e))),
                 Some(Ok(b)) => {
-                    // The window reopens as the bytes are taken off the
-                    // stream: at most one frame waits here.
-                    let _ = this.rx.flow_control().release_capacity(b.len());
+                    // The codec returned the window as the frame was
+                    // taken: at most one frame waits here.
                     this.total += b.len() as u64;
                     this.pending = b;
                 }
@@ -97,27 +90,40 @@ impl AsyncRead for H2Recv {
 /// The sending half of a stream as an [`AsyncWrite`]; shutdown ends the
 /// stream (an empty DATA frame with END_STREAM).
 pub(crate) struct H2Send {
-    tx: SendStream<Bytes>,
+    tx: SendStream,
     ended: bool,
 }
 
 impl H2Send {
     /// Wraps a stream's sending half.
-    pub(crate) fn new(tx: SendStream<Bytes>) -> Self {
+    pub(crate) fn new(tx: SendStream) -> Self {
         H2Send { tx, ended: false }
     }
 
-    /// Sends `data` as the last DATA frame, without waiting for window
-    /// (for small bodies already in hand: h2 queues them).
-    pub(crate) fn send_last(&mut self, data: Bytes) -> io::Result<()> {
-        self.ended = true;
-        self.tx.send_data(data, true).map_err(h2_io)
+    /// Sends `data` as the last DATA frame: at once when the windows
+    /// allow (small bodies already in hand), else as the windows open.
+    pub(crate) async fn send_last(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.tx.try_send_all(data, true).map_err(h2_io)? {
+            self.ended = true;
+            return Ok(());
+        }
+        self.write_all(data).await?;
+        self.shutdown().await
     }
 
     /// Ends the stream with trailers.
-    pub(crate) fn send_trailers(&mut self, trailers: http::HeaderMap) -> io::Result<()> {
+    pub(crate) fn send_trailers<'a>(
+        &mut self,
+        trailers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> io::Result<()> {
         self.ended = true;
-        self.tx.send_trailers(trailers).map_err(h2_io)
+        self.tx
+            .send_trailers(|f| {
+                for (n, v) in trailers {
+                    f.add(n, v);
+                }
+            })
+            .map_err(h2_io)
     }
 
     /// Aborts the stream (RST_STREAM): the client sees a reset, never a
@@ -125,7 +131,7 @@ impl H2Send {
     pub(crate) fn abort(&mut self) {
         if !self.ended {
             self.ended = true;
-            self.tx.send_reset(h2::Reason::INTERNAL_ERROR);
+            self.tx.send_reset(nuncio_h2::Reason::INTERNAL_ERROR);
         }
     }
 }
@@ -139,35 +145,17 @@ impl AsyncWrite for H2Send {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let tx = &mut self.tx;
-        tx.reserve_capacity(buf.len());
-        let mut cap = tx.capacity();
-        while cap == 0 {
-            match ready!(tx.poll_capacity(cx)) {
-                Some(Ok(_)) => cap = tx.capacity(),
-                Some(Err(e)) => return Poll::Ready(Err(h2_io(e))),
-                None => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::BrokenPipe,
-                        "stream closed by the peer",
-                    )))
-                }
-            }
-        }
-        let n = cap.min(buf.len());
-        tx.send_data(Bytes::copy_from_slice(&buf[..n]), false)
-            .map_err(h2_io)?;
-        Poll::Ready(Ok(n))
+        self.tx.poll_send(cx, buf, false).map_err(h2_io)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.ended {
+            ready!(self.tx.poll_send(cx, &[], true)).map_err(h2_io)?;
             self.ended = true;
-            self.tx.send_data(Bytes::new(), true).map_err(h2_io)?;
         }
         Poll::Ready(Ok(()))
     }
@@ -241,10 +229,10 @@ pub(crate) async fn send_chunked(
     let trailers = src.trailers().await.map_err(|_| Fail::Client)?;
     out.clear();
     out.extend_from_slice(b"0\r\n");
-    for (n, v) in trailers.iter().flatten() {
-        out.extend_from_slice(n.as_str().as_bytes());
+    for (n, v) in trailers.iter().flat_map(|t| t.iter()) {
+        out.extend_from_slice(n);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(v);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -295,12 +283,7 @@ pub(crate) async fn relay_chunked(
             Ok(_) => {}
         }
     }
-    let mut trailers = http::HeaderMap::new();
-    for (n, val) in v.trailer_fields() {
-        if let (Ok(n), Ok(val)) = (HeaderName::from_bytes(n), HeaderValue::from_bytes(val)) {
-            trailers.append(n, val);
-        }
-    }
+    let trailers = v.trailer_fields();
     if trailers.is_empty() {
         sink.shutdown().await.map_err(|_| Fail::Client)?;
     } else {
@@ -315,26 +298,29 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A body larger than both windows goes through the adapters intact,
-    /// in both directions (the writer waits for window updates).
+    /// in both directions (the writer waits for window updates): nuncio's
+    /// codec serving, the `h2` crate as the client.
     #[tokio::test]
     async fn bodies_larger_than_the_window_cross_intact() {
         let (a, b) = tokio::io::duplex(16 * 1024);
         let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let expect = body.clone();
         let server = tokio::spawn(async move {
-            let mut conn = h2::server::handshake(b).await.unwrap();
-            let (req, mut respond) = conn.accept().await.unwrap().unwrap();
+            let mut conn = nuncio_h2::handshake(b, nuncio_h2::Config::default())
+                .await
+                .unwrap();
+            let (req, rx, mut respond) = conn.accept().await.unwrap().unwrap();
+            assert_eq!(req.method(), "POST");
             let driver = tokio::spawn(async move { while conn.accept().await.is_some() {} });
-            let mut rx = H2Recv::new(req.into_body());
+            let mut rx = H2Recv::new(rx);
             let mut got = Vec::new();
             rx.read_to_end(&mut got).await.unwrap();
             assert_eq!(rx.total, got.len() as u64);
-            let tx = respond
-                .send_response(http::Response::new(()), false)
-                .unwrap();
+            let tx = respond.send_response(200, false, |_| {}).unwrap();
             let mut tx = H2Send::new(tx);
             tx.write_all(&got).await.unwrap();
             tx.shutdown().await.unwrap();
+            drop((rx, tx, respond));
             driver.await.unwrap();
         });
         let (mut client, conn) = h2::client::handshake(a).await.unwrap();
@@ -344,14 +330,29 @@ mod tests {
         let (resp, tx) = client
             .send_request(http::Request::post("http://x/").body(()).unwrap(), false)
             .unwrap();
-        let mut tx = H2Send::new(tx);
-        tx.write_all(&body).await.unwrap();
-        tx.shutdown().await.unwrap();
+        let mut tx = tx;
+        let mut rest = &body[..];
+        while !rest.is_empty() {
+            tx.reserve_capacity(rest.len().min(16 * 1024));
+            let cap = std::future::poll_fn(|cx| tx.poll_capacity(cx))
+                .await
+                .unwrap()
+                .unwrap();
+            let (now, later) = rest.split_at(cap.min(rest.len()));
+            tx.send_data(Bytes::copy_from_slice(now), false).unwrap();
+            rest = later;
+        }
+        tx.send_data(Bytes::new(), true).unwrap();
         let resp = resp.await.unwrap();
-        let mut rx = H2Recv::new(resp.into_body());
+        assert_eq!(resp.status(), 200);
+        let mut rx = resp.into_body();
         let mut back = Vec::new();
-        rx.read_to_end(&mut back).await.unwrap();
-        // The server's connection ends once no stream or handle is left.
+        while let Some(d) = rx.data().await {
+            let d = d.unwrap();
+            let _ = rx.flow_control().release_capacity(d.len());
+            back.extend_from_slice(&d);
+        }
+        // The server's connection ends once the client goes.
         drop((rx, tx, client));
         assert_eq!(back, expect);
         server.await.unwrap();

@@ -341,40 +341,22 @@ async fn handle(
         hcm.stats.codec.h1_dropped_underscores.add(dropped);
     }
     let log = hcm.access_log.as_ref().map(|_| {
-        let mut req_headers = http::HeaderMap::new();
-        for (n, v) in &head.headers {
-            if let (Ok(n), Ok(v)) = (
-                http::HeaderName::from_bytes(n.as_bytes()),
-                http::HeaderValue::from_bytes(v),
-            ) {
-                req_headers.append(n, v);
-            }
-        }
-        Box::new(LogEntry {
-            start: start_sys.unwrap_or_else(SystemTime::now),
-            method: head.method.to_string(),
-            path: head.target.to_string(),
-            authority: head
+        LogEntry::from_fields(
+            start_sys.unwrap_or_else(SystemTime::now),
+            head.method,
+            head.target,
+            &head
                 .host
                 .map(|h| String::from_utf8_lossy(h).into_owned())
                 .unwrap_or_default(),
-            protocol: if head.minor == 0 {
+            if head.minor == 0 {
                 "HTTP/1.0"
             } else {
                 "HTTP/1.1"
             },
-            req_headers,
-            resp_headers: http::HeaderMap::new(),
-            code: 0,
-            flags: flags::NONE,
-            bytes_received: 0,
-            bytes_sent: 0,
-            duration: Default::default(),
-            upstream_host: None,
-            upstream_cluster: None,
-            downstream: peer,
-            route_name: String::new(),
-        })
+            head.headers.iter().map(|(n, v)| (n.as_bytes(), *v)),
+            peer,
+        )
     });
     macro_rules! refuse {
         ($status:expr, $body:expr, $close:expr, $flag:expr) => {{
@@ -454,11 +436,11 @@ async fn handle(
         hcm.stats.ws_on_non_ws_route.inc();
         refuse!(403, "", true, flags::NONE)
     }
-    if head.headers.iter().any(|(n, v)| {
-        n.eq_ignore_ascii_case("via")
-            && v.split(|c| *c == b',')
-                .any(|e| e.trim_ascii().split(|c| *c == b' ').nth(1) == Some(hcm.via_id.as_bytes()))
-    }) {
+    if head
+        .headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("via") && crate::via::seen_in(v, &hcm.via_id))
+    {
         hcm.stats.rq_loop_detected.inc();
         tracing::warn!(cluster = %fwd.cluster.name(), "request loop: this request already passed through this proxy ({}); check that cluster '{}' points at the service, not at proxies that route back", hcm.via_id, fwd.cluster.name());
         refuse!(508, "request loop detected", true, flags::NONE)
