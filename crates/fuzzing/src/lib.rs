@@ -201,3 +201,74 @@ async fn fake_upstream(l: TcpListener, bad: Arc<AtomicUsize>, answered: Arc<Atom
         });
     }
 }
+
+/// The HTTP/2 server codec (`nuncio-h2`) fed `data` as the frames after a
+/// client preface and an empty SETTINGS, over an in-memory pipe. An
+/// application answers every request (reading its body and trailers
+/// first) while the client side reads everything the codec writes. A
+/// panic, or a connection still open 5 s after the client's EOF, is a
+/// finding. Returns how many requests reached the application.
+pub fn h2_frames(data: &[u8]) -> usize {
+    use std::sync::OnceLock;
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let rt = RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    });
+    rt.block_on(async {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let mut accepted = 0;
+        let serve = async {
+            let cfg = nuncio_h2::Config {
+                enable_connect_protocol: true,
+                max_header_list_size: 8 * 1024,
+                ..Default::default()
+            };
+            let Ok(mut conn) = nuncio_h2::handshake(server, cfg).await else {
+                return;
+            };
+            while let Some(Ok((req, mut rx, mut tx))) = conn.accept().await {
+                accepted += 1;
+                tokio::spawn(async move {
+                    while let Some(Ok(_)) = rx.data().await {}
+                    let _ = rx.trailers().await;
+                    let method = req.method().to_string();
+                    if let Ok(mut body) = tx.send_response(200, false, |f| {
+                        f.add(b"x-method", method.as_bytes());
+                        for (n, v) in req.headers() {
+                            f.add(n, v);
+                        }
+                    }) {
+                        let _ = std::future::poll_fn(|cx| body.poll_send(cx, b"hello", true)).await;
+                    }
+                });
+            }
+        };
+        let mut input = nuncio_h2::PREFACE.to_vec();
+        input.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        input.extend_from_slice(data);
+        let (mut rd, mut wr) = tokio::io::split(&mut client);
+        let talk = async move {
+            let send = async {
+                let _ = wr.write_all(&input).await;
+                let _ = wr.shutdown().await;
+            };
+            let recv = async {
+                let mut sink = vec![0u8; 16 * 1024];
+                while let Ok(n) = rd.read(&mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            };
+            tokio::join!(send, recv);
+        };
+        let both = async { tokio::join!(serve, talk) };
+        if tokio::time::timeout(HANG, both).await.is_err() {
+            panic!("HTTP/2 connection still open {HANG:?} after the client's EOF");
+        }
+        accepted
+    })
+}

@@ -37,3 +37,16 @@ fn http1_request_corpus() {
     // The good requests of the corpus went through, on both engines.
     assert!(h.upstream_requests() >= 15, "{}", h.upstream_requests());
 }
+
+#[test]
+fn h2_frames_corpus() {
+    let files = inputs("h2_frames");
+    assert!(files.len() >= 10, "seed corpus missing: {files:?}");
+    let mut accepted = 0;
+    for f in files {
+        let data = std::fs::read(&f).unwrap();
+        accepted += nuncio_fuzzing::h2_frames(&data);
+    }
+    // The well-formed requests of the corpus reached the application.
+    assert!(accepted >= 12, "{accepted}");
+}
