@@ -57,6 +57,31 @@ def test_malformed_requests_are_refused_and_reach_no_upstream(procs, tmp_path, n
     b.close()
 
 
+BAD_TARGETS = [
+    ("space in :path", {"path": "/a b"}),
+    ("path not in origin form", {"path": "a"}),
+    ("space in :authority", {"authority": "a b"}),
+    ("slash in :authority", {"authority": "a/b"}),
+]
+
+
+@pytest.mark.parametrize("name,kw", BAD_TARGETS, ids=[t[0] for t in BAD_TARGETS])
+def test_targets_that_would_break_the_http1_request_line_are_refused(procs, tmp_path, name, kw):
+    """:path and :authority become the upstream's request line and Host:
+    a space there would let one HTTP/2 request be read as something else
+    by an HTTP/1.1 upstream."""
+    b = RawBackend(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    proxy = start_proxy(procs, tmp_path, static_cluster(b.port))
+    c = H2Client(proxy.listen_port)
+    r = c.wait([c.request([], **kw)])[0]
+    assert r["status"] in (None, 400), r
+    ok = c.wait([c.request([])])[0]
+    assert ok["status"] == 200 and ok["data"] == b"ok", ok
+    c.close()
+    assert b.requests == 1, b.heads
+    b.close()
+
+
 class BodyCounter:
     """An upstream that reads each request's head and then its whole
     Content-Length body, counting the requests it received completely."""

@@ -552,11 +552,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             st.remove_if_done(i);
             return Ok(());
         }
-        if id & 1 == 0 || !self.idle(id) {
+        if id & 1 == 0 {
             return Err(Error::Protocol(
                 Reason::PROTOCOL_ERROR,
-                "HEADERS on a closed or server stream",
+                "HEADERS on a server stream",
             ));
+        }
+        if !self.idle(id) {
+            // A stream we refused or reset: its late trailers are ignored
+            // (RFC 9113 5.4.2); the block was decoded, so HPACK is in step.
+            return Ok(());
         }
         self.last_stream = id;
         if self.goaway.is_some_and(|last| id > last) {

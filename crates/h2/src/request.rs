@@ -44,6 +44,37 @@ fn value_ok(v: &[u8]) -> bool {
     v.iter().all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
 }
 
+/// RFC 3986 authority characters (host, port, userinfo); it becomes the
+/// upstream's `Host`.
+fn authority_ok(a: &[u8]) -> bool {
+    !a.is_empty()
+        && a.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'@'
+                        | b'['
+                        | b']'
+                        | b'%'
+                )
+        })
+}
+
 fn parse_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
         return None;
@@ -137,6 +168,18 @@ impl Request {
             }
             if r.pseudo[SCHEME].is_none() || r.pseudo_value(PATH).is_none_or(<[u8]>::is_empty) {
                 return Err(Malformed("no :scheme or :path"));
+            }
+            // The path goes into an HTTP/1.1 request line: visible ASCII
+            // only (a space would split the line), origin form or `*`.
+            let path = r.pseudo_value(PATH).unwrap_or_default();
+            let form_ok = path.starts_with(b"/") || (path == b"*" && method == b"OPTIONS");
+            if !form_ok || !path.iter().all(|b| (0x21..=0x7e).contains(b)) {
+                return Err(Malformed("invalid :path"));
+            }
+        }
+        if let Some(a) = r.pseudo_value(AUTHORITY) {
+            if !authority_ok(a) {
+                return Err(Malformed("invalid :authority"));
             }
         }
         Ok(r)
@@ -285,10 +328,35 @@ mod tests {
             vec![(":status", "200")],
             vec![("content-length", "1"), ("content-length", "2")],
             vec![("content-length", "-1")],
+            vec![(":path", "/a b")],
         ] {
             assert!(check(&bad).is_err(), "{bad:?} accepted");
         }
         assert!(check(&[("te", "trailers")]).is_ok());
+        // A space in :path would split the upstream's request line.
+        for (name, bad) in [
+            (":path", "/a b"),
+            (":path", "a"),
+            (":path", "/\u{e9}"),
+            (":authority", "a b"),
+            (":authority", "a/b"),
+        ] {
+            let f: Vec<(&str, &str)> = GET
+                .iter()
+                .map(|&(n, v)| if n == name { (n, bad) } else { (n, v) })
+                .collect();
+            assert!(
+                Request::new(1, block(&f), true, true).is_err(),
+                "{name}: {bad:?} accepted"
+            );
+        }
+        let f = [
+            (":method", "OPTIONS"),
+            (":scheme", "http"),
+            (":path", "*"),
+            (":authority", "a"),
+        ];
+        assert!(Request::new(1, block(&f), true, true).is_ok());
         // A pseudo-header after a regular field.
         let f = [
             (":method", "GET"),
