@@ -30,13 +30,15 @@ const PROTOCOL: usize = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Malformed(pub &'static str);
 
+/// A token character (RFC 9110 5.6.2) other than an uppercase letter.
+fn is_tchar(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'!' | b'#' | b'$' | b'%' | b'&' | b'\''
+        | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
+}
+
 /// Token characters allowed in a field name, lowercase only.
 fn name_ok(n: &[u8]) -> bool {
-    !n.is_empty()
-        && n.iter().all(|&b| {
-            matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'!' | b'#' | b'$' | b'%' | b'&' | b'\''
-                | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
-        })
+    !n.is_empty() && n.iter().all(|&b| is_tchar(b))
 }
 
 /// Field values: no control characters but tab, no DEL.
@@ -148,7 +150,11 @@ impl Request {
         let Some(method) = r.pseudo_value(METHOD) else {
             return Err(Malformed("no :method"));
         };
-        if method.is_empty() || !name_ok(&method.to_ascii_lowercase()) {
+        if !method
+            .iter()
+            .all(|&b| b.is_ascii_uppercase() || is_tchar(b))
+            || method.is_empty()
+        {
             return Err(Malformed("invalid :method"));
         }
         let connect = method == b"CONNECT";
