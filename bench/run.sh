@@ -154,8 +154,9 @@ fi
 if [ -z "${SKIP_CALLGRIND:-}" ]; then
   # Instructions per request: run each proxy under callgrind, send N1
   # requests, dump (startup + N1), send N2 more, dump again; the second
-  # dump's total divided by N2 is the cost of a request (same mix: h2load
-  # --h1, 10 connections, small GET).
+  # dump's total divided by N2 is the cost of a request (same mix for all:
+  # small GETs, h2load --h1 with 10 connections, then h2c with 10
+  # connections x 10 streams).
   N1=${N1:-2000}; N2=${N2:-10000}
   cg() { # name port cmd...
     local name=$1 port=$2; shift 2
@@ -163,10 +164,10 @@ if [ -z "${SKIP_CALLGRIND:-}" ]; then
     taskset -c "$PROXY_CPU" valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$name.%p" "$@" >/dev/null 2>&1 & local vpid=$!
     pids+=($vpid)
     for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-    taskset -c "$LOAD_CPU" h2load --h1 -n "$N1" -c 10 "http://127.0.0.1:$port/" >/dev/null
+    taskset -c "$LOAD_CPU" h2load "${CG_OPTS[@]}" -n "$N1" "http://127.0.0.1:$port/" >/dev/null
     callgrind_control -d "$vpid" >/dev/null 2>&1 || callgrind_control -d >/dev/null
     sleep 1
-    taskset -c "$LOAD_CPU" h2load --h1 -n "$N2" -c 10 "http://127.0.0.1:$port/" >/dev/null
+    taskset -c "$LOAD_CPU" h2load "${CG_OPTS[@]}" -n "$N2" "http://127.0.0.1:$port/" >/dev/null
     callgrind_control -d "$vpid" >/dev/null 2>&1 || callgrind_control -d >/dev/null
     sleep 1
     kill "$vpid" 2>/dev/null; wait "$vpid" 2>/dev/null || true
@@ -177,16 +178,22 @@ if [ -z "${SKIP_CALLGRIND:-}" ]; then
   sed -e 's/^worker_processes 1;/worker_processes 1;\nmaster_process off;/' -e "s/$NGINX/18610/; s/$((NGINX + 1))/18611/" "$OUT/nginx-proxy.conf" > "$OUT/nginx-cg.conf"
   sed -e "s/127.0.0.1:$HAPROXY/127.0.0.1:18620/; s/127.0.0.1:$((HAPROXY + 1))/127.0.0.1:18621/" "$OUT/haproxy.cfg" > "$OUT/haproxy-cg.cfg"
   sed -e "s/port_value: $NUNCIO_PORT/port_value: 18630/; s/port_value: $((NUNCIO_PORT + 9))/port_value: 18639/" "$OUT/nuncio.yaml" > "$OUT/nuncio-cg.yaml"
+  CG_OPTS=(--h1 -c 10)
   ng=$(cg nginx 18610 nginx -c "$OUT/nginx-cg.conf" -p "$OUT")
   hp=$(cg haproxy 18620 haproxy -db -f "$OUT/haproxy-cg.cfg")
   nu=$(cg nuncio 18630 "$NUNCIO" -c "$OUT/nuncio-cg.yaml" --concurrency 1 -l warn)
+  # nginx and HAProxy take h2c on the port after their HTTP/1.1 one.
+  CG_OPTS=(-c 10 -m 10)
+  ng2=$(cg nginx 18611 nginx -c "$OUT/nginx-cg.conf" -p "$OUT")
+  hp2=$(cg haproxy 18621 haproxy -db -f "$OUT/haproxy-cg.cfg")
+  nu2=$(cg nuncio 18630 "$NUNCIO" -c "$OUT/nuncio-cg.yaml" --concurrency 1 -l warn)
   {
-    echo "### User-space instructions per request (callgrind, $N2 small GETs after $N1 warm-up)"
-    echo "| proxy | instructions/request | vs nginx |"
-    echo "|---|---|---|"
-    echo "| nginx | $ng | 1.00 |"
-    echo "| haproxy | $hp | $(ratio "$hp" "$ng") |"
-    echo "| nuncio | $nu | $(ratio "$nu" "$ng") |"
+    echo "### User-space instructions per request (callgrind, $N2 requests after $N1 warm-up)"
+    echo "| proxy | HTTP/1.1 small GET | vs nginx | h2c 10x10 | vs HAProxy |"
+    echo "|---|---|---|---|---|"
+    echo "| nginx | $ng | 1.00 | $ng2 | $(ratio "$ng2" "$hp2") |"
+    echo "| haproxy | $hp | $(ratio "$hp" "$ng") | $hp2 | 1.00 |"
+    echo "| nuncio | $nu | $(ratio "$nu" "$ng") | $nu2 | $(ratio "$nu2" "$hp2") |"
     echo
   } | tee -a "$OUT/results.md"
 fi

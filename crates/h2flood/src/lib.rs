@@ -20,11 +20,12 @@
 //!   `http2.inbound_window_update_frames_flood`.
 //!
 //! Envoy's outbound limits (`max_outbound_frames`, `max_outbound_control_
-//! frames`) bound a queue that the `h2` crate does not have: it stops
-//! reading a connection while a PING or SETTINGS acknowledgement is still
-//! unsent (`Connection::poll_ready`), so a peer that floods PINGs and
-//! never reads only fills its own socket buffers. docs/hardening.md has
-//! the test that shows it.
+//! frames`) bound a queue that neither codec lets grow: nuncio's own
+//! (`crates/h2`, downstream on the native path) stops reading while more
+//! than 64 KiB of its output is unwritten, and the `h2` crate (upstream
+//! and hyper paths) while a PING or SETTINGS acknowledgement is unsent,
+//! so a peer that floods PINGs and never reads only fills socket buffers.
+//! docs/hardening.md has the test that shows it.
 //!
 //! Cost (callgrind, `MIX=h2c bash bench/profile.sh`): ~0.3k instructions
 //! per h2c request of ~40k.
