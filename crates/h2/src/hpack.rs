@@ -120,10 +120,19 @@ impl Block {
 
     /// An empty list sized for a block of `encoded` bytes (indexed fields
     /// expand ~20x; growing by reallocation cost ~5 reallocs a request).
+    /// Its arenas come from this thread's free list and go back to it when
+    /// the block is dropped, so a busy connection allocates none.
     pub fn for_encoded(encoded: usize) -> Self {
+        let (mut buf, mut fields) = POOL
+            .try_with(|p| p.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        buf.reserve((encoded * 8).clamp(256, 16 * 1024));
+        fields.reserve(16);
         Block {
-            buf: Vec::with_capacity((encoded * 8).clamp(256, 16 * 1024)),
-            fields: Vec::with_capacity(16),
+            buf,
+            fields,
             size: 0,
             oversize: false,
         }
@@ -201,6 +210,36 @@ impl Block {
 
 /// A dynamic table entry: name and value.
 type Entry = (Box<[u8]>, Box<[u8]>);
+
+/// Arenas kept per thread for [`Block::for_encoded`].
+const POOL_KEEP: usize = 256;
+/// Larger arenas are freed, not kept.
+const POOL_MAX_BYTES: usize = 16 * 1024;
+
+/// A block's two arenas: bytes and field ranges.
+type Arenas = (Vec<u8>, Vec<[u32; 3]>);
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<Arenas>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if self.buf.capacity() == 0 || self.buf.capacity() > POOL_MAX_BYTES {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut fields = std::mem::take(&mut self.fields);
+        buf.clear();
+        fields.clear();
+        let _ = POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < POOL_KEEP {
+                p.push((buf, fields));
+            }
+        });
+    }
+}
 
 /// The decoding side of one connection's HPACK context.
 #[derive(Debug)]
@@ -617,6 +656,17 @@ mod tests {
         assert!(b.is_oversize());
         assert_eq!(b.len(), 1);
         assert_eq!(d.table.len(), 2);
+    }
+
+    #[test]
+    fn dropped_blocks_lend_their_arenas_to_the_next() {
+        let mut b = Block::for_encoded(10);
+        b.push(b"a", b"b", 1 << 20);
+        let ptr = b.buf.as_ptr();
+        drop(b);
+        let c = Block::for_encoded(10);
+        assert_eq!(c.buf.as_ptr(), ptr);
+        assert!(c.is_empty() && c.buf.is_empty());
     }
 
     #[test]

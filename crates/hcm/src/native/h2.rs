@@ -529,12 +529,17 @@ impl Exchange<'_> {
             return Ok(());
         }
         let remaining = self.remaining();
-        let body = self.relay_body(&mut conn, &mut ubuf, &mut sink, head.framing);
-        let r = match remaining {
-            Some(t) => deadline::within(t, body)
-                .await
-                .unwrap_or(Err(Fail::Timeout)),
-            None => body.await,
+        // Pinned here and borrowed by the timeout: moved into it, the
+        // body future would be stored (and copied) twice.
+        let r = {
+            let mut body =
+                std::pin::pin!(self.relay_body(&mut conn, &mut ubuf, &mut sink, head.framing));
+            match remaining {
+                Some(t) => deadline::within(t, body.as_mut())
+                    .await
+                    .unwrap_or(Err(Fail::Timeout)),
+                None => body.await,
+            }
         };
         match r {
             Ok(()) => {
@@ -613,9 +618,9 @@ impl Exchange<'_> {
             *at = self.sent_at;
         }
         let timeout = self.route_timeout;
-        let head = self.read_head(up, ubuf);
+        let mut head = std::pin::pin!(self.read_head(up, ubuf));
         match timeout {
-            Some(t) => deadline::within(t, head)
+            Some(t) => deadline::within(t, head.as_mut())
                 .await
                 .unwrap_or(Err(Fail::Timeout)),
             None => head.await,
