@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bufpool;
 mod conn;
 pub mod frame;
 pub mod hpack;

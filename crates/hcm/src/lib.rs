@@ -210,6 +210,18 @@ impl Hcm {
         if self.native_h2 {
             return native::h2::serve(self.clone(), io, peer, worker).await;
         }
+        // Boxed: otherwise every native HTTP/2 connection's task would be
+        // as large as hyper's HTTP/2 server.
+        Box::pin(self.serve_h2_prefixed_hyper(io, peer, worker)).await;
+    }
+
+    /// [`Hcm::serve_h2_prefixed`] on hyper's HTTP/2 server.
+    async fn serve_h2_prefixed_hyper(
+        self: &Arc<Self>,
+        io: native::PrefixedStream,
+        peer: SocketAddr,
+        worker: usize,
+    ) {
         let ctx = Arc::new(ConnCtx {
             hcm: self.clone(),
             peer,

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use nuncio_config::UnderscoresAction;
 use nuncio_h1::{parse_request, request_framing, response_framing, Framing, H1Error, Limits};
 use nuncio_router::path::PathVerdict;
@@ -134,7 +134,10 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
                 }
                 if buf.starts_with(H2_PREFACE) {
                     hcm.stats.cx_http2_total.inc();
-                    let io = Prefixed::new(buf.freeze(), stream);
+                    // The prefix is copied out so the pooled buffer goes
+                    // back (kept, it pinned 8 KiB per HTTP/2 connection).
+                    let io = Prefixed::new(Bytes::copy_from_slice(&buf), stream);
+                    bufpool::give(std::mem::take(&mut buf));
                     Box::pin(hcm.serve_h2_prefixed(io, peer, worker)).await;
                     return;
                 }
