@@ -21,14 +21,20 @@ N = 2000
 pytestmark = pytest.mark.skipif(os.environ.get("NUNCIO_H1") == "hyper", reason="native engine only")
 
 
-def test_idle_keepalive_connections_cost_under_4_kib_each(procs, tmp_path):
+def idle_proxy(procs, tmp_path, n):
+    """A one-worker proxy in front of an answering backend, with room for
+    `n` client sockets in this process; returns it and its RSS now."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < N + 500:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, N + 500), hard))
+    if soft < n + 500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 500), hard))
     b = RawBackend(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
     p = start_proxy(procs, tmp_path, static_cluster(b.port), args=("--concurrency", "1"))
     p.quiet()
-    before = rss_kib(p.proc.pid)
+    return p, rss_kib(p.proc.pid)
+
+
+def test_idle_keepalive_connections_cost_under_4_kib_each(procs, tmp_path):
+    p, before = idle_proxy(procs, tmp_path, N)
     socks = []
     try:
         for _ in range(N):
@@ -55,13 +61,7 @@ def test_idle_http2_connections_cost_under_8_kib_each(procs, tmp_path):
     handshake and hyper's branch were boxed out of the task."""
     from h2client import H2Client
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < H2_N + 500:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, H2_N + 500), hard))
-    b = RawBackend(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-    p = start_proxy(procs, tmp_path, static_cluster(b.port), args=("--concurrency", "1"))
-    p.quiet()
-    before = rss_kib(p.proc.pid)
+    p, before = idle_proxy(procs, tmp_path, H2_N)
     clients = []
     try:
         for _ in range(H2_N):
