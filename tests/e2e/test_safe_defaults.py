@@ -4,8 +4,11 @@ time runs from the first byte, so a trickle does not reset it), and HTTP/2
 connections, downstream and upstream, use Envoy's edge values (100
 streams, 64 KiB stream window, 1 MiB connection window)."""
 
+import os
 import socket
 import time
+
+import pytest
 
 from backends import H2Backend, RawBackend, answer, h2_ok, recv_until
 from conftest import admin_json, curl, start_proxy, static_cluster
@@ -102,3 +105,51 @@ def test_http2_cluster_defaults_are_the_edge_values(procs, tmp_path):
     p = start_proxy(procs, tmp_path, static_cluster(u.port) + "    http2_protocol_options: {}\n")
     assert curl(f"http://{p.base}/")[:1] == (200,)
     assert seen == {"window": 65536, "conn_window": 1024 * 1024}, seen
+
+
+IDLE = "          common_http_protocol_options: {idle_timeout: 0.5s}\n"
+
+# The hyper engine (--h1 hyper, and routes to HTTP/2 clusters) does not
+# enforce idle_timeout (docs/envoy-differences.md).
+NATIVE_ONLY = pytest.mark.skipif(os.environ.get("NUNCIO_H1") == "hyper", reason="native engine only")
+
+
+@NATIVE_ONLY
+def test_idle_timeout_closes_idle_http1_and_http2_connections(procs, tmp_path):
+    """Envoy's `idle_timeout`: a connection with no request for that long
+    is closed (HTTP/2 with GOAWAY first), and `downstream_cx_idle_timeout`
+    counts it."""
+    b = RawBackend(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    p = start_proxy(procs, tmp_path, static_cluster(b.port), hcm_extra=IDLE)
+    s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert recv_until(s, lambda d: d.endswith(b"ok")).startswith(b"HTTP/1.1 200")
+    t0 = time.time()
+    s.settimeout(5)
+    assert s.recv(100) == b""  # closed by the proxy
+    assert 0.3 < time.time() - t0 < 3
+    s.close()
+    c = H2Client(p.listen_port)
+    assert c.wait([c.request([])])[0]["status"] == 200
+    t0 = time.time()
+    c.wait([], timeout=5)
+    assert c.goaway == 0 and c.closed, (c.goaway, c.closed)
+    assert 0.3 < time.time() - t0 < 3
+    assert p.stat("http.ingress_http.downstream_cx_idle_timeout") == 2
+    b.close()
+
+
+@NATIVE_ONLY
+def test_idle_timeout_spares_a_connection_with_a_stream_in_flight(procs, tmp_path):
+    """The timer runs only while a connection has no request: a slow
+    response outlives it."""
+    from backends import slow
+
+    b = RawBackend(slow(1.5, b"ok"))
+    p = start_proxy(procs, tmp_path, static_cluster(b.port), hcm_extra=IDLE)
+    c = H2Client(p.listen_port)
+    r = c.wait([c.request([])], timeout=5)[0]
+    assert r["status"] == 200 and r["data"] == b"ok", r
+    assert p.stat("http.ingress_http.downstream_cx_idle_timeout") == 0
+    c.close()
+    b.close()

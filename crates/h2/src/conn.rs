@@ -33,6 +33,9 @@ pub struct Config {
     pub max_header_list_size: u32,
     /// Offer extended CONNECT (RFC 8441, WebSocket over HTTP/2).
     pub enable_connect_protocol: bool,
+    /// Close the connection (GOAWAY, then [`Error::IdleTimeout`]) after
+    /// this long without a stream (Envoy's `idle_timeout`).
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             initial_connection_window_size: 1 << 20,
             max_header_list_size: 60 * 1024,
             enable_connect_protocol: false,
+            idle_timeout: None,
         }
     }
 }
@@ -59,6 +63,9 @@ pub enum Error {
     /// The client did not open with the HTTP/2 preface.
     #[error("not an HTTP/2 connection preface")]
     Preface,
+    /// No stream for `idle_timeout`: we sent GOAWAY and closed.
+    #[error("idle timeout")]
+    IdleTimeout,
 }
 
 /// A request and its stream handles.
@@ -94,6 +101,8 @@ pub struct Connection<T> {
     /// A connection error waiting to be reported after its GOAWAY is out.
     failed: Option<Error>,
     done: bool,
+    /// Armed while the connection has no stream (`Config::idle_timeout`).
+    idle_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// Opens a server connection: queues our SETTINGS and reads the client's
@@ -136,6 +145,7 @@ where
         read_closed: false,
         failed: None,
         done: false,
+        idle_timer: None,
     };
     poll_fn(|cx| c.poll_preface(cx)).await?;
     // Frames that came in the preface's read.
@@ -263,9 +273,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                 continue;
             }
             st.conn_waker = Some(cx.waker().clone());
+            let idle = st.streams.is_empty();
             // An idle connection (no stream, nothing to write, no partial
             // frame) gives its buffers back: ~19 KB each otherwise.
-            if flushed && st.streams.is_empty() && st.out.is_empty() {
+            if flushed && idle && st.out.is_empty() {
                 st.out = Vec::new();
                 st.streams = Vec::new();
                 drop(st);
@@ -278,9 +289,37 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                 if self.rbuf.is_empty() {
                     crate::bufpool::give(std::mem::take(&mut self.rbuf));
                 }
+            } else {
+                drop(st);
+            }
+            if self.poll_idle(cx, idle) {
+                continue;
             }
             return Poll::Pending;
         }
+    }
+
+    /// Runs the idle timer while there is no stream; true once it fired
+    /// (GOAWAY queued, [`Error::IdleTimeout`] to report).
+    fn poll_idle(&mut self, cx: &mut Context<'_>, idle: bool) -> bool {
+        let Some(t) = self
+            .cfg
+            .idle_timeout
+            .filter(|_| idle && self.goaway.is_none())
+        else {
+            self.idle_timer = None;
+            return false;
+        };
+        let timer = self
+            .idle_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(t)));
+        if timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        self.idle_timer = None;
+        self.graceful_shutdown();
+        self.failed = Some(Error::IdleTimeout);
+        true
     }
 
     /// Ends the connection: every stream's handles fail from now on.

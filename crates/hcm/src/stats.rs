@@ -20,6 +20,8 @@ pub struct HcmStats {
     pub cx_destroy: Counter,
     /// `downstream_cx_drain_close`: connections closed because of a drain.
     pub cx_drain_close: Counter,
+    /// `downstream_cx_idle_timeout`: connections closed by `idle_timeout`.
+    pub cx_idle_timeout: Counter,
     /// `downstream_rq_total`.
     pub rq_total: Counter,
     /// `downstream_rq_active`.
@@ -84,6 +86,7 @@ impl HcmStats {
             cx_http2_total: s.counter("downstream_cx_http2_total"),
             cx_destroy: s.counter("downstream_cx_destroy"),
             cx_drain_close: s.counter("downstream_cx_drain_close"),
+            cx_idle_timeout: s.counter("downstream_cx_idle_timeout"),
             rq_total: s.counter("downstream_rq_total"),
             rq_active: s.gauge("downstream_rq_active"),
             rq_http1_total: s.counter("downstream_rq_http1_total"),

@@ -66,6 +66,7 @@ where
         // WebSocket on a route without it gets Envoy's 403, not a
         // protocol error at the previous hop.
         enable_connect_protocol: true,
+        idle_timeout: (!cfg.idle_timeout.is_zero()).then_some(cfg.idle_timeout),
     };
     // Boxed: freed once the handshake is done, so an open connection's
     // task is only as large as its loop (1.3 KB instead of 2.4 KB).
@@ -108,6 +109,10 @@ where
                 // Boxed: the task then holds a pointer, and tokio moves
                 // the stream's (large) state once instead of three times.
                 tokio::spawn(Box::pin(stream(ctx.clone(), req, rx, respond)));
+            }
+            Some(Err(nuncio_h2::Error::IdleTimeout)) => {
+                hcm.stats.cx_idle_timeout.inc();
+                break;
             }
             Some(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "downstream h2 connection ended with an error");

@@ -165,6 +165,8 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
                 {
                     if hcm.drain.is_draining() {
                         hcm.stats.cx_drain_close.inc();
+                    } else {
+                        hcm.stats.cx_idle_timeout.inc();
                     }
                     return;
                 }
