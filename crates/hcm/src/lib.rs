@@ -292,6 +292,7 @@ impl Hcm {
             )),
             None => Io::Plain(TokioIo::new(stream)),
         };
+        let idle_timeout = (!cfg.idle_timeout.is_zero()).then_some(cfg.idle_timeout);
         result = match cfg.codec_type {
             CodecType::Auto => {
                 let mut b = auto::Builder::new(TokioExecutor::new());
@@ -299,9 +300,11 @@ impl Hcm {
                     .max_headers(cfg.max_headers_count as usize)
                     .max_buf_size(self.h1_buf_size())
                     .timer(TokioTimer::new())
-                    // Enforced by the Sniffer: hyper's timer also counts
-                    // the idle wait between keep-alive requests.
-                    .header_read_timeout(None);
+                    // hyper's header timer runs from the end of one
+                    // exchange (or the accept) to the end of the next
+                    // head: that is Envoy's idle_timeout. The Sniffer
+                    // bounds the head itself (request_headers_timeout).
+                    .header_read_timeout(idle_timeout);
                 self.configure_h2(&mut b.http2());
                 match io {
                     Io::Sniffed(io) => {
@@ -319,9 +322,11 @@ impl Hcm {
                 b.max_headers(cfg.max_headers_count as usize)
                     .max_buf_size(self.h1_buf_size())
                     .timer(TokioTimer::new())
-                    // Enforced by the Sniffer: hyper's timer also counts
-                    // the idle wait between keep-alive requests.
-                    .header_read_timeout(None);
+                    // hyper's header timer runs from the end of one
+                    // exchange (or the accept) to the end of the next
+                    // head: that is Envoy's idle_timeout. The Sniffer
+                    // bounds the head itself (request_headers_timeout).
+                    .header_read_timeout(idle_timeout);
                 match io {
                     Io::Sniffed(io) => {
                         until_drained!(self, b.serve_connection(io, svc).with_upgrades())
@@ -347,6 +352,12 @@ impl Hcm {
             }
         };
         if let Err(e) = result {
+            if e.downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_timeout)
+            {
+                self.stats.cx_idle_timeout.inc();
+                return;
+            }
             tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
         }
     }
