@@ -345,3 +345,32 @@ def test_continuation_flood_is_bounded(procs, tmp_path):
 
 def frame(kind, flags, stream, payload):
     return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+@NATIVE_ONLY
+def test_a_client_earning_endless_stream_errors_loses_its_connection(procs, tmp_path):
+    """Each malformed request costs the proxy a decode and an RST_STREAM;
+    past 1,024 of them on one connection (the `h2` crate's
+    max_local_error_reset_streams) the connection gets GOAWAY
+    ENHANCE_YOUR_CALM. None reaches the upstream."""
+    b = RawBackend(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    proxy = start_proxy(procs, tmp_path, static_cluster(b.port))
+    c = H2Client(proxy.listen_port)
+    sent = 0
+    try:
+        while sent < 1500 and c.goaway is None and not c.closed:
+            for _ in range(50):
+                c.request([("X-Upper", "1")])
+                sent += 1
+            c.wait([], timeout=0.05)
+    except OSError:
+        pass
+    c.wait([], timeout=1)
+    assert c.goaway == 11, (c.goaway, sent)  # ENHANCE_YOUR_CALM
+    assert 1024 < sent <= 1500, sent
+    assert b.requests == 0
+    c2 = H2Client(proxy.listen_port)
+    r = c2.wait([c2.request([])])[0]
+    assert r["status"] == 200
+    c2.close()
+    b.close()

@@ -103,6 +103,26 @@ pub struct Connection<T> {
     done: bool,
     /// Armed while the connection has no stream (`Config::idle_timeout`).
     idle_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Streams we reset because the client broke the protocol on them.
+    local_resets: u32,
+}
+
+/// Streams a connection may make us reset for its protocol errors before
+/// it is closed (the `h2` crate's `max_local_error_reset_streams`).
+const MAX_LOCAL_ERROR_RESETS: u32 = 1024;
+
+/// Counts a stream reset for the client's error; past the limit the
+/// connection goes (GOAWAY ENHANCE_YOUR_CALM): each costs us a decode
+/// and a frame, and a client that keeps earning them is abusive.
+fn local_error(resets: &mut u32) -> Result<(), Error> {
+    *resets += 1;
+    if *resets > MAX_LOCAL_ERROR_RESETS {
+        return Err(Error::Protocol(
+            Reason::ENHANCE_YOUR_CALM,
+            "too many streams reset for protocol errors",
+        ));
+    }
+    Ok(())
 }
 
 /// Opens a server connection: queues our SETTINGS and reads the client's
@@ -146,6 +166,7 @@ where
         failed: None,
         done: false,
         idle_timer: None,
+        local_resets: 0,
     };
     poll_fn(|cx| c.poll_preface(cx)).await?;
     // Frames that came in the preface's read.
@@ -477,13 +498,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         if s.recv_end {
             st.release_conn(total);
             st.reset_stream(i, Reason::STREAM_CLOSED);
-            return Ok(());
+            return local_error(&mut self.local_resets);
         }
         s.recv_window -= total;
         if s.recv_window < 0 {
             st.release_conn(total);
             st.reset_stream(i, Reason::FLOW_CONTROL_ERROR);
-            return Ok(());
+            return local_error(&mut self.local_resets);
         }
         let n = (end - start) as u64;
         s.received += n;
@@ -494,7 +515,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         if bad_length {
             st.release_conn(total);
             st.reset_stream(i, Reason::PROTOCOL_ERROR);
-            return Ok(());
+            return local_error(&mut self.local_resets);
         }
         if n > 0 {
             payload.truncate(end);
@@ -596,13 +617,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             }
             if s.recv_end {
                 st.reset_stream(i, Reason::STREAM_CLOSED);
-                return Ok(());
+                return local_error(&mut self.local_resets);
             }
             let pseudo = fields.iter().any(|(n, _)| n.starts_with(b":"));
             let short = s.content_length.is_some_and(|cl| cl != s.received);
             if !end_stream || pseudo || short || fields.is_oversize() {
                 st.reset_stream(i, Reason::PROTOCOL_ERROR);
-                return Ok(());
+                return local_error(&mut self.local_resets);
             }
             s.trailers = Some(fields);
             s.recv_end = true;
@@ -647,7 +668,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                 tracing::debug!(stream = id, why = m.0, "malformed HTTP/2 request");
                 frame::put_rst(&mut st.out, id, Reason::PROTOCOL_ERROR);
                 st.queued(was_empty);
-                return Ok(());
+                return local_error(&mut self.local_resets);
             }
         };
         let recv_window = if self.settings_acked {
@@ -661,7 +682,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         if end_stream && s.content_length.is_some_and(|n| n > 0) {
             frame::put_rst(&mut st.out, id, Reason::PROTOCOL_ERROR);
             st.queued(was_empty);
-            return Ok(());
+            return local_error(&mut self.local_resets);
         }
         st.streams.push(s);
         let i = st.streams.len() - 1;
@@ -854,13 +875,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         };
         if inc == 0 {
             st.reset_stream(i, Reason::PROTOCOL_ERROR);
-            return Ok(());
+            return local_error(&mut self.local_resets);
         }
         let s = &mut st.streams[i];
         s.send_window += inc;
         if s.send_window > MAX_WINDOW {
             st.reset_stream(i, Reason::FLOW_CONTROL_ERROR);
-            return Ok(());
+            return local_error(&mut self.local_resets);
         }
         if s.wants_capacity {
             s.wants_capacity = false;

@@ -2,9 +2,9 @@
 //! that resets most of its streams within a second of opening them loses
 //! its connection. Each reset stream may already have started an upstream
 //! request, so without the guard one connection can keep the proxy and its
-//! upstreams busy at no cost to itself. The h2 crate covers resets of
-//! streams not yet accepted (`max_pending_accept_reset_streams`); this
-//! covers the ones the proxy had started to serve.
+//! upstreams busy at no cost to itself. nuncio's codec (`crates/h2`)
+//! hands over streams the client reset before they were taken up; they
+//! do no upstream work and count here too, so one rule covers both.
 //!
 //! Envoy's rule (runtime `overload.premature_reset_total_stream_count`,
 //! 500, and `overload.premature_reset_min_stream_lifetime_seconds`, 1):
