@@ -374,3 +374,45 @@ def test_a_client_earning_endless_stream_errors_loses_its_connection(procs, tmp_
     assert r["status"] == 200
     c2.close()
     b.close()
+
+
+def test_an_hpack_bomb_closes_the_connection(procs, tmp_path):
+    """One 16 KB HEADERS frame: a 3,000-byte value put in the dynamic
+    table, then 13,000 one-byte references to it (39 MB once decoded).
+    The decoder stops at twice the header list limit and the connection
+    gets GOAWAY; other clients are served."""
+    e = Echo(procs, "127.0.0.1")
+    proxy = start_proxy(procs, tmp_path, static_cluster(e.port))
+    s = socket.create_connection(("127.0.0.1", proxy.listen_port), timeout=5)
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
+    n, value_len = 3000, bytearray()
+    rest = n - 127
+    while rest >= 128:
+        value_len.append((rest & 0x7F) | 0x80)
+        rest >>= 7
+    value_len.append(rest)
+    block = b"\x82\x86\x84\x41\x04test" + b"\x40\x01x\x7f" + bytes(value_len) + b"v" * n + b"\xbe" * 13000
+    assert len(block) <= 16384
+    s.sendall(frame(1, 0x5, 1, block))
+    s.settimeout(5)
+    got = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
+    s.close()
+    # GOAWAY (type 7) with ENHANCE_YOUR_CALM (0xb) among what came back.
+    i = 0
+    codes = []
+    while i + 9 <= len(got):
+        length, kind = int.from_bytes(got[i:i + 3], "big"), got[i + 3]
+        if kind == 7:
+            codes.append(int.from_bytes(got[i + 13:i + 17], "big"))
+        i += 9 + length
+    assert 0xB in codes, (codes, got[:64])
+    status, _, _ = curl(f"http://{proxy.base}/")
+    assert status == 200

@@ -602,11 +602,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         let block = std::mem::take(&mut self.block);
         let decoded = self.hpack.decode(&block, &mut fields, limit);
         self.block = block;
-        if decoded.is_err() {
-            return Err(Error::Protocol(
-                Reason::COMPRESSION_ERROR,
-                "bad HPACK block",
-            ));
+        match decoded {
+            Ok(()) => {}
+            Err(hpack::HpackError::Bomb) => {
+                return Err(Error::Protocol(
+                    Reason::ENHANCE_YOUR_CALM,
+                    "header list far over its limit",
+                ))
+            }
+            Err(_) => {
+                return Err(Error::Protocol(
+                    Reason::COMPRESSION_ERROR,
+                    "bad HPACK block",
+                ))
+            }
         }
         let mut st = self.shared.lock();
         if let Some(i) = st.find(id) {

@@ -99,6 +99,11 @@ pub enum HpackError {
     /// field.
     #[error("invalid dynamic table size update")]
     SizeUpdate,
+    /// The decoded list passed twice its limit: a block of one-byte
+    /// references to a large table entry would otherwise make every byte
+    /// received cost kilobytes of copying.
+    #[error("header list far over its limit")]
+    Bomb,
 }
 
 /// A decoded header list: every name and value in one arena.
@@ -278,7 +283,12 @@ impl Decoder {
         list_limit: usize,
     ) -> Result<(), HpackError> {
         let mut first = true;
+        // Past this, the block is an attack, not a large head: stop.
+        let bomb = list_limit.saturating_mul(2).saturating_add(16 * 1024);
         while let Some(&b) = src.first() {
+            if out.size > bomb {
+                return Err(HpackError::Bomb);
+            }
             if b & 0x80 != 0 {
                 let i = int(&mut src, 7)?;
                 let (n, v) = self.entry(i)?;
@@ -640,6 +650,31 @@ mod tests {
         assert_eq!(d.table.len(), 1);
         d.decode(&[0x20, 0x82], &mut b, 1 << 20).unwrap();
         assert_eq!(d.table.len(), 0);
+    }
+
+    #[test]
+    fn a_block_far_over_the_limit_is_cut_short() {
+        let mut d = Decoder::new(4096);
+        let mut b = Block::new();
+        // A 3,000-byte value in the table, then 10,000 one-byte
+        // references to it: 30 MB decoded from 10 KB.
+        let mut block = vec![0x40, 0x01, b'x', 0x7f];
+        let mut n = 3000 - 127;
+        while n >= 128 {
+            block.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        block.push(n as u8);
+        block.extend(std::iter::repeat_n(b'v', 3000));
+        block.extend(std::iter::repeat_n(0xbe, 10_000));
+        assert_eq!(d.decode(&block, &mut b, 8 * 1024), Err(HpackError::Bomb));
+        // Within twice the limit it is only oversize (a 431).
+        let mut small = vec![0x40, 0x01, b'x', 0x01, b'v'];
+        small.extend(std::iter::repeat_n(0xbe, 300));
+        let mut d = Decoder::new(4096);
+        b.clear();
+        d.decode(&small, &mut b, 8 * 1024).unwrap();
+        assert!(b.is_oversize());
     }
 
     #[test]
