@@ -14,6 +14,7 @@ mod date;
 pub(crate) mod deadline;
 pub(crate) mod h2;
 mod h2guard;
+mod h2head;
 mod h2io;
 mod head;
 mod io;
