@@ -99,6 +99,21 @@ fn park(st: &mut State, i: usize, cx: &Context<'_>) {
     }
 }
 
+/// Queues `data` as one DATA frame on stream `i` (the caller checked the
+/// windows); `fin` ends the stream.
+fn put_data(st: &mut State, i: usize, data: &[u8], fin: bool) {
+    let id = st.streams[i].id;
+    let was_empty = st.out.is_empty();
+    let flags = if fin { frame::flag::END_STREAM } else { 0 };
+    frame::put_head(&mut st.out, data.len(), frame::kind::DATA, flags, id);
+    st.out.extend_from_slice(data);
+    st.queued(was_empty);
+    st.send_window -= data.len() as i64;
+    let s = &mut st.streams[i];
+    s.send_window -= data.len() as i64;
+    s.send_end |= fin;
+}
+
 /// The request body.
 #[derive(Debug)]
 pub struct RecvStream {
@@ -316,25 +331,7 @@ impl SendStream {
                 park(st, i, cx);
                 return Ok(Poll::Pending);
             }
-            let fin = end && n == data.len();
-            let id = st.streams[i].id;
-            let was_empty = st.out.is_empty();
-            frame::put_head(
-                &mut st.out,
-                n,
-                frame::kind::DATA,
-                if fin { frame::flag::END_STREAM } else { 0 },
-                id,
-            );
-            st.out.extend_from_slice(&data[..n]);
-            st.queued(was_empty);
-            st.send_window -= n as i64;
-            let s = &mut st.streams[i];
-            s.send_window -= n as i64;
-            if fin {
-                s.send_end = true;
-                st.remove_if_done(i);
-            }
+            put_data(st, i, &data[..n], end && n == data.len());
             Ok(Poll::Ready(n))
         });
         match r {
@@ -347,19 +344,20 @@ impl SendStream {
     /// Sends all of `data` now if the windows allow it (returns false,
     /// sending nothing, if they do not).
     pub fn try_send_all(&mut self, data: &[u8], end: bool) -> Result<bool, StreamError> {
-        let waker = std::task::Waker::noop();
-        let cx = Context::from_waker(waker);
-        let fits = self
-            .r
-            .with(|st, i| Ok(st.capacity(i) >= data.len() || data.is_empty()))?;
-        if !fits {
-            return Ok(false);
-        }
-        match self.poll_send(&cx, data, end) {
-            Poll::Ready(Ok(_)) => Ok(true),
-            Poll::Ready(Err(e)) => Err(e),
-            Poll::Pending => Ok(false),
-        }
+        // One lock for the check and the frame: this is every small body.
+        self.r.with(|st, i| {
+            if let Some(e) = failed(st, i) {
+                return Err(e);
+            }
+            if st.streams[i].send_end {
+                return Err(StreamError::Closed);
+            }
+            if st.capacity(i) < data.len() && !data.is_empty() {
+                return Ok(false);
+            }
+            put_data(st, i, data, end);
+            Ok(true)
+        })
     }
 
     /// Ends the stream with trailers.
@@ -381,7 +379,6 @@ impl SendStream {
             });
             st.queued(was_empty);
             st.streams[i].send_end = true;
-            st.remove_if_done(i);
             Ok(())
         })
     }
