@@ -19,10 +19,20 @@ BLOG = ROOT / "examples" / "blog"
 HOSTS = ROOT / "examples" / "hosts"
 
 
+_handed_out = set()
+
+
 def free_port(host="127.0.0.1"):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A free port, never one this session already handed out: two calls
+    in a row could otherwise get the same port from the kernel (a proxy's
+    listener and admin once collided that way)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_port(host, port, proc=None, timeout=10.0):
