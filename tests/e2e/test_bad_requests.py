@@ -108,9 +108,10 @@ def test_limits_are_exact(procs, tmp_path):
 
 def test_http10_is_served(procs, tmp_path):
     """nuncio accepts HTTP/1.0 by default (Envoy answers 426 unless
-    accept_http_10; see docs/envoy-differences.md)."""
+    accept_http_10; see docs/envoy-differences.md). Without Host it gets
+    Envoy's 426 (test_envoy_request_rules.py)."""
     proxy, _ = blog_proxy(procs, tmp_path)
-    out, closed = raw_request(proxy.listen_port, b"GET /hello HTTP/1.0\r\n\r\n")
+    out, closed = raw_request(proxy.listen_port, b"GET /hello HTTP/1.0\r\nHost: a\r\n\r\n")
     assert out.startswith(b"HTTP/1.0 200") or out.startswith(b"HTTP/1.1 200"), out[:100]
     assert closed
 

@@ -200,6 +200,26 @@ fn hcm(h: &HttpConnectionManager) -> Value {
         "http2_protocol_options": h2(&h.http2),
         "http_protocol_options": {"accept_http_10": h.accept_http_10},
     });
+    if let (Some(host), Some(o)) = (
+        &h.default_host_for_http_10,
+        v.get_mut("http_protocol_options")
+            .and_then(Value::as_object_mut),
+    ) {
+        o.insert("default_host_for_http_10".into(), json!(host));
+    }
+    if let Some(m) = v.as_object_mut() {
+        for (k, on) in [
+            (
+                "preserve_external_request_id",
+                h.preserve_external_request_id,
+            ),
+            ("skip_xff_append", h.skip_xff_append),
+        ] {
+            if on {
+                m.insert(k.into(), json!(true));
+            }
+        }
+    }
     if let Some(m) = v.as_object_mut() {
         if !logs.is_empty() {
             m.insert("access_log".into(), Value::Array(logs));

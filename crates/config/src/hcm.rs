@@ -81,6 +81,15 @@ pub struct HttpConnectionManager {
     /// Accept HTTP/1.0 requests. nuncio's default is true; Envoy's is
     /// false (426 Upgrade Required). `accept_http_10: false` restores Envoy's.
     pub accept_http_10: bool,
+    /// The Host given to an HTTP/1.0 request that has none
+    /// (`http_protocol_options.default_host_for_http_10`); without it such
+    /// a request gets 426, as in Envoy.
+    pub default_host_for_http_10: Option<String>,
+    /// Keep a client's `x-request-id` at the edge
+    /// (`preserve_external_request_id`; Envoy replaces it by default).
+    pub preserve_external_request_id: bool,
+    /// Do not append the peer to `x-forwarded-for` (`skip_xff_append`).
+    pub skip_xff_append: bool,
     /// Router: do not add `x-envoy-*` headers.
     pub suppress_envoy_headers: bool,
     /// How request paths are normalised before routing.
@@ -266,6 +275,7 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         .transpose()?
         .unwrap_or_default();
     let mut accept_http_10 = true;
+    let mut default_host_for_http_10 = None;
     if let Some(h) = o.get("http_protocol_options") {
         let ho = h.obj()?;
         accept_http_10 = ho
@@ -273,11 +283,15 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
             .map(|b| b.bool())
             .transpose()?
             .unwrap_or(true);
+        default_host_for_http_10 = ho
+            .get("default_host_for_http_10")
+            .map(|v| v.str())
+            .transpose()?
+            .filter(|h| !h.is_empty());
         for k in [
             "allow_absolute_url",
             "header_key_format",
             "enable_trailers",
-            "default_host_for_http_10",
             "allow_chunked_length",
             "override_stream_error_on_invalid_http_message",
         ] {
@@ -301,12 +315,13 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
             ("UNESCAPE_AND_FORWARD", EscapedSlashes::UnescapeAndForward),
         ])?;
     }
+    let flag = |k: &'static str| o.get(k).map(|b| b.bool()).transpose();
+    let preserve_external_request_id = flag("preserve_external_request_id")?.unwrap_or(false);
+    let skip_xff_append = flag("skip_xff_append")?.unwrap_or(false);
     for k in [
         "xff_num_trusted_hops",
-        "skip_xff_append",
         "via",
         "add_user_agent",
-        "preserve_external_request_id",
         "always_set_request_id_in_response",
         "strip_matching_host_port",
         "strip_any_host_port",
@@ -352,6 +367,9 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         drain_timeout,
         http2,
         accept_http_10,
+        default_host_for_http_10,
+        preserve_external_request_id,
+        skip_xff_append,
         suppress_envoy_headers,
         path,
         underscores,

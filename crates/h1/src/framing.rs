@@ -16,9 +16,18 @@ pub enum Framing {
     UntilClose,
 }
 
-/// Parses every Content-Length field; they must all be the same plain
-/// decimal number (no sign, no hex, no spaces inside).
-fn parse_lengths(headers: &[(&str, &[u8])]) -> Result<Option<u64>, H1Error> {
+/// How many Content-Length values a message may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lengths {
+    /// One value (requests: Envoy refuses `5, 5` and repeated fields).
+    One,
+    /// Any number of equal values (responses, as RFC 9110 8.6 allows).
+    Equal,
+}
+
+/// Parses every Content-Length field: plain decimal numbers (no sign, no
+/// hex, no spaces inside), one or several equal ones as `rule` says.
+fn parse_lengths(headers: &[(&str, &[u8])], rule: Lengths) -> Result<Option<u64>, H1Error> {
     let mut found: Option<u64> = None;
     for (n, v) in headers {
         if n.len() != 14 || !n.eq_ignore_ascii_case("content-length") {
@@ -38,6 +47,9 @@ fn parse_lengths(headers: &[(&str, &[u8])]) -> Result<Option<u64>, H1Error> {
                 n = n * 10 + u64::from(c - b'0');
             }
             match found {
+                Some(_) if rule == Lengths::One => {
+                    return Err(H1Error::Bad("more than one Content-Length value"))
+                }
                 Some(f) if f != n => return Err(H1Error::Bad("differing Content-Length values")),
                 _ => found = Some(n),
             }
@@ -88,7 +100,7 @@ fn transfer_encoding(headers: &[(&str, &[u8])]) -> Option<Te> {
 /// The framing of a request body.
 pub fn request_framing(h: &RequestHead<'_>) -> Result<Framing, H1Error> {
     let te = transfer_encoding(&h.headers);
-    let cl = parse_lengths(&h.headers)?;
+    let cl = parse_lengths(&h.headers, Lengths::One)?;
     match (te, cl) {
         (Some(_), Some(_)) => Err(H1Error::Bad("both Content-Length and Transfer-Encoding")),
         (Some(_), None) if h.minor == 0 => Err(H1Error::Bad("Transfer-Encoding in HTTP/1.0")),
@@ -116,7 +128,7 @@ pub fn response_framing(h: &ResponseHead<'_>, method: &str) -> Result<Framing, H
         return Ok(Framing::Empty);
     }
     let te = transfer_encoding(&h.headers);
-    let cl = parse_lengths(&h.headers)?;
+    let cl = parse_lengths(&h.headers, Lengths::Equal)?;
     match (te, cl) {
         (Some(_), Some(_)) => Err(H1Error::Bad(
             "response with both Content-Length and Transfer-Encoding",
@@ -149,10 +161,15 @@ mod tests {
             rf("POST / HTTP/1.1\nHost: a\nContent-Length: 5\n\n"),
             Ok(Framing::Length(5))
         );
-        assert_eq!(
-            rf("POST / HTTP/1.1\nHost: a\nContent-Length: 5\nContent-Length: 5\n\n"),
-            Ok(Framing::Length(5))
-        );
+        // Envoy refuses a repeated or listed Content-Length, even equal.
+        for twice in [
+            "Content-Length: 5\nContent-Length: 5",
+            "Content-Length: 5, 5",
+            "Content-Length: 5,5",
+        ] {
+            let r = rf(&format!("POST / HTTP/1.1\nHost: a\n{twice}\n\n"));
+            assert_eq!(r.map_err(|e| e.status()), Err(400), "{twice}");
+        }
         assert_eq!(
             rf("POST / HTTP/1.1\nHost: a\nTransfer-Encoding: chunked\n\n"),
             Ok(Framing::Chunked)
@@ -217,6 +234,14 @@ mod tests {
             Ok(Framing::Chunked)
         );
         assert_eq!(f("HTTP/1.1 200 OK\n\n", "GET"), Ok(Framing::UntilClose));
+        // Equal repeated lengths are one length in a response.
+        assert_eq!(
+            f(
+                "HTTP/1.1 200 OK\nContent-Length: 3\nContent-Length: 3\n\n",
+                "GET"
+            ),
+            Ok(Framing::Length(3))
+        );
         assert!(f(
             "HTTP/1.1 200 OK\nContent-Length: 3\nTransfer-Encoding: chunked\n\n",
             "GET"

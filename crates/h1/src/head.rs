@@ -3,6 +3,7 @@
 
 use std::mem::MaybeUninit;
 
+use crate::rules::{is_known_method, valid_authority};
 use crate::H1Error;
 
 /// Header slots parsed into on the stack (uninitialised, so free); more
@@ -33,15 +34,21 @@ impl Default for Limits {
 pub struct RequestHead<'b> {
     /// Method.
     pub method: &'b str,
-    /// Request target as sent.
+    /// Request target: as sent in origin form (or `*`, or a CONNECT's
+    /// authority); the path and query of an absolute-form target.
     pub target: &'b str,
+    /// The authority of an absolute-form target (`GET http://a/x`): it
+    /// picks the virtual host and replaces the Host header upstream, as
+    /// in Envoy.
+    pub authority: Option<&'b [u8]>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor: u8,
     /// Header fields in order.
     pub headers: Vec<(&'b str, &'b [u8])>,
     /// Bytes of the head, including the empty line.
     pub len: usize,
-    /// The Host header, if any (trailing whitespace trimmed).
+    /// The authority the request is for: an absolute-form target's, else
+    /// the Host header's (trailing whitespace trimmed), if any.
     pub host: Option<&'b [u8]>,
     /// `Connection: close` (or HTTP/1.0 without keep-alive).
     pub close: bool,
@@ -187,8 +194,14 @@ fn parse_request_in<'b>(
     if target.contains('#') {
         return Err(H1Error::Bad("fragment in request target"));
     }
+    if !is_known_method(method) {
+        return Err(H1Error::Bad("unknown method"));
+    }
+    let (target, authority) = split_target(method, target)?;
     let mut headers = Vec::with_capacity(req.headers.len());
-    let (mut bytes, mut host, mut hosts) = (0usize, None, 0);
+    // The request line counts toward the limit, as in Envoy (its :method
+    // and :path are headers there).
+    let (mut bytes, mut host, mut hosts) = (method.len() + target.len(), None, 0);
     let (mut close, mut keep_alive, mut conn_upgrade, mut upgrade, mut expect_continue) =
         (minor == 0, false, false, None, false);
     for h in req.headers.iter() {
@@ -196,7 +209,11 @@ fn parse_request_in<'b>(
         let n = h.name;
         if n.eq_ignore_ascii_case("host") {
             hosts += 1;
-            host = Some(trim(h.value));
+            let v = trim(h.value);
+            if !valid_authority(v) {
+                return Err(H1Error::Bad("invalid Host header"));
+            }
+            host = Some(v);
         } else if n.eq_ignore_ascii_case("connection") {
             for t in tokens(h.value) {
                 if t.eq_ignore_ascii_case(b"close") {
@@ -220,8 +237,8 @@ fn parse_request_in<'b>(
     if hosts > 1 {
         return Err(H1Error::Bad("more than one Host header"));
     }
-    if hosts == 0 && minor == 1 {
-        return Err(H1Error::Bad("missing Host header"));
+    if hosts == 0 && minor == 1 && authority.is_none() {
+        return Err(H1Error::NoHost);
     }
     if minor == 0 && keep_alive {
         close = false;
@@ -232,7 +249,8 @@ fn parse_request_in<'b>(
         minor,
         headers,
         len,
-        host,
+        host: authority.or(host),
+        authority,
         close,
         upgrade: if conn_upgrade && minor == 1 {
             upgrade
@@ -241,6 +259,51 @@ fn parse_request_in<'b>(
         },
         expect_continue,
     }))
+}
+
+/// Splits a request target by its form (RFC 9112 3.2): origin form as
+/// it is; absolute form into its path (`/` when empty) and authority; `*`
+/// only for OPTIONS and authority form only for CONNECT. Only visible
+/// ASCII may appear: the target goes into an upstream's request line.
+fn split_target<'b>(method: &str, target: &'b str) -> Result<(&'b str, Option<&'b [u8]>), H1Error> {
+    if !target.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(H1Error::Bad("request target is not visible ASCII"));
+    }
+    if target.starts_with('/') || (target == "*" && method == "OPTIONS") {
+        return Ok((target, None));
+    }
+    if method == "CONNECT" {
+        return if valid_authority(target.as_bytes()) {
+            Ok((target, None))
+        } else {
+            Err(H1Error::Bad("invalid CONNECT target"))
+        };
+    }
+    let lower = |n: usize| target.get(..n).map(str::to_ascii_lowercase);
+    let rest = if lower(7).as_deref() == Some("http://") {
+        &target[7..]
+    } else if lower(8).as_deref() == Some("https://") {
+        &target[8..]
+    } else {
+        return Err(H1Error::Bad(
+            "request target is not in origin or absolute form",
+        ));
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if !valid_authority(authority.as_bytes()) {
+        return Err(H1Error::Bad("invalid authority in request target"));
+    }
+    // A query without a path (`http://a?q`) keeps its query; the path is
+    // then `/`, which needs a byte the buffer does not have: refuse it
+    // rather than allocate (no client sends it).
+    match path.as_bytes().first() {
+        None => Ok(("/", Some(authority.as_bytes()))),
+        Some(b'/') => Ok((path, Some(authority.as_bytes()))),
+        _ => Err(H1Error::Bad(
+            "absolute-form target with a query but no path",
+        )),
+    }
 }
 
 /// Parses a response head at the start of `buf`; `Ok(None)` means more
@@ -323,6 +386,45 @@ mod tests {
     }
 
     #[test]
+    fn target_forms() {
+        let r = req(b"GET http://Ex.com:81/p?q HTTP/1.1\r\nHost: other\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.target, "/p?q");
+        assert_eq!(r.authority, Some(&b"Ex.com:81"[..]));
+        assert_eq!(r.host, Some(&b"Ex.com:81"[..]));
+        let r = req(b"GET HTTPS://a HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert_eq!((r.target, r.host), ("/", Some(&b"a"[..])));
+        let r = req(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.target, r.authority), ("*", None));
+        let r = req(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.target, "a:443");
+        // HTTP/1.0 may leave Host out; the connection manager decides.
+        assert_eq!(req(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap().host, None);
+    }
+
+    #[test]
+    fn request_line_counts_toward_the_limit() {
+        let l = Limits {
+            max_header_bytes: 40,
+            max_headers: 10,
+        };
+        let long = |n: usize| {
+            let mut r = b"GET /".to_vec();
+            r.extend(std::iter::repeat_n(b'a', n));
+            r.extend_from_slice(b" HTTP/1.1\r\nHost: ab\r\nX: 123456\r\n\r\n");
+            r
+        };
+        // GET + /aaa.. + host + ab + x + 123456 = 3 + 1 + n + 4 + 2 + 1 + 6.
+        assert!(parse_request(&long(23), &l).unwrap().is_some());
+        assert_eq!(parse_request(&long(24), &l).unwrap_err(), H1Error::TooLarge);
+    }
+
+    #[test]
     fn finds_head_end() {
         assert_eq!(
             head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody", 0),
@@ -353,10 +455,27 @@ mod tests {
     #[test]
     fn refusals() {
         let bad = |s: &[u8]| req(s).unwrap_err();
+        assert_eq!(bad(b"GET / HTTP/1.1\r\n\r\n"), H1Error::NoHost);
+        assert_eq!(H1Error::NoHost.body(), "");
         assert_eq!(
-            bad(b"GET / HTTP/1.1\r\n\r\n"),
-            H1Error::Bad("missing Host header")
+            bad(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n").body(),
+            "Bad Request"
         );
+        for target in [
+            &b"abc"[..],
+            b"/\xc3\xa9",
+            b"*",
+            b"ftp://a/b",
+            b"http://a b/",
+            b"http://a?q",
+            b"http:///x",
+        ] {
+            let mut r = b"GET ".to_vec();
+            r.extend_from_slice(target);
+            r.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert_eq!(req(&r).map(|_| ()).unwrap_err().status(), 400, "{target:?}");
+        }
+        assert_eq!(bad(b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n").status(), 400);
         assert_eq!(
             bad(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
             H1Error::Bad("more than one Host header")
@@ -404,7 +523,7 @@ mod tests {
             max_headers: 3,
         };
         assert!(
-            parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nX: 123456789012\r\n\r\n", &l)
+            parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nX: 1234567890\r\n\r\n", &l)
                 .unwrap()
                 .is_some()
         );
@@ -425,6 +544,7 @@ mod tests {
             H1Error::TooLarge
         );
         let endless = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; 80_000]].concat();
+
         assert_eq!(req(&endless).unwrap_err(), H1Error::TooLarge);
     }
 

@@ -14,10 +14,12 @@
 mod chunked;
 mod framing;
 mod head;
+mod rules;
 
 pub use chunked::{ChunkedState, ChunkedValidator};
 pub use framing::{request_framing, response_framing, Framing};
 pub use head::{head_end, parse_request, parse_response, Limits, RequestHead, ResponseHead};
+pub use rules::{is_known_method, valid_authority};
 
 /// Why a message was refused, with the status a proxy answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -31,15 +33,31 @@ pub enum H1Error {
     /// A transfer coding we do not implement: 501.
     #[error("not implemented: {0}")]
     NotImplemented(&'static str),
+    /// An HTTP/1.1 request without Host: 400 from the connection manager
+    /// (Envoy's reply has no body, unlike the codec's refusals).
+    #[error("bad request: missing Host header")]
+    NoHost,
 }
 
 impl H1Error {
     /// The status code to answer with.
     pub fn status(&self) -> u16 {
         match self {
-            H1Error::Bad(_) => 400,
+            H1Error::Bad(_) | H1Error::NoHost => 400,
             H1Error::TooLarge => 431,
             H1Error::NotImplemented(_) => 501,
+        }
+    }
+
+    /// The body of the local reply: Envoy's codec answers its refusals
+    /// with the status's reason phrase; the connection manager's own 400
+    /// for a missing Host is empty.
+    pub fn body(&self) -> &'static str {
+        match self {
+            H1Error::Bad(_) => "Bad Request",
+            H1Error::TooLarge => "Request Header Fields Too Large",
+            H1Error::NotImplemented(_) => "Not Implemented",
+            H1Error::NoHost => "",
         }
     }
 }

@@ -46,37 +46,6 @@ fn value_ok(v: &[u8]) -> bool {
     v.iter().all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
 }
 
-/// RFC 3986 authority characters (host, port, userinfo); it becomes the
-/// upstream's `Host`.
-fn authority_ok(a: &[u8]) -> bool {
-    !a.is_empty()
-        && a.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                        | b':'
-                        | b'@'
-                        | b'['
-                        | b']'
-                        | b'%'
-                )
-        })
-}
-
 fn parse_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
         return None;
@@ -184,7 +153,7 @@ impl Request {
             }
         }
         if let Some(a) = r.pseudo_value(AUTHORITY) {
-            if !authority_ok(a) {
+            if !nuncio_h1::valid_authority(a) {
                 return Err(Malformed("invalid :authority"));
             }
         }

@@ -21,9 +21,104 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 /// `x-envoy-expected-rq-timeout-ms`.
 pub const X_ENVOY_EXPECTED_RQ_TIMEOUT_MS: HeaderName =
     HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+/// `x-envoy-external-address`.
+pub const X_ENVOY_EXTERNAL_ADDRESS: HeaderName =
+    HeaderName::from_static("x-envoy-external-address");
 /// `x-envoy-upstream-service-time`.
 pub const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
+
+/// `x-envoy-*` request headers that steer a proxy (retries, timeouts,
+/// tracing, tags, stats names): Envoy removes them from every request not
+/// from an internal address (`cleanInternalHeaders`), and Envoy 1.40
+/// trusts no address as internal unless configured, nor does nuncio. A
+/// client must not set a sidecar's retry policy or timeout.
+const CONTROL_HEADERS: [&str; 16] = [
+    "x-envoy-retry-on",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-max-retries",
+    "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-force-trace",
+    "x-envoy-ip-tags",
+    "x-envoy-original-url",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retriable-header-names",
+    "x-envoy-internal",
+    "x-envoy-upstream-stream-duration-ms",
+];
+
+/// `x-envoy-*` headers that describe the downstream: removed at the edge
+/// (`use_remote_address: true`), where the proxy is the first trusted hop
+/// and sets `x-envoy-external-address` itself.
+const EDGE_HEADERS: [&str; 6] = [
+    "x-envoy-original-path",
+    "x-envoy-original-host",
+    "x-envoy-decorator-operation",
+    "x-envoy-downstream-service-cluster",
+    "x-envoy-downstream-service-node",
+    "x-envoy-external-address",
+];
+
+/// Whether request header `name` from a client is dropped before the
+/// request goes upstream (`edge`: `use_remote_address`). One prefix
+/// comparison for almost every header.
+pub fn dropped_from_client(name: &str, edge: bool) -> bool {
+    let b = name.as_bytes();
+    if b.len() < 13 || !b[..8].eq_ignore_ascii_case(b"x-envoy-") {
+        return false;
+    }
+    CONTROL_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name))
+        || (edge && EDGE_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)))
+}
+
+/// Removes what [`dropped_from_client`] drops from a header map.
+pub fn strip_client_envoy_headers(h: &mut HeaderMap, edge: bool) {
+    if !h.keys().any(|n| dropped_from_client(n.as_str(), edge)) {
+        return;
+    }
+    let names: Vec<HeaderName> = h
+        .keys()
+        .filter(|n| dropped_from_client(n.as_str(), edge))
+        .cloned()
+        .collect();
+    for n in names {
+        h.remove(n);
+    }
+}
+
+/// The address Envoy appends to `x-forwarded-for` for `peer` at the edge:
+/// the peer's, except for a loopback peer, where Envoy appends its own
+/// local address (the host's first non-loopback address).
+pub fn xff_address(peer: std::net::IpAddr) -> std::net::IpAddr {
+    if peer.is_loopback() {
+        crate::local_address::get(peer.is_ipv6())
+    } else {
+        peer
+    }
+}
+
+/// Joins several `cookie` fields (HTTP/2 splits them) into the one an
+/// HTTP/1.1 upstream expects, separated by "; " (RFC 9113 8.2.3).
+pub fn join_cookies(h: &mut HeaderMap) {
+    if h.get_all(header::COOKIE).iter().nth(1).is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for v in h.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        h.insert(header::COOKIE, v);
+    }
+}
 
 /// What `headers_with_underscores_action` made of a request's headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +265,48 @@ pub fn uuid_v4_bytes() -> [u8; 36] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookies_joined() {
+        let mut h = HeaderMap::new();
+        h.append("cookie", HeaderValue::from_static("a=1"));
+        h.append("cookie", HeaderValue::from_static("b=2"));
+        join_cookies(&mut h);
+        assert_eq!(h.get_all("cookie").iter().count(), 1);
+        assert_eq!(h["cookie"], "a=1; b=2");
+    }
+
+    #[test]
+    fn client_envoy_headers() {
+        for n in [
+            "x-envoy-retry-on",
+            "X-Envoy-Max-Retries",
+            "x-envoy-internal",
+        ] {
+            assert!(dropped_from_client(n, false), "{n}");
+        }
+        for n in ["x-envoy-original-path", "x-envoy-external-address"] {
+            assert!(!dropped_from_client(n, false), "{n}");
+            assert!(dropped_from_client(n, true), "{n}");
+        }
+        for n in [
+            "x-envoy-foo",
+            "x-envoy-attempt-count",
+            "host",
+            "x-envoy-",
+            "retry-on",
+        ] {
+            assert!(!dropped_from_client(n, true), "{n}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("x-envoy-retry-on", HeaderValue::from_static("5xx"));
+        h.insert("x-envoy-original-path", HeaderValue::from_static("/a"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_client_envoy_headers(&mut h, false);
+        assert_eq!(h.len(), 2);
+        strip_client_envoy_headers(&mut h, true);
+        assert_eq!(h.len(), 1);
+    }
 
     #[test]
     fn underscores_action() {

@@ -10,6 +10,7 @@ pub mod access_log;
 mod body;
 pub mod drain;
 mod headers;
+mod local_address;
 mod native;
 mod proxy;
 pub mod sniff;
@@ -287,8 +288,15 @@ impl Hcm {
         let stream = FloodGuard::server(stream, cfg.http2.flood, &self.stats.codec.flood, peer);
         let io = match verdicts {
             Some(v) => Io::Sniffed(TokioIo::new(
-                Sniffer::new(stream, self.max_header_bytes, v)
-                    .with_head_timeout(cfg.request_headers_timeout, &self.stats.rq_header_timeout),
+                Sniffer::new(
+                    stream,
+                    nuncio_h1::Limits {
+                        max_header_bytes: self.max_header_bytes,
+                        max_headers: cfg.max_headers_count as usize,
+                    },
+                    v,
+                )
+                .with_head_timeout(cfg.request_headers_timeout, &self.stats.rq_header_timeout),
             )),
             None => Io::Plain(TokioIo::new(stream)),
         };

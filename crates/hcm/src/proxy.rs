@@ -17,8 +17,9 @@ use nuncio_upstream::{BodyProgress, ResetReason, UpstreamBody};
 use crate::access_log::LogEntry;
 use crate::body::{Completion, ProxyBody, UpstreamDone};
 use crate::headers::{
-    strip_hop_by_hop, underscores, uuid_v4, Underscores, X_ENVOY_EXPECTED_RQ_TIMEOUT_MS,
-    X_ENVOY_UPSTREAM_SERVICE_TIME, X_FORWARDED_FOR, X_FORWARDED_PROTO, X_REQUEST_ID,
+    strip_client_envoy_headers, strip_hop_by_hop, underscores, uuid_v4, Underscores,
+    X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, X_ENVOY_EXTERNAL_ADDRESS, X_ENVOY_UPSTREAM_SERVICE_TIME,
+    X_FORWARDED_FOR, X_FORWARDED_PROTO, X_REQUEST_ID,
 };
 use crate::sniff::Verdict;
 use crate::upgrade::{self, Downstream};
@@ -86,7 +87,12 @@ pub(crate) async fn handle(mut req: Request<Incoming>, c: Arc<ConnCtx>) -> Respo
             Version::HTTP_10 => "HTTP/1.0",
             _ => "HTTP/1.1",
         };
-        let mut l = LogEntry::new(&req, authority(&req).unwrap_or_default(), protocol, c.peer);
+        let mut l = LogEntry::new(
+            &req,
+            authority(&req, &hcm.config).unwrap_or_default(),
+            protocol,
+            c.peer,
+        );
         l.bytes_received = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -165,12 +171,26 @@ pub(crate) async fn handle(mut req: Request<Incoming>, c: Arc<ConnCtx>) -> Respo
     resp
 }
 
-fn authority(req: &Request<Incoming>) -> Option<&str> {
-    req.uri().authority().map(|a| a.as_str()).or_else(|| {
-        req.headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-    })
+/// The authority a request is for: the URI's (`:authority`, an
+/// absolute-form target), else the Host header. Routing and the upstream's
+/// Host both use it (RFC 9113 8.3.1, as Envoy).
+fn authority<'r>(
+    req: &'r Request<Incoming>,
+    cfg: &'r nuncio_config::HttpConnectionManager,
+) -> Option<&'r str> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .or_else(|| {
+            (req.version() == Version::HTTP_10)
+                .then_some(cfg.default_host_for_http_10.as_deref())
+                .flatten()
+        })
 }
 
 /// Checks a request before routing; `Some` is the refusal.
@@ -180,30 +200,26 @@ fn validate(req: &Request<Incoming>, c: &ConnCtx) -> Option<Response<ProxyBody>>
         if let Some(v) = &c.verdicts {
             match v.next() {
                 Some(Verdict::Ok) => {}
-                Some(
-                    Verdict::ContentLengthAndTransferEncoding
-                    | Verdict::BadTransferEncoding
-                    | Verdict::BareLineFeed
-                    | Verdict::FragmentInTarget,
-                ) => {
-                    return Some(local_reply(StatusCode::BAD_REQUEST, "", true));
-                }
-                Some(Verdict::UnsupportedTransferCoding) => {
-                    return Some(local_reply(StatusCode::NOT_IMPLEMENTED, "", true));
-                }
-                Some(Verdict::HeadersTooLarge) => {
-                    return Some(local_reply(
-                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                        "",
-                        true,
-                    ));
+                Some(Verdict::Refused(e)) => {
+                    let status =
+                        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                    return Some(local_reply(status, e.body(), true));
                 }
                 // The framing tracker lost the stream: refuse (fail closed).
-                None => return Some(local_reply(StatusCode::BAD_REQUEST, "", true)),
+                None => return Some(local_reply(StatusCode::BAD_REQUEST, "Bad Request", true)),
             }
         }
-        if req.version() == Version::HTTP_10 && !cfg.accept_http_10 {
-            return Some(local_reply(StatusCode::UPGRADE_REQUIRED, "", true));
+        // HTTP/1.0 without Host (and no `default_host_for_http_10`) gets
+        // Envoy's 426 too: it must not become HTTP/1.1 without Host.
+        let no_host = !req.headers().contains_key(header::HOST) && req.uri().authority().is_none();
+        let default_host = no_host && cfg.default_host_for_http_10.is_some();
+        if req.version() == Version::HTTP_10 && (!cfg.accept_http_10 || (no_host && !default_host))
+        {
+            return Some(local_reply(
+                StatusCode::UPGRADE_REQUIRED,
+                "Upgrade Required",
+                true,
+            ));
         }
     } else {
         let h = req.headers();
@@ -229,8 +245,14 @@ fn validate(req: &Request<Incoming>, c: &ConnCtx) -> Option<Response<ProxyBody>>
     {
         return Some(local_reply(StatusCode::BAD_REQUEST, "", true));
     }
-    if req.method() == Method::CONNECT && !is_extended_connect(req) {
-        return Some(local_reply(StatusCode::FORBIDDEN, "", true));
+    // HTTP/1 Host values were checked by the parser; an HTTP/2 `host`
+    // without `:authority` is checked here.
+    if req.uri().authority().is_none() {
+        if let Some(h) = req.headers().get(header::HOST) {
+            if !nuncio_h1::valid_authority(h.as_bytes()) {
+                return Some(local_reply(StatusCode::BAD_REQUEST, "", true));
+            }
+        }
     }
     None
 }
@@ -241,7 +263,13 @@ fn is_extended_connect(req: &Request<Incoming>) -> bool {
 
 async fn route(req: Request<Incoming>, c: &ConnCtx, out: &mut Outcome) -> Response<ProxyBody> {
     let hcm = &c.hcm;
-    let host = authority(&req)
+    if req.method() == Method::CONNECT && !is_extended_connect(&req) {
+        // No route matches CONNECT (nuncio has no connect_matcher): Envoy's 404.
+        hcm.stats.no_route.inc();
+        out.flags = flags::NO_ROUTE;
+        return local_reply(StatusCode::NOT_FOUND, "", true);
+    }
+    let host = authority(&req, &hcm.config)
         .unwrap_or("")
         .trim_end_matches([' ', '\t'])
         .to_string();
@@ -355,8 +383,8 @@ async fn forward(
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     // Build the upstream request.
+    let authority = authority(&req, &hcm.config).map(str::to_string);
     let (mut parts, body) = req.into_parts();
-    let authority = parts.uri.authority().map(|a| a.as_str().to_string());
     parts.uri = match Uri::builder().path_and_query(path.as_str()).build() {
         Ok(u) => u,
         Err(_) => return local_reply(StatusCode::BAD_REQUEST, "", true),
@@ -365,31 +393,41 @@ async fn forward(
     parts.version = Version::HTTP_11;
     let h = &mut parts.headers;
     strip_hop_by_hop(h, upgrade);
+    let cfg = &hcm.config;
+    let edge = cfg.use_remote_address;
+    strip_client_envoy_headers(h, edge);
     hcm.via_values.append(h, received, &hcm.via_id);
-    if let Some(a) = authority {
-        if !h.contains_key(header::HOST) {
-            if let Ok(v) = HeaderValue::from_str(&a) {
-                h.insert(header::HOST, v);
-            }
-        }
+    if received == Version::HTTP_2 && !upstream_h2 {
+        crate::headers::join_cookies(h);
+    }
+    // The upstream's Host is the authority the request was routed on.
+    if let Some(v) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        h.insert(header::HOST, v);
     }
     if let Some(hr) = &fwd.host_rewrite {
         h.insert(header::HOST, hr.clone());
     }
-    if hcm.config.use_remote_address {
+    if edge {
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-        let ip = c.peer.ip().to_string();
-        let xff = match h.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prev) => format!("{prev}, {ip}"),
-            None => ip,
-        };
-        if let Ok(v) = HeaderValue::from_str(&xff) {
-            h.insert(X_FORWARDED_FOR, v);
+        if let Ok(v) = HeaderValue::from_str(&c.peer.ip().to_string()) {
+            h.insert(X_ENVOY_EXTERNAL_ADDRESS, v);
+        }
+        if !cfg.skip_xff_append {
+            let ip = crate::headers::xff_address(c.peer.ip()).to_string();
+            // Envoy joins with a bare comma.
+            let xff = match h.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+                Some(prev) => format!("{prev},{ip}"),
+                None => ip,
+            };
+            if let Ok(v) = HeaderValue::from_str(&xff) {
+                h.insert(X_FORWARDED_FOR, v);
+            }
         }
     } else if !h.contains_key(X_FORWARDED_PROTO) {
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
-    if hcm.config.generate_request_id && !h.contains_key(X_REQUEST_ID) {
+    let force_id = edge && !cfg.preserve_external_request_id;
+    if cfg.generate_request_id && (force_id || !h.contains_key(X_REQUEST_ID)) {
         h.insert(X_REQUEST_ID, uuid_v4());
     }
     if !suppress {

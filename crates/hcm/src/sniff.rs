@@ -23,29 +23,20 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use nuncio_h1::{H1Error, Limits};
 use nuncio_stats::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// What the tracker concluded about one request head.
+/// What the tracker concluded about one request head: the same rules as
+/// the native path, from the same parser (`nuncio_h1::parse_request` and
+/// `request_framing`), so both HTTP/1 engines refuse the same requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Nothing wrong.
     Ok,
-    /// Both Content-Length and Transfer-Encoding: 400 and close.
-    ContentLengthAndTransferEncoding,
-    /// Header bytes over `max_request_headers_kb`: 431.
-    HeadersTooLarge,
-    /// Transfer-Encoding on an HTTP/1.0 request, or not ending in
-    /// `chunked`: 400 and close.
-    BadTransferEncoding,
-    /// Transfer codings before `chunked` (not implemented): 501 and close.
-    UnsupportedTransferCoding,
-    /// A line ending in a bare LF (hyper accepts it; RFC 9112 lets a
-    /// server refuse, and a proxy must, as its upstream may disagree): 400.
-    BareLineFeed,
-    /// A `#fragment` in the request target (hyper drops it silently): 400.
-    FragmentInTarget,
+    /// Refused: answer `status()` with `body()` and close.
+    Refused(H1Error),
 }
 
 /// Verdicts shared between the socket wrapper and the request handler.
@@ -87,7 +78,7 @@ pub struct Sniffer<IO> {
     line: Vec<u8>,
     /// Trailer/chunk-size line length so far (to find the empty line).
     trailer_line_len: usize,
-    max_header_bytes: usize,
+    limits: Limits,
     max_head: usize,
     verdicts: Arc<Verdicts>,
     /// Part of a request head has arrived, not all of it.
@@ -107,16 +98,15 @@ struct HeadTimeout {
 }
 
 impl<IO> Sniffer<IO> {
-    /// Wraps `io`; heads whose header fields exceed `max_header_bytes` get
-    /// [`Verdict::HeadersTooLarge`].
-    pub fn new(io: IO, max_header_bytes: usize, verdicts: Arc<Verdicts>) -> Self {
+    /// Wraps `io`; heads are checked against `limits` (431 over them).
+    pub fn new(io: IO, limits: Limits, verdicts: Arc<Verdicts>) -> Self {
         Sniffer {
             io,
             state: State::Head,
             line: Vec::new(),
             trailer_line_len: 0,
-            max_header_bytes,
-            max_head: max_header_bytes + 64 * 1024,
+            limits,
+            max_head: limits.max_header_bytes + 64 * 1024,
             verdicts,
             head_partial: false,
             head_timeout: None,
@@ -258,101 +248,39 @@ impl<IO> Sniffer<IO> {
 
     fn on_head(&mut self, head: &[u8]) {
         self.head_partial = false;
-        let mut lines = head.split(|b| *b == b'\n');
-        let request_line = lines.next().unwrap_or_default();
-        if request_line.starts_with(b"PRI ") || request_line.starts_with(b"CONNECT ") {
-            // HTTP/2 preface or a tunnel: nothing more to follow.
+        if head.starts_with(b"PRI ") {
+            // The HTTP/2 preface: nothing more to follow.
             self.verdicts.push(Verdict::Ok);
             self.stop();
             return;
         }
-        let (mut cl, mut te, mut upgrade) = (None::<&[u8]>, None::<&[u8]>, false);
-        let mut header_bytes = 0usize;
-        for line in lines {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.is_empty() {
-                break;
-            }
-            let Some(colon) = line.iter().position(|b| *b == b':') else {
-                continue;
-            };
-            let name = &line[..colon];
-            let value = trim(&line[colon + 1..]);
-            header_bytes += name.len() + value.len();
-            if name.eq_ignore_ascii_case(b"content-length") {
-                cl = Some(value);
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                te = Some(value);
-            } else if name.eq_ignore_ascii_case(b"upgrade") {
-                upgrade = true;
-            }
-        }
-        // The same rules as the native path (nuncio_h1::request_framing).
-        let te_verdict = te.map(|te| {
-            let codings: Vec<&[u8]> = te
-                .split(|b| *b == b',')
-                .map(trim)
-                .filter(|t| !t.is_empty())
-                .collect();
-            let http10 = trim(request_line.strip_suffix(b"\r").unwrap_or(request_line))
-                .ends_with(b"HTTP/1.0");
-            match codings.last() {
-                _ if http10 => Verdict::BadTransferEncoding,
-                Some(l) if l.eq_ignore_ascii_case(b"chunked") && codings.len() == 1 => Verdict::Ok,
-                Some(l) if l.eq_ignore_ascii_case(b"chunked") => Verdict::UnsupportedTransferCoding,
-                _ => Verdict::BadTransferEncoding,
-            }
+        let parsed = nuncio_h1::parse_request(head, &self.limits).and_then(|h| {
+            let h = h.ok_or(H1Error::Bad("incomplete request head"))?;
+            let framing = nuncio_h1::request_framing(&h)?;
+            // After an upgrade or a CONNECT the bytes are a tunnel's.
+            let tunnel = h.upgrade.is_some() || h.method == "CONNECT";
+            Ok((framing, tunnel))
         });
-        let bare_lf = head
-            .iter()
-            .enumerate()
-            .any(|(i, b)| *b == b'\n' && (i == 0 || head[i - 1] != b'\r'));
-        let target = request_line
-            .split(|b| *b == b' ')
-            .nth(1)
-            .unwrap_or_default();
-        let verdict = if bare_lf {
-            Verdict::BareLineFeed
-        } else if target.contains(&b'#') {
-            Verdict::FragmentInTarget
-        } else if cl.is_some() && te.is_some() {
-            Verdict::ContentLengthAndTransferEncoding
-        } else if let Some(v) = te_verdict.filter(|v| *v != Verdict::Ok) {
-            v
-        } else if header_bytes > self.max_header_bytes {
-            Verdict::HeadersTooLarge
-        } else {
-            Verdict::Ok
-        };
-        self.verdicts.push(verdict);
-        if verdict != Verdict::Ok || upgrade {
-            // The connection closes after this request (or becomes a tunnel).
-            self.stop();
-            return;
-        }
-        self.state = match (te, cl) {
-            (Some(te), None) => {
-                let last = te
-                    .rsplit(|b| *b == b',')
-                    .next()
-                    .map(trim)
-                    .unwrap_or_default();
-                if last.eq_ignore_ascii_case(b"chunked") {
-                    State::ChunkSize
-                } else {
-                    State::Stopped
-                }
+        match parsed {
+            Err(e) => {
+                // The connection closes after this request.
+                self.verdicts.push(Verdict::Refused(e));
+                self.stop();
             }
-            (None, Some(cl)) => match std::str::from_utf8(cl)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-            {
-                Some(0) => State::Head,
-                Some(n) => State::Body(n),
-                None => State::Stopped,
-            },
-            _ => State::Head,
-        };
+            Ok((_, true)) => {
+                self.verdicts.push(Verdict::Ok);
+                self.stop();
+            }
+            Ok((framing, false)) => {
+                self.verdicts.push(Verdict::Ok);
+                self.state = match framing {
+                    nuncio_h1::Framing::Empty => State::Head,
+                    nuncio_h1::Framing::Length(n) => State::Body(n),
+                    nuncio_h1::Framing::Chunked => State::ChunkSize,
+                    nuncio_h1::Framing::UntilClose => State::Stopped,
+                };
+            }
+        }
     }
 }
 
@@ -465,7 +393,11 @@ mod tests {
     async fn times_out(sent: &[u8], wait: Duration) -> bool {
         let (mut client, server) = tokio::io::duplex(4096);
         let expired = Counter::default();
-        let mut s = Sniffer::new(server, 1000, Arc::new(Verdicts::default()))
+        let limits = Limits {
+            max_header_bytes: 1000,
+            max_headers: 100,
+        };
+        let mut s = Sniffer::new(server, limits, Arc::new(Verdicts::default()))
             .with_head_timeout(Some(Duration::from_millis(150)), &expired);
         client.write_all(sent).await.unwrap();
         let mut buf = [0u8; 4096];
@@ -491,9 +423,20 @@ mod tests {
         assert!(times_out(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next HT", wait).await);
     }
 
+    fn status(v: &Verdict) -> u16 {
+        match v {
+            Verdict::Ok => 200,
+            Verdict::Refused(e) => e.status(),
+        }
+    }
+
     fn run(chunks: &[&[u8]]) -> (Vec<Verdict>, bool) {
         let v = Arc::new(Verdicts::default());
-        let mut s = Sniffer::new((), 100, v.clone());
+        let limits = Limits {
+            max_header_bytes: 100,
+            max_headers: 100,
+        };
+        let mut s = Sniffer::new((), limits, v.clone());
         for c in chunks {
             s.observe(c);
         }
@@ -508,8 +451,8 @@ mod tests {
     fn pipelined_requests_with_bodies() {
         let (v, stopped) = run(&[
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: a\r\n\r\n",
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
-            b"c\r\n0\r\nX-T: 1\r\n\r\nGET /x HTTP/1.1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
+            b"c\r\n0\r\nX-T: 1\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n",
         ]);
         assert_eq!(v, vec![Verdict::Ok; 4]);
         assert!(!stopped);
@@ -521,7 +464,7 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a\r",
             b"\n",
             b"\r",
-            b"\nGET / HTTP/1.1\r\n\r\n",
+            b"\nGET / HTTP/1.0\r\n\r\n",
         ]);
         assert_eq!(v, vec![Verdict::Ok; 2]);
     }
@@ -529,8 +472,11 @@ mod tests {
     #[test]
     fn body_that_looks_like_a_request_is_not_a_head() {
         let body = b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        let mut req =
-            format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        let mut req = format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
         req.extend_from_slice(body);
         let (v, _) = run(&[&req]);
         assert_eq!(v, vec![Verdict::Ok]);
@@ -540,19 +486,26 @@ mod tests {
     fn transfer_codings_flagged() {
         let (v, _) =
             run(&[b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"]);
-        assert_eq!(v, vec![Verdict::UnsupportedTransferCoding]);
+        assert_eq!(v.iter().map(status).collect::<Vec<_>>(), [501]);
         let (v, _) =
             run(&[b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"]);
-        assert_eq!(v, vec![Verdict::BadTransferEncoding]);
+        assert_eq!(v.iter().map(status).collect::<Vec<_>>(), [400]);
         let (v, _) = run(&[b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"]);
-        assert_eq!(v, vec![Verdict::BadTransferEncoding]);
+        assert_eq!(v.iter().map(status).collect::<Vec<_>>(), [400]);
         let (v, _) =
             run(&[b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n"]);
         assert_eq!(v, vec![Verdict::Ok]);
-        let (v, _) = run(&[b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n"]);
-        assert_eq!(v, vec![Verdict::BareLineFeed]);
-        let (v, _) = run(&[b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n"]);
-        assert_eq!(v, vec![Verdict::FragmentInTarget]);
+        for bad in [
+            &b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n"[..],
+            b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            b"GET abc HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+        ] {
+            let (v, stopped) = run(&[bad]);
+            assert_eq!(v.iter().map(status).collect::<Vec<_>>(), [400], "{bad:?}");
+            assert!(stopped);
+        }
     }
 
     #[test]
@@ -560,18 +513,23 @@ mod tests {
         let (v, stopped) = run(&[
             b"POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         ]);
-        assert_eq!(v, vec![Verdict::ContentLengthAndTransferEncoding]);
+        assert_eq!(v.iter().map(status).collect::<Vec<_>>(), [400]);
         assert!(stopped);
-        let (v, _) =
-            run(&[b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n"]);
-        assert_eq!(v, vec![Verdict::ContentLengthAndTransferEncoding]);
+        let (v, _) = run(&[
+            b"POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n",
+        ]);
+        assert_eq!(v.iter().map(status).collect::<Vec<_>>(), [400]);
     }
 
     #[test]
     fn header_bytes_limit() {
-        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(100));
-        assert_eq!(run(&[big.as_bytes()]).0, vec![Verdict::HeadersTooLarge]);
-        let ok = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(99));
+        // Limit 100: GET + / + host + a + x + value.
+        let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "a".repeat(91));
+        assert_eq!(
+            run(&[big.as_bytes()]).0,
+            vec![Verdict::Refused(H1Error::TooLarge)]
+        );
+        let ok = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "a".repeat(90));
         assert_eq!(run(&[ok.as_bytes()]).0, vec![Verdict::Ok]);
     }
 
@@ -584,7 +542,8 @@ mod tests {
 
     #[test]
     fn bad_chunk_stops() {
-        let (_, stopped) = run(&[b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]);
+        let (_, stopped) =
+            run(&[b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]);
         assert!(stopped);
     }
 }

@@ -253,11 +253,18 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         hcm.stats.rq_rejected.inc();
         return reply(hcm, respond, 431, "", flags::LOCAL_REJECT).await;
     }
+    // Route and forward on `:authority` (RFC 9113 8.3.1, as Envoy): a
+    // `host` field beside it is dropped, never forwarded.
     let host_fields = req.headers().filter(|(n, _)| *n == b"host").count();
-    let authority = req
-        .authority()
-        .or_else(|| req.header("host").and_then(|v| std::str::from_utf8(v).ok()));
-    let (Some(authority), false) = (authority, host_fields > 1) else {
+    let authority = match req.authority() {
+        Some(a) => Some(a),
+        None if host_fields == 1 => req
+            .header("host")
+            .filter(|v| nuncio_h1::valid_authority(v))
+            .and_then(|v| std::str::from_utf8(v).ok()),
+        None => None,
+    };
+    let Some(authority) = authority else {
         hcm.stats.rq_rejected.inc();
         return reply(hcm, respond, 400, "", flags::LOCAL_REJECT).await;
     };
@@ -267,7 +274,9 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
             .protocol()
             .is_some_and(|p| p.eq_ignore_ascii_case("websocket"));
     if method == "CONNECT" && !websocket {
-        return reply(hcm, respond, 403, "", flags::LOCAL_REJECT).await;
+        // No route matches CONNECT (nuncio has no connect_matcher): Envoy's 404.
+        hcm.stats.no_route.inc();
+        return reply(hcm, respond, 404, "", flags::NO_ROUTE).await;
     }
     let target = req.path().unwrap_or("/");
     let target = match nuncio_router::path::normalize(target, &cfg.path) {
@@ -333,19 +342,41 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     };
     // The upstream head, in HTTP/1.1. Names are lowercase tokens (the
     // codec checked them), so they are valid UTF-8.
+    // HTTP/2 may split `cookie` into several fields; HTTP/1.1 allows one
+    // (RFC 9113 8.2.3): they are joined with "; ".
+    let cookies = req.headers().filter(|(n, _)| *n == b"cookie").count();
+    let joined_cookie: Vec<u8> = if cookies > 1 {
+        let mut j = Vec::new();
+        for (_, v) in req.headers().filter(|(n, _)| *n == b"cookie") {
+            if !j.is_empty() {
+                j.extend_from_slice(b"; ");
+            }
+            j.extend_from_slice(v);
+        }
+        j
+    } else {
+        Vec::new()
+    };
     let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(req.header_count() + 3);
-    let mut has_host = false;
+    fields.push(("host", authority.as_bytes()));
     let mut has_ws_version = false;
+    let mut cookie_done = false;
     for (n, v) in req.headers() {
         let Ok(n) = std::str::from_utf8(n) else {
             continue;
         };
-        has_host |= n == "host";
+        if n == "host" {
+            continue;
+        }
+        if n == "cookie" && cookies > 1 {
+            if !cookie_done {
+                cookie_done = true;
+                fields.push(("cookie", &joined_cookie));
+            }
+            continue;
+        }
         has_ws_version |= n == "sec-websocket-version";
         fields.push((n, v));
-    }
-    if !has_host {
-        fields.insert(0, ("host", authority.as_bytes()));
     }
     let ws_key = websocket.then(crate::upgrade::random_key);
     if let Some(k) = &ws_key {
@@ -358,6 +389,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     let rh = RequestHead {
         method: if websocket { "GET" } else { method },
         target: &target,
+        authority: None,
         minor: 1,
         headers: fields,
         len: 0,

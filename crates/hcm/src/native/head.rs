@@ -65,9 +65,15 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 pub(crate) struct RequestAdds<'a> {
     pub path: &'a str,
     pub host_rewrite: Option<&'a [u8]>,
+    /// `use_remote_address`: this proxy is the edge.
     pub use_remote_address: bool,
-    pub peer_ip: &'a str,
+    /// Appended to `x-forwarded-for` at the edge (`None`: `skip_xff_append`).
+    pub xff_ip: Option<&'a str>,
+    /// `x-envoy-external-address` at the edge: the peer's address.
+    pub external_ip: &'a str,
+    /// A new `x-request-id`; `force` replaces the client's.
     pub request_id: Option<&'a [u8]>,
+    pub force_request_id: bool,
     pub timeout_ms: Option<&'a [u8]>,
     pub via: &'a [u8],
     pub websocket: bool,
@@ -85,12 +91,19 @@ pub(crate) fn upstream_request_on_route(
     received: http::Version,
 ) {
     let cfg = &hcm.config;
-    let request_id = (cfg.generate_request_id && h.get("x-request-id").is_none())
-        .then(crate::headers::uuid_v4_bytes);
-    let peer_ip = if cfg.use_remote_address {
-        peer.ip().to_string()
+    let edge = cfg.use_remote_address;
+    // At the edge Envoy replaces a client's x-request-id
+    // (`preserve_external_request_id` keeps it).
+    let force_request_id = edge && !cfg.preserve_external_request_id;
+    let request_id = (cfg.generate_request_id
+        && (force_request_id || h.get("x-request-id").is_none()))
+    .then(crate::headers::uuid_v4_bytes);
+    let (xff_ip, external_ip) = if edge {
+        let xff =
+            (!cfg.skip_xff_append).then(|| crate::headers::xff_address(peer.ip()).to_string());
+        (xff, peer.ip().to_string())
     } else {
-        String::new()
+        (None, String::new())
     };
     upstream_request(
         out,
@@ -98,9 +111,11 @@ pub(crate) fn upstream_request_on_route(
         &RequestAdds {
             path,
             host_rewrite: fwd.host_rewrite.as_ref().map(|h| h.as_bytes()),
-            use_remote_address: cfg.use_remote_address,
-            peer_ip: &peer_ip,
+            use_remote_address: edge,
+            xff_ip: xff_ip.as_deref(),
+            external_ip: &external_ip,
             request_id: request_id.as_ref().map(|v| &v[..]),
+            force_request_id: force_request_id && request_id.is_some(),
             timeout_ms: if cfg.suppress_envoy_headers {
                 None
             } else {
@@ -121,54 +136,68 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
     out.extend_from_slice(a.path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let listed = connection_listed(&h.headers);
-    let (mut has_proto, mut has_id, mut xff) = (false, false, None);
+    // The Host upstream: the route's rewrite, else the request's authority
+    // (an absolute-form target's replaces the Host header, as in Envoy).
+    let host = a.host_rewrite.or(h.host);
+    let (mut has_proto, mut has_id, mut has_host, mut xff) = (false, false, false, None);
+    let edge = a.use_remote_address;
     let mut via: Vec<&[u8]> = Vec::new();
     for (n, v) in &h.headers {
-        if hop_by_hop(n, v) || listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes())) {
+        if hop_by_hop(n, v)
+            || crate::headers::dropped_from_client(n, edge)
+            || listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes()))
+        {
             continue;
         }
         if n.eq_ignore_ascii_case("host") {
-            if let Some(r) = a.host_rewrite {
-                push_header(out, "host", r);
-                continue;
+            if !has_host {
+                has_host = true;
+                if let Some(hv) = host {
+                    push_header(out, n, hv);
+                }
             }
+            continue;
         } else if n.eq_ignore_ascii_case("x-forwarded-proto") {
             has_proto = true;
-            if a.use_remote_address {
+            if edge {
                 continue;
             }
-        } else if n.eq_ignore_ascii_case("x-forwarded-for") && a.use_remote_address {
+        } else if n.eq_ignore_ascii_case("x-forwarded-for") && edge {
             xff = Some(*v);
             continue;
         } else if n.eq_ignore_ascii_case("x-request-id") {
             has_id = true;
+            if a.force_request_id {
+                continue;
+            }
         } else if n.eq_ignore_ascii_case("via") {
             // Earlier hops and ours go out as one list.
             via.push(v);
             continue;
-        } else if n.eq_ignore_ascii_case("x-envoy-expected-rq-timeout-ms") && a.timeout_ms.is_some()
-        {
-            continue;
         }
         push_header(out, n, v);
     }
-    if h.host.is_none() {
-        if let Some(r) = a.host_rewrite {
-            push_header(out, "host", r);
-        }
+    if let (false, Some(hv)) = (has_host, host) {
+        push_header(out, "host", hv);
     }
-    if a.use_remote_address {
-        push_header(out, "x-forwarded-proto", b"http");
+    if edge {
+        push_header(out, "x-envoy-external-address", a.external_ip.as_bytes());
+        // Envoy joins with a bare comma.
         let mut v = xff.map(<[u8]>::to_vec).unwrap_or_default();
-        if !v.is_empty() {
-            v.extend_from_slice(b", ");
+        if let Some(ip) = a.xff_ip {
+            if !v.is_empty() {
+                v.push(b',');
+            }
+            v.extend_from_slice(ip.as_bytes());
         }
-        v.extend_from_slice(a.peer_ip.as_bytes());
-        push_header(out, "x-forwarded-for", &v);
+        if !v.is_empty() {
+            push_header(out, "x-forwarded-for", &v);
+        }
+        push_header(out, "x-forwarded-proto", b"http");
     } else if !has_proto {
         push_header(out, "x-forwarded-proto", b"http");
     }
-    if let (false, Some(id)) = (has_id, a.request_id) {
+    if let (false, Some(id)) = (has_id && !a.force_request_id, a.request_id) {
         push_header(out, "x-request-id", id);
     }
     if let Some(t) = a.timeout_ms {
@@ -310,8 +339,10 @@ mod tests {
                 path: "/y",
                 host_rewrite: None,
                 use_remote_address: false,
-                peer_ip: "127.0.0.1",
+                xff_ip: None,
+                external_ip: "",
                 request_id: Some(b"rid"),
+                force_request_id: false,
                 timeout_ms: Some(b"15000"),
                 via: b"1.1 nuncio-x",
                 websocket: false,
@@ -321,6 +352,58 @@ mod tests {
         assert_eq!(
             s,
             "GET /y HTTP/1.1\r\nHost: a\r\nX-Keep: 2\r\nx-forwarded-proto: http\r\nx-request-id: rid\r\nx-envoy-expected-rq-timeout-ms: 15000\r\nvia: 1.1 other, 1.1 nuncio-x\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn edge_request_rewrite() {
+        let raw = b"GET http://abs.example/x HTTP/1.1\r\nHost: other\r\nX-Envoy-Retry-On: 5xx\r\nx-envoy-original-path: /p\r\nx-envoy-foo: 1\r\nX-Forwarded-For: 1.2.3.4\r\nx-request-id: client\r\nx-forwarded-proto: https\r\n\r\n";
+        let h = parse_request(raw, &Limits::default()).unwrap().unwrap();
+        let mut out = Vec::new();
+        upstream_request(
+            &mut out,
+            &h,
+            &RequestAdds {
+                path: "/x",
+                host_rewrite: None,
+                use_remote_address: true,
+                xff_ip: Some("192.0.2.2"),
+                external_ip: "127.0.0.1",
+                request_id: Some(b"new"),
+                force_request_id: true,
+                timeout_ms: None,
+                via: b"1.1 nuncio-x",
+                websocket: false,
+            },
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /x HTTP/1.1\r\nHost: abs.example\r\nx-envoy-foo: 1\r\nx-envoy-external-address: 127.0.0.1\r\nx-forwarded-for: 1.2.3.4,192.0.2.2\r\nx-forwarded-proto: http\r\nx-request-id: new\r\nvia: 1.1 nuncio-x\r\n\r\n"
+        );
+        // HTTP/1.0 given a default host gets a Host line.
+        let raw = b"GET / HTTP/1.0\r\nx-envoy-max-retries: 3\r\n\r\n";
+        let mut h = parse_request(raw, &Limits::default()).unwrap().unwrap();
+        h.host = Some(b"default.example");
+        let mut out = Vec::new();
+        upstream_request(
+            &mut out,
+            &h,
+            &RequestAdds {
+                path: "/",
+                host_rewrite: None,
+                use_remote_address: false,
+                xff_ip: None,
+                external_ip: "",
+                request_id: None,
+                force_request_id: false,
+                timeout_ms: None,
+                via: b"1.0 nuncio-x",
+                websocket: false,
+            },
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nhost: default.example\r\nx-forwarded-proto: http\r\nvia: 1.0 nuncio-x\r\n\r\n"
         );
     }
 

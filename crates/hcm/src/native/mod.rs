@@ -201,8 +201,15 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
         let (keep_going, done, log) = match parsed {
             Err(e) => {
                 hcm.stats.rq_rejected.inc();
-                let (ok, d) =
-                    reply(&hcm, &mut stream, e.status(), "", true, flags::LOCAL_REJECT).await;
+                let (ok, d) = reply(
+                    &hcm,
+                    &mut stream,
+                    e.status(),
+                    e.body(),
+                    true,
+                    flags::LOCAL_REJECT,
+                )
+                .await;
                 let _ = ok;
                 (false, d, None)
             }
@@ -328,7 +335,7 @@ async fn handle(
         }
         Err(e) => {
             hcm.stats.rq_rejected.inc();
-            let (ok, d) = reply(hcm, stream, e.status(), "", true, flags::LOCAL_REJECT).await;
+            let (ok, d) = reply(hcm, stream, e.status(), e.body(), true, flags::LOCAL_REJECT).await;
             return (ok, d, None);
         }
     };
@@ -375,7 +382,7 @@ async fn handle(
         Ok(f) => f,
         Err(e) => {
             hcm.stats.rq_rejected.inc();
-            refuse!(e.status(), "", true, flags::LOCAL_REJECT)
+            refuse!(e.status(), e.body(), true, flags::LOCAL_REJECT)
         }
     };
     let has_body = framing != Framing::Empty;
@@ -386,14 +393,24 @@ async fn handle(
     if framing == Framing::Chunked {
         if let Err(e) = nuncio_h1::ChunkedValidator::new().feed(&buf[head_len..]) {
             hcm.stats.rq_rejected.inc();
-            refuse!(e.status(), "", true, flags::LOCAL_REJECT)
+            refuse!(e.status(), e.body(), true, flags::LOCAL_REJECT)
         }
     }
-    if head.minor == 0 && !cfg.accept_http_10 {
-        refuse!(426, "", true, flags::LOCAL_REJECT)
+    if head.minor == 0 {
+        // HTTP/1.0 without Host takes `default_host_for_http_10`; with
+        // neither, Envoy's 426 (it never reaches an HTTP/1.1 upstream
+        // without Host).
+        if head.host.is_none() {
+            head.host = cfg.default_host_for_http_10.as_deref().map(str::as_bytes);
+        }
+        if !cfg.accept_http_10 || head.host.is_none() {
+            refuse!(426, "Upgrade Required", true, flags::LOCAL_REJECT)
+        }
     }
-    if head.method.eq_ignore_ascii_case("CONNECT") {
-        refuse!(403, "", true, flags::LOCAL_REJECT)
+    if head.method == "CONNECT" {
+        // No route matches CONNECT (nuncio has no connect_matcher): Envoy's 404.
+        hcm.stats.no_route.inc();
+        refuse!(404, "", true, flags::NO_ROUTE)
     }
     let Ok(host) = std::str::from_utf8(head.host.unwrap_or_default()) else {
         refuse!(400, "", true, flags::LOCAL_REJECT)
