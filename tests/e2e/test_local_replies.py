@@ -12,7 +12,8 @@ from conftest import Echo, Proxy, curl, free_port, proxy_config as config, raw_r
 from conftest import start_proxy as start
 from h2client import H2Client
 
-CONNECT_FAIL = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+CONNECT_FAIL = "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
+CONNECT_TIMEOUT = "upstream connect error or disconnect/reset before headers. reset reason: connection timeout"
 
 
 def test_connection_failure_is_503(procs, tmp_path):
@@ -122,7 +123,7 @@ def test_connect_timeout_is_enforced(procs, tmp_path):
     t0 = time.time()
     status, _, body = curl(f"http://{p.base}/")
     took = time.time() - t0
-    assert (status, body) == (503, CONNECT_FAIL)
+    assert (status, body) == (503, CONNECT_TIMEOUT)
     assert took < 2, took
     assert p.stat("cluster.backend.upstream_cx_connect_timeout") == 1
     filler.close()

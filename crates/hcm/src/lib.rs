@@ -11,6 +11,7 @@ mod body;
 pub mod drain;
 mod headers;
 mod local_address;
+mod local_reply;
 mod native;
 mod proxy;
 pub mod sniff;

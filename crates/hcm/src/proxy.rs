@@ -21,6 +21,7 @@ use crate::headers::{
     X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, X_ENVOY_EXTERNAL_ADDRESS, X_ENVOY_UPSTREAM_SERVICE_TIME,
     X_FORWARDED_FOR, X_FORWARDED_PROTO, X_REQUEST_ID,
 };
+use crate::local_reply::{is_grpc, LocalReply};
 use crate::sniff::Verdict;
 use crate::upgrade::{self, Downstream};
 use crate::{via, ConnCtx};
@@ -47,6 +48,11 @@ struct Outcome {
     route_name: String,
 }
 
+/// Marks a response as a local reply, with its text, so a gRPC request's
+/// reply can be turned into the gRPC form at the end of [`handle`].
+#[derive(Clone)]
+struct LocalText(String);
+
 /// A local reply: `text/plain` body, Envoy's wording.
 fn local_reply(status: StatusCode, body: &'static str, close: bool) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::full(body));
@@ -59,7 +65,28 @@ fn local_reply(status: StatusCode, body: &'static str, close: bool) -> Response<
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    r.extensions_mut().insert(LocalText(body.to_string()));
     r
+}
+
+/// The gRPC form of local reply `r` (whose text is `text`): Envoy's
+/// trailers-only answer, built from the shared [`LocalReply`] description.
+fn grpc_local_reply(r: &Response<ProxyBody>, text: &str) -> Response<ProxyBody> {
+    let reply = LocalReply::new(r.status().as_u16(), text, true);
+    let mut out = Response::new(ProxyBody::full(""));
+    *out.status_mut() = StatusCode::OK;
+    reply.fields(|n, v| {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(n),
+            HeaderValue::from_bytes(v),
+        ) {
+            out.headers_mut().insert(n, v);
+        }
+    });
+    if let Some(c) = r.headers().get(header::CONNECTION) {
+        out.headers_mut().insert(header::CONNECTION, c.clone());
+    }
+    out
 }
 
 /// Serves one request.
@@ -104,6 +131,11 @@ pub(crate) async fn handle(mut req: Request<Incoming>, c: Arc<ConnCtx>) -> Respo
         flags: flags::NONE,
         ..Default::default()
     };
+    let grpc = is_grpc(
+        req.headers()
+            .get(header::CONTENT_TYPE)
+            .map(HeaderValue::as_bytes),
+    );
     let mut resp = match validate(&req, &c) {
         Some(reply) => {
             hcm.stats.rq_rejected.inc();
@@ -139,6 +171,11 @@ pub(crate) async fn handle(mut req: Request<Incoming>, c: Arc<ConnCtx>) -> Respo
             }
         },
     };
+    if let Some(LocalText(text)) = resp.extensions_mut().remove::<LocalText>() {
+        if grpc {
+            resp = grpc_local_reply(&resp, &text);
+        }
+    }
     let status = resp.status().as_u16();
     hcm.stats.rq_codes.record(status);
     if let Ok(v) = HeaderValue::from_str(&hcm.config.server_name) {
@@ -310,6 +347,8 @@ async fn route(req: Request<Incoming>, c: &ConnCtx, out: &mut Outcome) -> Respon
                 r.headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             }
+            r.extensions_mut()
+                .insert(LocalText(String::from_utf8_lossy(body).into_owned()));
             return r;
         }
         RouteKind::Forward(f) => f,
@@ -521,11 +560,13 @@ async fn forward(
             cluster.stats.rq_codes.record(503);
             let reason = e.reset_reason();
             out.flags = match reason {
-                ResetReason::ConnectionFailure => flags::UPSTREAM_CONNECT_FAILURE,
+                ResetReason::ConnectionFailure | ResetReason::ConnectionTimeout => {
+                    flags::UPSTREAM_CONNECT_FAILURE
+                }
                 ResetReason::ConnectionTermination => flags::UPSTREAM_TERMINATION,
                 _ => flags::UPSTREAM_RESET,
             };
-            if reason != ResetReason::ConnectionFailure {
+            if !reason.is_connect_failure() {
                 cluster.stats.rq_rx_reset.inc();
             }
             out.upstream = Some(done);

@@ -6,8 +6,10 @@ use std::fmt;
 /// (`upstream connect error or disconnect/reset before headers. reset reason: ...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResetReason {
-    /// The TCP connection could not be made.
+    /// The TCP connection could not be made (refused, unreachable).
     ConnectionFailure,
+    /// The TCP connection was not made within `connect_timeout`.
+    ConnectionTimeout,
     /// The connection closed before a response.
     ConnectionTermination,
     /// The peer reset the stream.
@@ -48,12 +50,23 @@ macro_rules! reset_reasons {
 }
 
 reset_reasons! {
-    ConnectionFailure => "connection failure",
+    ConnectionFailure => "remote connection failure",
+    ConnectionTimeout => "connection timeout",
     ConnectionTermination => "connection termination",
     RemoteReset => "remote reset",
     RemoteRefusedStreamReset => "remote refused stream reset",
     ProtocolError => "protocol error",
     Overflow => "overflow",
+}
+
+impl ResetReason {
+    /// The connection was never made (Envoy's `UF` flag).
+    pub fn is_connect_failure(&self) -> bool {
+        matches!(
+            self,
+            ResetReason::ConnectionFailure | ResetReason::ConnectionTimeout
+        )
+    }
 }
 
 impl fmt::Display for ResetReason {
@@ -89,9 +102,8 @@ impl UpstreamError {
     /// The reset reason Envoy would report.
     pub fn reset_reason(&self) -> ResetReason {
         match self {
-            UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout(_) => {
-                ResetReason::ConnectionFailure
-            }
+            UpstreamError::Connect { .. } => ResetReason::ConnectionFailure,
+            UpstreamError::ConnectTimeout(_) => ResetReason::ConnectionTimeout,
             UpstreamError::Http(e) if e.is_parse() || e.is_parse_status() => {
                 ResetReason::ProtocolError
             }
@@ -104,7 +116,7 @@ impl UpstreamError {
 
     /// True for failures to establish the connection.
     pub fn is_connect_failure(&self) -> bool {
-        self.reset_reason() == ResetReason::ConnectionFailure
+        self.reset_reason().is_connect_failure()
     }
 }
 
@@ -132,9 +144,16 @@ mod tests {
             ResetReason::RemoteRefusedStreamReset.local_reply_body(),
             "upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset"
         );
+        // Envoy 1.40's words for a refused connect and a connect timeout.
         assert_eq!(
             ResetReason::ConnectionFailure.to_string(),
-            "connection failure"
+            "remote connection failure"
         );
+        assert_eq!(
+            ResetReason::ConnectionTimeout.to_string(),
+            "connection timeout"
+        );
+        assert!(ResetReason::ConnectionTimeout.is_connect_failure());
+        assert!(!ResetReason::RemoteReset.is_connect_failure());
     }
 }

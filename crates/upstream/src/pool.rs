@@ -348,7 +348,7 @@ mod tests {
         let (p, stats) = pool(addr);
         let e = p.send(get()).await.unwrap_err();
         assert!(e.is_connect_failure());
-        assert_eq!(e.reset_reason().to_string(), "connection failure");
+        assert_eq!(e.reset_reason().to_string(), "remote connection failure");
         assert_eq!(stats.cx_connect_fail.get(), 1);
     }
 }

@@ -10,6 +10,14 @@ thread_local! {
 
 /// Now, as `Tue, 15 Nov 1994 08:12:31 GMT`.
 pub(crate) fn now() -> Vec<u8> {
+    let mut v = Vec::with_capacity(29);
+    push_now(&mut v);
+    v
+}
+
+/// Appends now's date to `out` without allocating (Envoy puts `date` on
+/// every response it sends).
+pub(crate) fn push_now(out: &mut Vec<u8>) {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -19,7 +27,7 @@ pub(crate) fn now() -> Vec<u8> {
         if c.0 != secs {
             *c = (secs, format(secs).into_bytes());
         }
-        c.1.clone()
+        out.extend_from_slice(&c.1);
     })
 }
 

@@ -27,7 +27,7 @@ use nuncio_upstream::RawConn;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::h2guard::PrematureResets;
-use super::h2head::{downstream_head, fmt_u64, itoa_buf};
+use super::h2head::downstream_head;
 use super::h2io::{relay_chunked, send_chunked, H2Duplex, H2Recv, H2Send};
 use super::head;
 use super::io::Pace;
@@ -36,6 +36,7 @@ use super::upstream::{read_response_head, Fail};
 use super::watch::{count_timeouts, until};
 use super::{bufpool, deadline, finish, Done};
 use crate::access_log::LogEntry;
+use crate::local_reply::LocalReply;
 use crate::proxy::flags;
 use crate::Hcm;
 use nuncio_config::UnderscoresAction;
@@ -191,33 +192,35 @@ async fn stream(c: Arc<Conn>, req: Request, rx: RecvStream, mut respond: SendRes
     finish(hcm, start, done, log);
 }
 
-/// A local reply on the stream (Envoy's `text/plain` body).
+/// A local reply on the stream (Envoy's `text/plain` body, or the gRPC
+/// form when `grpc`).
 async fn reply(
     hcm: &Hcm,
     respond: &mut SendResponse,
+    grpc: bool,
     status: u16,
     body: &str,
     flag: &'static str,
 ) -> Done {
-    reply_with(hcm, respond, status, body, flag, None).await
+    reply_with(hcm, respond, grpc, status, body, flag, None).await
 }
 
 /// [`reply`] with a `location` header (redirects).
 async fn reply_with(
     hcm: &Hcm,
     respond: &mut SendResponse,
+    grpc: bool,
     status: u16,
     body: &str,
     flag: &'static str,
     location: Option<&str>,
 ) -> Done {
-    let sent = respond.send_response(status, body.is_empty(), |f| {
+    let r = LocalReply::new(status, body, grpc);
+    let body = r.wire_body();
+    let sent = respond.send_response(r.wire_status(), body.is_empty(), |f| {
+        r.fields(|n, v| f.add(n, v));
+        f.add(b"date", &super::date::now());
         f.add(b"server", hcm.config.server_name.as_bytes());
-        if !body.is_empty() {
-            f.add(b"content-type", b"text/plain");
-        }
-        let mut n = itoa_buf();
-        f.add(b"content-length", fmt_u64(&mut n, body.len() as u64));
         if let Some(l) = location {
             f.add(b"location", l.as_bytes());
         }
@@ -225,13 +228,14 @@ async fn reply_with(
     if let (Ok(tx), false) = (sent, body.is_empty()) {
         let _ = H2Send::new(tx).send_last(body.as_bytes()).await;
     }
-    Done::local(status, flag, body.len())
+    Done::local(r.wire_status(), flag, body.len())
 }
 
 /// Routes and forwards one request; returns what became of it.
 async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut SendResponse) -> Done {
     let hcm = &c.hcm;
     let cfg = &hcm.config;
+    let grpc = crate::local_reply::is_grpc(req.header("content-type"));
     if cfg.underscores != UnderscoresAction::Allow && req.headers().any(|(n, _)| n.contains(&b'_'))
     {
         if cfg.underscores == UnderscoresAction::Reject {
@@ -251,7 +255,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     let bytes: usize = req.headers().map(|(n, v)| n.len() + v.len()).sum();
     if req.header_count() > cfg.max_headers_count as usize || bytes > hcm.max_header_bytes {
         hcm.stats.rq_rejected.inc();
-        return reply(hcm, respond, 431, "", flags::LOCAL_REJECT).await;
+        return reply(hcm, respond, grpc, 431, "", flags::LOCAL_REJECT).await;
     }
     // Route and forward on `:authority` (RFC 9113 8.3.1, as Envoy): a
     // `host` field beside it is dropped, never forwarded.
@@ -266,7 +270,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     };
     let Some(authority) = authority else {
         hcm.stats.rq_rejected.inc();
-        return reply(hcm, respond, 400, "", flags::LOCAL_REJECT).await;
+        return reply(hcm, respond, grpc, 400, "", flags::LOCAL_REJECT).await;
     };
     let method = req.method();
     let websocket = method == "CONNECT"
@@ -276,18 +280,18 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     if method == "CONNECT" && !websocket {
         // No route matches CONNECT (nuncio has no connect_matcher): Envoy's 404.
         hcm.stats.no_route.inc();
-        return reply(hcm, respond, 404, "", flags::NO_ROUTE).await;
+        return reply(hcm, respond, grpc, 404, "", flags::NO_ROUTE).await;
     }
     let target = req.path().unwrap_or("/");
     let target = match nuncio_router::path::normalize(target, &cfg.path) {
         PathVerdict::Use(t) => t,
         PathVerdict::Reject => {
             hcm.stats.rq_failed_path_normalization.inc();
-            return reply(hcm, respond, 400, "", flags::LOCAL_REJECT).await;
+            return reply(hcm, respond, grpc, 400, "", flags::LOCAL_REJECT).await;
         }
         PathVerdict::Redirect(to) => {
             hcm.stats.rq_redirected_with_normalized_path.inc();
-            return reply_with(hcm, respond, 307, "", flags::NONE, Some(&to)).await;
+            return reply_with(hcm, respond, grpc, 307, "", flags::NONE, Some(&to)).await;
         }
     };
     let Some(route) = hcm
@@ -295,20 +299,20 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         .route(authority.trim_end_matches([' ', '\t']), &target)
     else {
         hcm.stats.no_route.inc();
-        return reply(hcm, respond, 404, "", flags::NO_ROUTE).await;
+        return reply(hcm, respond, grpc, 404, "", flags::NO_ROUTE).await;
     };
     hcm.stats.router_rq_total.inc();
     let fwd = match &route.kind {
         RouteKind::Direct { status, body } => {
             hcm.stats.rq_direct_response.inc();
             let text = String::from_utf8_lossy(body);
-            return reply(hcm, respond, *status, &text, flags::NONE).await;
+            return reply(hcm, respond, grpc, *status, &text, flags::NONE).await;
         }
         RouteKind::Forward(f) => f,
     };
     if websocket && !fwd.websocket {
         hcm.stats.ws_on_non_ws_route.inc();
-        return reply(hcm, respond, 403, "", flags::NONE).await;
+        return reply(hcm, respond, grpc, 403, "", flags::NONE).await;
     }
     if req
         .headers()
@@ -316,13 +320,22 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     {
         hcm.stats.rq_loop_detected.inc();
         tracing::warn!(cluster = %fwd.cluster.name(), "request loop: this request already passed through this proxy ({}); check that cluster '{}' points at the service, not at proxies that route back", hcm.via_id, fwd.cluster.name());
-        return reply(hcm, respond, 508, "request loop detected", flags::NONE).await;
+        return reply(
+            hcm,
+            respond,
+            grpc,
+            508,
+            "request loop detected",
+            flags::NONE,
+        )
+        .await;
     }
     let cluster = fwd.cluster.clone();
     let Some(host) = cluster.choose_host() else {
         return reply(
             hcm,
             respond,
+            grpc,
             503,
             "no healthy upstream",
             flags::NO_HEALTHY_UPSTREAM,
@@ -468,7 +481,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
             if !fail.is_downstream_timeout() {
                 cluster.stats.rq_codes.record(status);
             }
-            let mut d = reply(hcm, respond, status, text, flag).await;
+            let mut d = reply(hcm, respond, grpc, status, text, flag).await;
             d.upstream = x.done.upstream;
             d.received = x.done.received;
             d

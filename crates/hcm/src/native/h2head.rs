@@ -8,12 +8,12 @@ use nuncio_h2::hpack;
 use super::head;
 
 /// A buffer for [`fmt_u64`].
-pub(super) fn itoa_buf() -> [u8; 20] {
+pub(crate) fn itoa_buf() -> [u8; 20] {
     [0; 20]
 }
 
 /// Formats `n` in decimal into `buf`.
-pub(super) fn fmt_u64(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+pub(crate) fn fmt_u64(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -39,20 +39,36 @@ pub(super) fn downstream_head(
     let status = if upgraded { 200 } else { r.status };
     hpack::encode_status(out, status);
     let listed = head::connection_listed(&r.headers);
+    let (mut has_date, mut server_sent) = (false, false);
     for (n, v) in &r.headers {
+        has_date |= n.eq_ignore_ascii_case("date");
+        if n.eq_ignore_ascii_case("server") {
+            // Replaced where the upstream put it, as Envoy does.
+            if !server_sent {
+                server_sent = true;
+                hpack::encode_field(out, b"server", server.as_bytes());
+            }
+            continue;
+        }
         let skip = head::hop_by_hop(n, b"")
             || n.eq_ignore_ascii_case("transfer-encoding")
-            || n.eq_ignore_ascii_case("server")
             || (upgraded && n.eq_ignore_ascii_case("sec-websocket-accept"))
             || (!listed.is_empty() && listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes())));
         if !skip {
             hpack::encode_field(out, n.as_bytes(), v);
         }
     }
-    hpack::encode_field(out, b"server", server.as_bytes());
     if let Some(ms) = service_ms {
         let mut buf = itoa_buf();
         hpack::encode_field(out, b"x-envoy-upstream-service-time", fmt_u64(&mut buf, ms));
+    }
+    if !has_date {
+        let mut d = Vec::with_capacity(29);
+        super::date::push_now(&mut d);
+        hpack::encode_field(out, b"date", &d);
+    }
+    if !server_sent {
+        hpack::encode_field(out, b"server", server.as_bytes());
     }
     status
 }

@@ -250,9 +250,22 @@ pub(crate) fn downstream_response(
     });
     out.extend_from_slice(b"\r\n");
     let listed = connection_listed(&r.headers);
+    let (mut has_date, mut server_sent) = (false, false);
     for (n, v) in &r.headers {
         let skip = match n.len() {
-            6 => n.eq_ignore_ascii_case("server") || hop_by_hop(n, v),
+            4 => {
+                has_date |= n.eq_ignore_ascii_case("date");
+                false
+            }
+            6 if n.eq_ignore_ascii_case("server") => {
+                // Replaced where the upstream put it, as Envoy does.
+                if !server_sent {
+                    server_sent = true;
+                    push_header(out, n, server.as_bytes());
+                }
+                true
+            }
+            6 => hop_by_hop(n, v),
             7 => n.eq_ignore_ascii_case("upgrade") && !upgraded,
             17 => n.eq_ignore_ascii_case("transfer-encoding"),
             _ => hop_by_hop(n, v),
@@ -262,11 +275,18 @@ pub(crate) fn downstream_response(
             push_header(out, n, v);
         }
     }
-    push_header(out, "server", server.as_bytes());
     if let Some(ms) = service_time_ms {
         out.extend_from_slice(b"x-envoy-upstream-service-time: ");
         push_decimal(out, ms);
         out.extend_from_slice(b"\r\n");
+    }
+    if !has_date {
+        out.extend_from_slice(b"date: ");
+        super::date::push_now(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !server_sent {
+        push_header(out, "server", server.as_bytes());
     }
     if body == BodyOut::Chunked {
         push_header(out, "transfer-encoding", b"chunked");
@@ -290,29 +310,35 @@ impl std::fmt::Write for VecWriter<'_> {
     }
 }
 
-/// A local reply: status line, text body, our headers.
+/// A local reply `r` on HTTP/1.1: status line, Envoy's headers in
+/// Envoy's order, the body.
 pub(crate) fn local_reply(
-    status: u16,
-    reason: &str,
-    body: &str,
+    r: &crate::local_reply::LocalReply<'_>,
     server: &str,
     date: &[u8],
     close: bool,
     location: Option<&str>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(160 + body.len());
+    let (status, body) = (r.wire_status(), r.wire_body());
+    let mut out = Vec::with_capacity(160 + r.body.len());
     let _ = write!(
         VecWriter(&mut out),
-        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\n",
-        body.len()
+        "HTTP/1.1 {status} {}\r\n",
+        super::reason(status)
     );
-    if !body.is_empty() {
-        out.extend_from_slice(b"content-type: text/plain\r\n");
-    }
-    push_header(&mut out, "server", server.as_bytes());
+    r.fields(|n, v| {
+        out.extend_from_slice(n);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    });
     push_header(&mut out, "date", date);
+    push_header(&mut out, "server", server.as_bytes());
     if let Some(l) = location {
         push_header(&mut out, "location", l.as_bytes());
+    }
+    if r.grpc {
+        out.extend_from_slice(b"content-length: 0\r\n");
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
@@ -444,23 +470,33 @@ mod tests {
         }
     }
 
+    /// The head as text with the date's value (which changes) as `D`.
+    fn without_date(out: Vec<u8>) -> String {
+        let s = String::from_utf8(out).unwrap();
+        let Some(at) = s.find("date: ") else {
+            return s;
+        };
+        let end = at + s[at..].find("\r\n").unwrap();
+        format!("{}date: D{}", &s[..at], &s[end..])
+    }
+
     #[test]
     fn response_rewrite_drops_hop_headers() {
         let raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nExpect: x\r\nConnection: Upgrade, X-Hop\r\nX-Hop: 1\r\nX-Ok: 2\r\n\r\n";
         let r = parse_response(raw, 100, 65536).unwrap().unwrap();
         for (upgraded, want) in [
-            (true, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nX-Ok: 2\r\nserver: s\r\nconnection: upgrade\r\n\r\n"),
-            (false, "HTTP/1.1 101 Switching Protocols\r\nX-Ok: 2\r\nserver: s\r\nconnection: close\r\n\r\n"),
+            (true, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nX-Ok: 2\r\ndate: D\r\nserver: s\r\nconnection: upgrade\r\n\r\n"),
+            (false, "HTTP/1.1 101 Switching Protocols\r\nX-Ok: 2\r\ndate: D\r\nserver: s\r\nconnection: close\r\n\r\n"),
         ] {
             let mut out = Vec::new();
             downstream_response(&mut out, &r, "s", None, BodyOut::AsIs, !upgraded, false, upgraded);
-            assert_eq!(String::from_utf8(out).unwrap(), want);
+            assert_eq!(without_date(out), want);
         }
     }
 
     #[test]
     fn response_rewrite() {
-        let raw = b"HTTP/1.1 200 OK\r\nServer: up\r\nTransfer-Encoding: chunked\r\nKeep-Alive: x\r\nX-A: 1\r\n\r\n";
+        let raw = b"HTTP/1.1 200 OK\r\nServer: up\r\nDate: Tue, 15 Nov 1994 08:12:31 GMT\r\nTransfer-Encoding: chunked\r\nKeep-Alive: x\r\nX-A: 1\r\n\r\n";
         let r = parse_response(raw, 100, 65536).unwrap().unwrap();
         let mut out = Vec::new();
         downstream_response(
@@ -475,7 +511,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "HTTP/1.1 200 OK\r\nX-A: 1\r\nserver: nuncio\r\nx-envoy-upstream-service-time: 3\r\ntransfer-encoding: chunked\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nServer: nuncio\r\nDate: Tue, 15 Nov 1994 08:12:31 GMT\r\nX-A: 1\r\nx-envoy-upstream-service-time: 3\r\ntransfer-encoding: chunked\r\n\r\n"
         );
     }
 }

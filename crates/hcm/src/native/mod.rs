@@ -14,7 +14,7 @@ mod date;
 pub(crate) mod deadline;
 pub(crate) mod h2;
 mod h2guard;
-mod h2head;
+pub(crate) mod h2head;
 mod h2io;
 mod head;
 mod io;
@@ -37,6 +37,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::access_log::LogEntry;
+use crate::local_reply::LocalReply;
 use crate::proxy::flags;
 use crate::Hcm;
 use head::BodyOut;
@@ -60,7 +61,8 @@ pub(crate) fn eligible(routes: &RouteTable) -> bool {
     })
 }
 
-fn reason(status: u16) -> &'static str {
+/// The reason phrase of `status` (`Unknown` for codes without one).
+pub(crate) fn reason(status: u16) -> &'static str {
     http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -204,6 +206,7 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
                 let (ok, d) = reply(
                     &hcm,
                     &mut stream,
+                    false,
                     e.status(),
                     e.body(),
                     true,
@@ -241,22 +244,26 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
     }
 }
 
-/// Writes a local reply; returns (connection still usable, outcome).
+/// Writes a local reply (in gRPC form when `grpc`); returns (connection
+/// still usable, outcome).
 async fn reply(
     hcm: &Hcm,
     stream: &mut TcpStream,
+    grpc: bool,
     status: u16,
     body: &str,
     close: bool,
     flag: &'static str,
 ) -> (bool, Done) {
-    reply_with(hcm, stream, status, body, close, flag, None).await
+    reply_with(hcm, stream, grpc, status, body, close, flag, None).await
 }
 
 /// [`reply`] with a `location` header (redirects).
+#[allow(clippy::too_many_arguments)]
 async fn reply_with(
     hcm: &Hcm,
     stream: &mut TcpStream,
+    grpc: bool,
     status: u16,
     body: &str,
     close: bool,
@@ -264,17 +271,13 @@ async fn reply_with(
     location: Option<&str>,
 ) -> (bool, Done) {
     let close = close || hcm.drain.is_draining();
-    let bytes = head::local_reply(
-        status,
-        reason(status),
-        body,
-        &hcm.config.server_name,
-        &date::now(),
-        close,
-        location,
-    );
+    let r = LocalReply::new(status, body, grpc);
+    let bytes = head::local_reply(&r, &hcm.config.server_name, &date::now(), close, location);
     let ok = stream.write_all(&bytes).await.is_ok();
-    (ok && !close, Done::local(status, flag, body.len()))
+    (
+        ok && !close,
+        Done::local(r.wire_status(), flag, r.wire_body().len()),
+    )
 }
 
 fn finish(hcm: &Hcm, start: Instant, d: Done, log: Option<Box<LogEntry>>) {
@@ -330,22 +333,32 @@ async fn handle(
     let mut head = match parse_request(&buf[..head_len], &limits) {
         Ok(Some(h)) => h,
         Ok(None) => {
-            let (ok, d) = reply(hcm, stream, 400, "", true, flags::LOCAL_REJECT).await;
+            let (ok, d) = reply(hcm, stream, false, 400, "", true, flags::LOCAL_REJECT).await;
             return (ok, d, None);
         }
         Err(e) => {
             hcm.stats.rq_rejected.inc();
-            let (ok, d) = reply(hcm, stream, e.status(), e.body(), true, flags::LOCAL_REJECT).await;
+            let (ok, d) = reply(
+                hcm,
+                stream,
+                false,
+                e.status(),
+                e.body(),
+                true,
+                flags::LOCAL_REJECT,
+            )
+            .await;
             return (ok, d, None);
         }
     };
+    let grpc = crate::local_reply::is_grpc(head.get("content-type"));
     if cfg.underscores != UnderscoresAction::Allow
         && head.headers.iter().any(|(n, _)| n.contains('_'))
     {
         if cfg.underscores == UnderscoresAction::Reject {
             hcm.stats.codec.h1_rejected_underscores.inc();
             hcm.stats.rq_rejected.inc();
-            let (ok, d) = reply(hcm, stream, 400, "", true, flags::LOCAL_REJECT).await;
+            let (ok, d) = reply(hcm, stream, grpc, 400, "", true, flags::LOCAL_REJECT).await;
             return (ok, d, None);
         }
         let before = head.headers.len();
@@ -373,7 +386,7 @@ async fn handle(
     });
     macro_rules! refuse {
         ($status:expr, $body:expr, $close:expr, $flag:expr) => {{
-            let (ok, d) = reply(hcm, stream, $status, $body, $close, $flag).await;
+            let (ok, d) = reply(hcm, stream, grpc, $status, $body, $close, $flag).await;
             buf.advance(head_len);
             return (ok, d, log);
         }};
@@ -428,6 +441,7 @@ async fn handle(
             let (ok, d) = reply_with(
                 hcm,
                 stream,
+                grpc,
                 307,
                 "",
                 has_body || head.close,
@@ -553,8 +567,16 @@ async fn handle(
             count_timeouts(hcm, &fail);
             if let Fail::BadRequestBody(e) = fail {
                 if !x.head_sent {
-                    let (_, d) =
-                        reply(hcm, x.stream, e.status(), "", true, flags::LOCAL_REJECT).await;
+                    let (_, d) = reply(
+                        hcm,
+                        x.stream,
+                        grpc,
+                        e.status(),
+                        e.body(),
+                        true,
+                        flags::LOCAL_REJECT,
+                    )
+                    .await;
                     return (false, d, log);
                 }
             }
@@ -575,7 +597,7 @@ async fn handle(
             if !fail.is_downstream_timeout() {
                 cluster.stats.rq_codes.record(status);
             }
-            let (_, mut d) = reply(hcm, x.stream, status, body, true, flag).await;
+            let (_, mut d) = reply(hcm, x.stream, grpc, status, body, true, flag).await;
             d.upstream = upstream;
             (false, d, log)
         }

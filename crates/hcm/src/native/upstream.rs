@@ -7,7 +7,7 @@ use std::task::Poll;
 
 use bytes::{Buf, BytesMut};
 use nuncio_h1::{parse_response, H1Error};
-use nuncio_upstream::UpstreamError;
+use nuncio_upstream::{ResetReason, UpstreamError};
 use tokio::net::TcpStream;
 
 use super::io::read_some;
@@ -19,7 +19,8 @@ use crate::proxy::flags;
 #[derive(Debug)]
 pub(super) enum Fail {
     Timeout,
-    Connect,
+    /// The connection was not made: `ConnectionFailure` or `ConnectionTimeout`.
+    Connect(ResetReason),
     Reset,
     Protocol,
     Client,
@@ -95,12 +96,24 @@ impl Fail {
                 host.stats.rq_timeout.inc();
                 (504, flags::UPSTREAM_TIMEOUT, "upstream request timeout")
             }
-            Fail::Connect => (503, flags::UPSTREAM_CONNECT_FAILURE, "upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
+            Fail::Connect(reason) => (
+                503,
+                flags::UPSTREAM_CONNECT_FAILURE,
+                reason.local_reply_body(),
+            ),
             Fail::Reset => {
                 cluster.stats.rq_rx_reset.inc();
-                (503, flags::UPSTREAM_TERMINATION, "upstream connect error or disconnect/reset before headers. reset reason: connection termination")
+                (
+                    503,
+                    flags::UPSTREAM_TERMINATION,
+                    ResetReason::ConnectionTermination.local_reply_body(),
+                )
             }
-            Fail::Protocol => (502, flags::UPSTREAM_RESET, "upstream connect error or disconnect/reset before headers. reset reason: protocol error"),
+            Fail::Protocol => (
+                502,
+                flags::UPSTREAM_RESET,
+                ResetReason::ProtocolError.local_reply_body(),
+            ),
             Fail::StreamIdle => (408, flags::STREAM_IDLE_TIMEOUT, "stream timeout"),
             Fail::RequestTimeout => (408, flags::NONE, "request timeout"),
             Fail::Client | Fail::BadRequestBody(_) => (status.max(400), "DC", ""),
@@ -164,8 +177,9 @@ pub(super) async fn read_response_head<T>(
 
 impl From<UpstreamError> for Fail {
     fn from(e: UpstreamError) -> Self {
-        if e.is_connect_failure() {
-            Fail::Connect
+        let reason = e.reset_reason();
+        if reason.is_connect_failure() {
+            Fail::Connect(reason)
         } else {
             Fail::Reset
         }
