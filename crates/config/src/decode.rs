@@ -143,7 +143,8 @@ impl<'a> Val<'a> {
         }
     }
 
-    /// A list (null is the empty list).
+    /// A list (null is the empty list). A single value where a list is
+    /// expected is a list of one, as Envoy's config loader reads it.
     pub fn list(&self) -> Result<Vec<Val<'a>>> {
         match &self.node.kind {
             NodeKind::Seq(items) => Ok(items
@@ -156,7 +157,11 @@ impl<'a> Val<'a> {
                 })
                 .collect()),
             _ if self.node.is_null() => Ok(Vec::new()),
-            _ => Err(self.expected("a list")),
+            _ => Ok(vec![Val {
+                file: self.file,
+                node: self.node,
+                path: format!("{}[0]", self.path),
+            }]),
         }
     }
 
@@ -249,8 +254,9 @@ impl<'a> Obj<'a> {
                     e.key_mark,
                     &path,
                     format!(
-                        "'{}' is an Envoy field that nuncio does not support yet; remove it",
-                        e.key
+                        "'{}' is an Envoy field that nuncio does not support yet, so this config cannot run as written{}",
+                        e.key,
+                        unsupported_consequence(&e.key)
                     ),
                 ));
             }
@@ -357,6 +363,20 @@ fn to_json(n: &Node) -> serde_json::Value {
                 .map(|e| (e.key.clone(), to_json(&e.value)))
                 .collect(),
         ),
+    }
+}
+
+/// What dropping an unsupported field would cost, for the fields where
+/// "just remove it" would be dangerous advice.
+fn unsupported_consequence(key: &str) -> &'static str {
+    match key {
+        "transport_socket" | "transport_socket_matches" | "tls_context" => {
+            ": it is TLS, and without it this traffic would go in clear text (TLS is not implemented yet)"
+        }
+        "rbac" | "jwt_authn" | "ext_authz" | "require_client_certificate" => {
+            ": it controls access, and without it every request would be let through"
+        }
+        _ => "",
     }
 }
 

@@ -134,6 +134,46 @@ fn envoy_fields_not_yet_supported_say_so() {
 }
 
 #[test]
+fn tls_fields_warn_that_removing_them_drops_tls() {
+    let e = err("static_resources:\n  clusters:\n  - name: a\n    transport_socket: {name: envoy.transport_sockets.tls}\n");
+    assert!(!e.message.contains("remove it"), "{e}");
+    assert!(e.message.contains("clear text"), "{e}");
+    assert_eq!(e.path, "static_resources.clusters[0].transport_socket");
+}
+
+#[test]
+fn single_value_for_a_list_and_repeated_keys_load_as_in_envoy() {
+    // `domains: "*"` is a list of one; the second `stat_prefix` wins.
+    let text = example("front-proxy/front-proxy-v3.yaml");
+    let text = text
+        .replacen("domains: [\"*\"]", "domains: \"*\"", 1)
+        .replacen(
+            "          stat_prefix: ingress_http\n",
+            "          stat_prefix: first\n          stat_prefix: ingress_http\n",
+            1,
+        );
+    assert!(text.contains("domains: \"*\""), "the example changed");
+    let b = load_str("t.yaml", &text).unwrap();
+    let h = hcm_of(&b);
+    assert_eq!(h.stat_prefix, "ingress_http");
+    assert_eq!(h.route_config.virtual_hosts[0].domains, vec!["*"]);
+}
+
+#[test]
+fn http_protocol_options_of_http10_and_xff() {
+    let b = front_proxy_with(
+        "          http_protocol_options: {default_host_for_http_10: d.example}\n          skip_xff_append: true\n          preserve_external_request_id: true\n",
+    )
+    .unwrap();
+    let h = hcm_of(&b);
+    assert_eq!(h.default_host_for_http_10.as_deref(), Some("d.example"));
+    assert!(h.skip_xff_append && h.preserve_external_request_id);
+    let b = front_proxy_with("").unwrap();
+    let h = hcm_of(&b);
+    assert!(h.default_host_for_http_10.is_none() && !h.skip_xff_append);
+}
+
+#[test]
 fn route_to_unknown_cluster() {
     let text = example("blog/simple-proxy.yaml").replace("cluster: myservice", "cluster: nosuch");
     let e = err(&text);

@@ -254,12 +254,8 @@ impl<'a> Builder<'a> {
                             message: "a map key must be a scalar".into(),
                         });
                     };
-                    if entries.iter().any(|e| e.key == key) {
-                        return Err(SyntaxError {
-                            mark: key_mark,
-                            message: format!("duplicate key '{key}'"),
-                        });
-                    }
+                    // A repeated key: the last one wins, as in Envoy's loader.
+                    entries.retain(|e| e.key != key);
                     let (ev, m) = self.next()?;
                     let value = self.node(ev, m, depth + 1)?;
                     entries.push(Entry {
@@ -328,10 +324,16 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_keys_are_errors() {
-        let e = parse("a: 1\na: 2\n").unwrap_err();
-        assert_eq!(e.mark.line, 2);
-        assert!(e.message.contains("duplicate"));
+    fn duplicate_keys_last_wins() {
+        let n = parse("a: 1\nb: 0\na: 2\n").unwrap();
+        let NodeKind::Map(e) = &n.kind else { panic!() };
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1].key, "a");
+        assert_eq!(e[1].key_mark.line, 3);
+        let NodeKind::Scalar { value, .. } = &e[1].value.kind else {
+            panic!()
+        };
+        assert_eq!(value, "2");
     }
 
     #[test]
