@@ -39,8 +39,8 @@ pub struct Args {
     pub log_level: LogLevel,
 
     /// Levels per Envoy component, e.g. upstream:debug,connection:trace
-    /// (names as Envoy's; see ARCHITECTURE.md for which nuncio code logs
-    /// under which).
+    /// (Envoy's names; which nuncio code logs under which:
+    /// docs/envoy-differences.md).
     #[arg(long = "component-log-level", value_name = "COMPONENT:LEVEL,...")]
     pub component_log_level: Option<String>,
 
