@@ -353,12 +353,13 @@ def test_accepted_flags_say_so_once(procs, tmp_path):
         "--skip-hot-restart-parent-stats", "--enable-mutex-tracing", "--disable-extensions", "envoy.x/y",
         "--stats-tag", "a:b", "--service-zone", "z", "--log-stacktrace-single-entry",
         "--reject-unknown-dynamic-fields", "--ignore-unknown-dynamic-fields", "--enable-fine-grain-logging",
-        "--file-flush-min-size-kb", "1", "--allow-unknown-fields",
+        "--file-flush-min-size-kb", "1", "--allow-unknown-fields", "--drain-strategy", "gradual",
     ])
     assert curl(f"http://127.0.0.1:{listen}/")[0] == 200
     out = stop(p)
     assert out.count("hot restart version=disabled") == 1
     for needle in ("--enable-mutex-tracing", "--disable-extensions", "--stats-tag", "unknown-dynamic-fields",
-                   "--enable-fine-grain-logging", "--allow-unknown-fields is deprecated", "--base-id-path"):
+                   "--enable-fine-grain-logging", "--allow-unknown-fields is deprecated", "--base-id-path",
+                   "--drain-strategy gradual: nuncio drains immediately"):
         assert out.count(needle) == 1, (needle, out)
     assert not (tmp_path / "base").exists()

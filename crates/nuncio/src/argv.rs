@@ -194,7 +194,7 @@ mod tests {
         assert_eq!(a.service_node.as_deref(), Some("$(ENVOY_POD_NAME)"));
         assert_eq!(a.config_yaml.as_deref(), Some("admin: {}"));
         assert!(a.cpuset_threads);
-        assert_eq!(a.drain_strategy, crate::cli::DrainStrategy::Immediate);
+        assert_eq!(a.drain_strategy, Some(crate::cli::DrainStrategy::Immediate));
         assert!(Args::try_parse_from(["nuncio", "--bogus-flag"]).is_err());
     }
 }

@@ -157,8 +157,8 @@ pub struct Args {
     /// gradual (Envoy's default) or immediate. nuncio always drains
     /// immediately: every connection is told to close when the drain
     /// starts.
-    #[arg(long = "drain-strategy", value_enum, default_value = "gradual")]
-    pub drain_strategy: DrainStrategy,
+    #[arg(long = "drain-strategy", value_enum, value_name = "gradual|immediate")]
+    pub drain_strategy: Option<DrainStrategy>,
 
     /// After SIGTERM, nuncio exits at the latest after this many seconds
     /// even if --drain-time-s is longer (Envoy's bound on a hot restart

@@ -239,8 +239,8 @@ pub fn startup_notes(a: &Args) -> Vec<(tracing::Level, String)> {
         "--cpuset-threads is now the default behavior and no longer required.",
     );
     note(
-        a.drain_strategy == DrainStrategy::Gradual,
-        Level::DEBUG,
+        a.drain_strategy == Some(DrainStrategy::Gradual),
+        Level::INFO,
         "--drain-strategy gradual: nuncio drains immediately (every connection is told to close when the drain starts)",
     );
     note(
@@ -410,7 +410,7 @@ mod tests {
     #[test]
     fn notes_name_what_is_ignored() {
         let n = startup_notes(&args(&["--disable-hot-restart", "--restart-epoch", "2"]));
-        assert_eq!(n.len(), 2, "{n:?}");
+        assert_eq!(n.len(), 1, "{n:?}");
         assert!(n[0].1.starts_with(
             "initializing epoch 2 (base id=0, hot restart version=disabled): nuncio has no"
         ));
@@ -425,6 +425,10 @@ mod tests {
             .any(|(_, l)| l.starts_with("Both --concurrency and --cpuset-threads")));
         let n = startup_notes(&args(&["--drain-strategy", "immediate"]));
         assert_eq!(n.len(), 1);
+        let n = startup_notes(&args(&["--drain-strategy", "gradual"]));
+        assert!(n[1]
+            .1
+            .starts_with("--drain-strategy gradual: nuncio drains immediately"));
         let n = startup_notes(&args(&["--enable-core-dump"]));
         assert!(n.iter().any(|(_, l)| l.contains("core file size limit is")));
     }
