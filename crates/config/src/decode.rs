@@ -2,7 +2,8 @@
 //! and position, so a wrong value becomes a [`ConfigError`] that names both.
 //! Maps remember which keys the decoder asked for; [`Obj::finish`] turns any
 //! other key into an "unknown field" error with a did-you-mean hint, which is
-//! how Envoy's strict proto parsing behaves.
+//! how Envoy's strict proto parsing behaves. A lenient [`Ctx`] (Envoy's
+//! `--allow-unknown-static-fields`) records those errors instead.
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -10,10 +11,36 @@ use std::time::Duration;
 use crate::error::{did_you_mean, ConfigError};
 use crate::yaml::{Entry, Mark, Node, NodeKind};
 
+/// What one decoding run shares: the source names (for error places) and
+/// what to do with unknown fields.
+pub(crate) struct Ctx {
+    files: Vec<String>,
+    /// Unknown fields are recorded in `unknown` instead of failing.
+    lenient: bool,
+    unknown: RefCell<Vec<ConfigError>>,
+}
+
+impl Ctx {
+    /// A run over `files`; `lenient` records unknown fields instead of
+    /// failing on the first.
+    pub fn new(files: Vec<String>, lenient: bool) -> Self {
+        Ctx {
+            files,
+            lenient,
+            unknown: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The unknown fields recorded (lenient runs only).
+    pub fn into_unknown(self) -> Vec<ConfigError> {
+        self.unknown.into_inner()
+    }
+}
+
 /// A value in the document, with its path.
 #[derive(Clone)]
 pub(crate) struct Val<'a> {
-    pub file: &'a [String],
+    pub ctx: &'a Ctx,
     pub node: &'a Node,
     pub path: String,
 }
@@ -21,9 +48,9 @@ pub(crate) struct Val<'a> {
 pub(crate) type Result<T> = std::result::Result<T, ConfigError>;
 
 impl<'a> Val<'a> {
-    pub fn new(file: &'a [String], node: &'a Node) -> Self {
+    pub fn new(ctx: &'a Ctx, node: &'a Node) -> Self {
         Val {
-            file,
+            ctx,
             node,
             path: String::new(),
         }
@@ -31,7 +58,7 @@ impl<'a> Val<'a> {
 
     /// An error at this value.
     pub fn err(&self, message: impl Into<String>) -> ConfigError {
-        error_at(self.file, self.node.mark, &self.path, message)
+        error_at(&self.ctx.files, self.node.mark, &self.path, message)
     }
 
     fn expected(&self, what: &str) -> ConfigError {
@@ -126,14 +153,14 @@ impl<'a> Val<'a> {
     pub fn obj(&self) -> Result<Obj<'a>> {
         match &self.node.kind {
             NodeKind::Map(entries) => Ok(Obj {
-                file: self.file,
+                ctx: self.ctx,
                 entries,
                 mark: self.node.mark,
                 path: self.path.clone(),
                 asked: RefCell::new(Vec::new()),
             }),
             _ if self.node.is_null() => Ok(Obj {
-                file: self.file,
+                ctx: self.ctx,
                 entries: &[],
                 mark: self.node.mark,
                 path: self.path.clone(),
@@ -151,7 +178,7 @@ impl<'a> Val<'a> {
                 .iter()
                 .enumerate()
                 .map(|(i, n)| Val {
-                    file: self.file,
+                    ctx: self.ctx,
                     node: n,
                     path: format!("{}[{i}]", self.path),
                 })
@@ -179,7 +206,7 @@ impl<'a> Val<'a> {
 
 /// A map being decoded.
 pub(crate) struct Obj<'a> {
-    file: &'a [String],
+    ctx: &'a Ctx,
     entries: &'a [Entry],
     mark: Mark,
     path: String,
@@ -189,7 +216,7 @@ pub(crate) struct Obj<'a> {
 impl<'a> Obj<'a> {
     /// An error at the map itself.
     pub fn err(&self, message: impl Into<String>) -> ConfigError {
-        error_at(self.file, self.mark, &self.path, message)
+        error_at(&self.ctx.files, self.mark, &self.path, message)
     }
 
     fn child_path(&self, key: &str) -> String {
@@ -211,7 +238,7 @@ impl<'a> Obj<'a> {
     /// lowerCamelCase spelling, as protobuf JSON does.
     pub fn get(&self, key: &'static str) -> Option<Val<'a>> {
         self.find(key).filter(|e| !e.value.is_null()).map(|e| Val {
-            file: self.file,
+            ctx: self.ctx,
             node: &e.value,
             path: self.child_path(key),
         })
@@ -233,7 +260,8 @@ impl<'a> Obj<'a> {
         self.asked.borrow_mut().push(key);
     }
 
-    /// Ends decoding: any key never asked for is an unknown field.
+    /// Ends decoding: any key never asked for is an unknown field (an
+    /// error, or in a lenient run a record, and decoding goes on).
     pub fn finish(&self) -> Result<()> {
         self.finish_with(&[])
     }
@@ -250,7 +278,7 @@ impl<'a> Obj<'a> {
             let path = self.child_path(&e.key);
             if envoy_only.contains(&e.key.as_str()) {
                 return Err(error_at(
-                    self.file,
+                    &self.ctx.files,
                     e.key_mark,
                     &path,
                     format!(
@@ -268,12 +296,16 @@ impl<'a> Obj<'a> {
                     v.dedup();
                     format!("; expected one of: {}", v.join(", "))
                 });
-            return Err(error_at(
-                self.file,
+            let err = error_at(
+                &self.ctx.files,
                 e.key_mark,
                 &path,
                 format!("unknown field '{}'{hint}", e.key),
-            ));
+            );
+            if !self.ctx.lenient {
+                return Err(err);
+            }
+            self.ctx.unknown.borrow_mut().push(err);
         }
         Ok(())
     }
@@ -385,7 +417,9 @@ mod tests {
     use super::*;
     use crate::yaml::parse;
 
-    static F: [String; 0] = [];
+    fn strict() -> Ctx {
+        Ctx::new(Vec::new(), false)
+    }
 
     #[test]
     fn durations() {
@@ -401,7 +435,8 @@ mod tests {
     #[test]
     fn unknown_fields_hint() {
         let n = parse("name: x\nlb_polcy: ROUND_ROBIN\n").unwrap();
-        let v = Val::new(&F, &n);
+        let ctx = strict();
+        let v = Val::new(&ctx, &n);
         let o = v.obj().unwrap();
         o.get("name");
         o.get("lb_policy");
@@ -415,7 +450,8 @@ mod tests {
     #[test]
     fn camel_case_accepted() {
         let n = parse("statPrefix: x\n").unwrap();
-        let v = Val::new(&F, &n);
+        let ctx = strict();
+        let v = Val::new(&ctx, &n);
         let o = v.obj().unwrap();
         assert_eq!(o.req("stat_prefix").unwrap().str().unwrap(), "x");
         o.finish().unwrap();
@@ -424,7 +460,8 @@ mod tests {
     #[test]
     fn enums_any_case() {
         let n = parse("a: strict_dns\nb: STRICT_DNZ\n").unwrap();
-        let v = Val::new(&F, &n);
+        let ctx = strict();
+        let v = Val::new(&ctx, &n);
         let o = v.obj().unwrap();
         let opts = [("STATIC", 0), ("STRICT_DNS", 1)];
         assert_eq!(o.req("a").unwrap().enumeration(&opts).unwrap(), 1);
@@ -436,7 +473,8 @@ mod tests {
     #[test]
     fn integers_checked() {
         let n = parse("p: 70000\nq: '80'\nr: x\n").unwrap();
-        let v = Val::new(&F, &n);
+        let ctx = strict();
+        let v = Val::new(&ctx, &n);
         let o = v.obj().unwrap();
         assert!(o.req("p").unwrap().uint(0, 65535).is_err());
         assert_eq!(o.req("q").unwrap().uint(0, 65535).unwrap(), 80);

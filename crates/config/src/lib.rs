@@ -5,7 +5,8 @@
 //!
 //! Every error is a [`ConfigError`]: one line with file:line:column, the
 //! field path and what was expected. Unknown fields are errors, as in Envoy,
-//! with a did-you-mean hint.
+//! with a did-you-mean hint; [`load_with`] can collect them instead (Envoy's
+//! `--allow-unknown-static-fields`).
 
 #![forbid(unsafe_code)]
 
@@ -77,9 +78,35 @@ fn plain_error(file: &str, message: String) -> ConfigError {
     }
 }
 
+/// How [`load_with`] treats the config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Unknown fields (fields Envoy does not know either) are returned in
+    /// [`Loaded::unknown_fields`] instead of failing the load, as Envoy's
+    /// `--allow-unknown-static-fields` does. Envoy fields that nuncio does
+    /// not implement stay errors: ignoring them would change behaviour
+    /// silently.
+    pub allow_unknown_fields: bool,
+}
+
+/// A loaded bootstrap and what was let through.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The config.
+    pub bootstrap: Bootstrap,
+    /// Each unknown field, as the error it would have been (empty unless
+    /// [`LoadOptions::allow_unknown_fields`]).
+    pub unknown_fields: Vec<ConfigError>,
+}
+
 /// Loads a bootstrap from `sources`, later ones merged over earlier ones
 /// (Envoy's `-c` then `--config-yaml`).
 pub fn load(sources: &[Source]) -> Result<Bootstrap, ConfigError> {
+    load_with(sources, LoadOptions::default()).map(|l| l.bootstrap)
+}
+
+/// [`load`], with `options`.
+pub fn load_with(sources: &[Source], options: LoadOptions) -> Result<Loaded, ConfigError> {
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let mut root: Option<yaml::Node> = None;
     for (i, s) in sources.iter().enumerate() {
@@ -101,7 +128,12 @@ pub fn load(sources: &[Source]) -> Result<Bootstrap, ConfigError> {
             "no config given: use -c FILE or --config-yaml".into(),
         ));
     };
-    bootstrap::decode_bootstrap(&decode::Val::new(&names, &root))
+    let ctx = decode::Ctx::new(names, options.allow_unknown_fields);
+    let bootstrap = bootstrap::decode_bootstrap(&decode::Val::new(&ctx, &root))?;
+    Ok(Loaded {
+        bootstrap,
+        unknown_fields: ctx.into_unknown(),
+    })
 }
 
 /// Loads a bootstrap from one string (tests, `--config-yaml` alone).

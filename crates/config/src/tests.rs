@@ -114,6 +114,44 @@ fn unknown_field_points_at_it() {
 }
 
 #[test]
+fn allow_unknown_fields_collects_them_all() {
+    let text = "bogus_top: 1\nstatic_resources:\n  clusters:\n  - name: a\n    lb_polcy: ROUND_ROBIN\n    extra: {x: 1}\n";
+    let src = [Source {
+        name: "t.yaml".into(),
+        text: text.into(),
+    }];
+    let opts = LoadOptions {
+        allow_unknown_fields: true,
+    };
+    let loaded = load_with(&src, opts).unwrap();
+    assert_eq!(loaded.bootstrap.clusters.len(), 1);
+    let paths: Vec<&str> = loaded
+        .unknown_fields
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "static_resources.clusters[0].lb_polcy",
+            "static_resources.clusters[0].extra",
+            "bogus_top"
+        ]
+    );
+    assert!(loaded.unknown_fields[0]
+        .to_string()
+        .starts_with("t.yaml:5:5: "));
+    // Strict loading still fails on the first.
+    assert!(load(&src).is_err());
+    // An Envoy field nuncio lacks is still an error.
+    let src = [Source {
+        name: "t.yaml".into(),
+        text: "static_resources:\n  clusters:\n  - name: a\n    outlier_detection: {}\n".into(),
+    }];
+    assert!(load_with(&src, opts).is_err());
+}
+
+#[test]
 fn bad_enum_and_duration() {
     let e = err("static_resources:\n  clusters:\n  - name: a\n    type: strict_dnz\n");
     assert_eq!(e.path, "static_resources.clusters[0].type");

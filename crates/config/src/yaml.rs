@@ -364,7 +364,8 @@ mod tests {
             &mut a,
             parse_source("a: {y: 3, l: [2]}\nb: 4\n", 1).unwrap(),
         );
-        let j = crate::decode::Val::new(&["f".into(), "g".into()], &a).to_json();
+        let ctx = crate::decode::Ctx::new(vec!["f".into(), "g".into()], false);
+        let j = crate::decode::Val::new(&ctx, &a).to_json();
         assert_eq!(
             j,
             serde_json::json!({"a": {"x": 1, "l": [1, 2], "y": 3}, "b": 4})

@@ -4,7 +4,11 @@
 
 #![forbid(unsafe_code)]
 
+mod argv;
 mod cli;
+mod logfmt;
+mod logging;
+mod options;
 mod reload;
 mod server;
 mod workers;
@@ -12,31 +16,37 @@ mod workers;
 use clap::Parser;
 
 fn main() {
-    let args = cli::Args::parse();
-    init_logging(&args.log_level);
+    let args = match cli::Args::try_parse_from(argv::normalize(std::env::args_os().collect())) {
+        Ok(a) => a,
+        // --help and --version exit 0; a bad flag exits 1, as Envoy.
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
+    let settings = match options::check(&args) {
+        Ok(s) => s,
+        Err(e) => exit_error(&e),
+    };
+    if args.hot_restart.hot_restart_version {
+        // Envoy with hot restart off prints exactly this, to stderr.
+        eprint!("disabled");
+        std::process::exit(0);
+    }
+    if let Err(e) = logging::init(&settings) {
+        exit_error(&e);
+    }
     let result = match &args.command {
         Some(cli::Command::Echo(e)) => server::run_echo(e),
         None => server::run(&args),
     };
+    logging::flush();
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+        exit_error(&e);
     }
 }
 
-fn init_logging(level: &cli::LogLevel) {
-    use tracing::level_filters::LevelFilter;
-    let filter = match level {
-        cli::LogLevel::Trace => LevelFilter::TRACE,
-        cli::LogLevel::Debug => LevelFilter::DEBUG,
-        cli::LogLevel::Info => LevelFilter::INFO,
-        cli::LogLevel::Warn | cli::LogLevel::Warning => LevelFilter::WARN,
-        cli::LogLevel::Error | cli::LogLevel::Critical => LevelFilter::ERROR,
-        cli::LogLevel::Off => LevelFilter::OFF,
-    };
-    tracing_subscriber::fmt()
-        .with_max_level(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+fn exit_error(e: &anyhow::Error) -> ! {
+    eprintln!("error: {e:#}");
+    std::process::exit(1);
 }

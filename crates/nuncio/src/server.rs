@@ -11,15 +11,17 @@ use anyhow::{anyhow, Context, Result};
 use arc_swap::ArcSwap;
 use nuncio_admin::AdminState;
 use nuncio_cluster::{AddressMap, ClusterManager, HostsFile, Resolver};
-use nuncio_config::{Bootstrap, Source};
+use nuncio_config::{Bootstrap, ConfigError, LoadOptions, Source};
 use nuncio_stats::Store;
 use tokio::sync::Notify;
 
 use crate::reload::{build_hcms, socket_addr, Built, Live};
 
-use crate::cli::{Args, EchoArgs, Mode};
+use crate::cli::{Args, EchoArgs, IpVersion, Mode};
 
-fn load_config(args: &Args) -> Result<Bootstrap> {
+/// Loads the config; with `--allow-unknown-static-fields` also returns
+/// the unknown fields it let through.
+fn load_config(args: &Args) -> Result<(Bootstrap, Vec<ConfigError>)> {
     let mut sources = Vec::new();
     if let Some(p) = &args.config_path {
         sources.push(Source::file(p)?);
@@ -35,14 +37,59 @@ fn load_config(args: &Args) -> Result<Bootstrap> {
             "no config: give -c FILE or --config-yaml YAML (see --help)"
         ));
     }
-    let mut b = nuncio_config::load(&sources)?;
+    let options = LoadOptions {
+        allow_unknown_fields: args.allow_unknown_static_fields || args.allow_unknown_fields,
+    };
+    let loaded = nuncio_config::load_with(&sources, options)?;
+    let mut b = loaded.bootstrap;
     if let Some(c) = &args.service_cluster {
         b.node.cluster.clone_from(c);
     }
     if let Some(n) = &args.service_node {
         b.node.id.clone_from(n);
     }
-    Ok(b)
+    Ok((b, loaded.unknown_fields))
+}
+
+/// Envoy's warning for each unknown field let through, under its
+/// `config` component, and its `server.static_unknown_fields` counter.
+fn warn_unknown(unknown: &[ConfigError], store: &Arc<Store>) {
+    for e in unknown {
+        tracing::warn!(target: "nuncio_config", "Unknown field: {e}");
+    }
+    store
+        .root()
+        .counter("server.static_unknown_fields")
+        .add(unknown.len() as u64);
+}
+
+/// The node's local address of `version` (Envoy's LocalInfo address):
+/// the source address the kernel picks towards a documentation address
+/// (a connected UDP socket sends nothing), or loopback, as Envoy falls
+/// back to.
+fn local_address(version: IpVersion) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
+    let (bind, probe, loopback): (SocketAddr, SocketAddr, IpAddr) = match version {
+        IpVersion::V4 => (
+            (Ipv4Addr::UNSPECIFIED, 0).into(),
+            (Ipv4Addr::new(192, 0, 2, 1), 9).into(),
+            Ipv4Addr::LOCALHOST.into(),
+        ),
+        IpVersion::V6 => (
+            (Ipv6Addr::UNSPECIFIED, 0).into(),
+            (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 9).into(),
+            Ipv6Addr::LOCALHOST.into(),
+        ),
+    };
+    UdpSocket::bind(bind)
+        .and_then(|s| {
+            s.connect(probe)?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(loopback)
 }
 
 /// A current-thread runtime (the main thread's, and each worker's).
@@ -55,7 +102,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Runs the proxy (or validates its config).
 pub fn run(args: &Args) -> Result<()> {
-    let bootstrap = load_config(args)?;
+    let (bootstrap, unknown) = load_config(args)?;
     let remap = AddressMap::parse(&args.remap)?;
     let resolver = match &args.hosts {
         Some(p) => Resolver::with_hosts_file(p, remap.clone())?,
@@ -70,6 +117,7 @@ pub fn run(args: &Args) -> Result<()> {
         })
         .max(1);
     let store = Store::new();
+    warn_unknown(&unknown, &store);
     let clusters = Arc::new(ClusterManager::new(
         &bootstrap.clusters,
         &store,
@@ -90,6 +138,13 @@ pub fn run(args: &Args) -> Result<()> {
         Mode::InitOnly => return Ok(()),
         Mode::Serve => {}
     }
+    crate::options::log_startup_notes(args);
+    let version = args.local_address_ip_version;
+    tracing::info!(
+        "local address {} (--local-address-ip-version {})",
+        local_address(version),
+        if version == IpVersion::V6 { "v6" } else { "v4" }
+    );
 
     let rt = runtime()?;
     rt.block_on(async move {
@@ -124,7 +179,13 @@ pub fn run(args: &Args) -> Result<()> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot bind admin to {addr}"))?;
-            tracing::info!(address = %listener.local_addr()?, "admin listening");
+            let bound = listener.local_addr()?;
+            tracing::info!(address = %bound, "admin listening");
+            if let Some(path) = &args.admin_address_path {
+                // As Envoy: the address alone, no newline.
+                std::fs::write(path, bound.to_string())
+                    .with_context(|| format!("cannot write --admin-address-path '{path}'"))?;
+            }
             let state = Arc::new(AdminState {
                 store: store.clone(),
                 config: ArcSwap::from_pointee(live.running()),
@@ -146,7 +207,13 @@ pub fn run(args: &Args) -> Result<()> {
         });
 
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut usr1 =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
         let drain_time = std::time::Duration::from_secs(args.drain_time_s);
+        // SIGTERM's exit comes at the latest at --parent-shutdown-time-s.
+        let exit_by = args
+            .parent_shutdown_time_s
+            .map_or(drain_time, |p| drain_time.min(std::time::Duration::from_secs(p.into())));
         let state = root.gauge("server.state");
         let connections = root.gauge("server.total_connections");
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -156,6 +223,10 @@ pub fn run(args: &Args) -> Result<()> {
         loop {
             let reload = tokio::select! {
                 _ = hup.recv() => Some("SIGHUP"),
+                _ = usr1.recv() => {
+                    crate::logging::reopen();
+                    None
+                }
                 _ = tick.tick(), if watch.enabled() => watch.changed().then_some("config file changed"),
                 _ = shutdown.notified() => {
                     tracing::info!("shutting down (admin /quitquitquit)");
@@ -173,7 +244,7 @@ pub fn run(args: &Args) -> Result<()> {
                     state.set(1);
                     live.slots().iter().for_each(|s| s.close());
                     let t0 = Instant::now();
-                    while connections.get() > 0 && t0.elapsed() < drain_time {
+                    while connections.get() > 0 && t0.elapsed() < exit_by {
                         tokio::select! {
                             _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
                             _ = term.recv() => {
@@ -210,7 +281,10 @@ pub fn run(args: &Args) -> Result<()> {
             let loaded = load_config(args);
             watch.loaded();
             let result = match loaded {
-                Ok(b) => live.reload(b).await,
+                Ok((b, unknown)) => {
+                    warn_unknown(&unknown, &store);
+                    live.reload(b).await
+                }
                 Err(e) => {
                     live.rejected();
                     Err(e)
@@ -229,6 +303,7 @@ pub fn run(args: &Args) -> Result<()> {
         Ok::<(), anyhow::Error>(())
     })?;
     // Workers are detached; exiting the process ends them.
+    crate::logging::flush();
     std::process::exit(0);
 }
 

@@ -69,6 +69,7 @@ fn per_worker(workers: usize) -> Result<Workers> {
                     Ok(rt) => rt,
                     Err(e) => {
                         tracing::error!(error = %e, "worker {w} failed to start");
+                        crate::logging::flush();
                         std::process::exit(1);
                     }
                 };
