@@ -185,7 +185,7 @@ impl<'a> Val<'a> {
                 .collect()),
             _ if self.node.is_null() => Ok(Vec::new()),
             _ => Ok(vec![Val {
-                file: self.file,
+                ctx: self.ctx,
                 node: self.node,
                 path: format!("{}[0]", self.path),
             }]),
