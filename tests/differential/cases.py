@@ -38,6 +38,7 @@ class Case:
     method: str = ""
     authority: str = ""
     pre: str = ""  # "idle-closed": the origin closes the pooled connection just before the case
+    sequential: bool = False  # h2: one stream after the other (concurrent streams race for the pool)
     timeout: float = 5.0
     raw: tuple = ()
     keep_case: bool = False
@@ -373,7 +374,7 @@ CASES = [
     h2("h2-post", h2req("/echo", "POST", headers=[("content-length", "5")], body=b"hello")),
     h2("h2-post-no-length", h2req("/echo", "POST", body=b"hello")),
     h2("h2-head", h2req("/", "HEAD")),
-    h2("h2-two-streams", h2req("/one"), h2req("/two")),
+    h2("h2-two-streams", h2req("/one"), h2req("/two"), sequential=True),
     h2("h2-authority-host-disagree", h2req("/only", authority="named.test", headers=[("host", "other.test")])),
     h2("h2-host-only", h2req("/only", authority=None, headers=[("host", "named.test")])),
     h2("h2-uppercase-header", h2req("/", headers=[("X-Upper", "1")])),

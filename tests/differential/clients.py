@@ -226,11 +226,12 @@ def h1(port, steps, responses=1, head=False, timeout=5.0, close_wait=CLOSE_WAIT)
 # -- HTTP/2 -------------------------------------------------------------
 
 
-def h2(port, requests, timeout=5.0):
+def h2(port, requests, timeout=5.0, sequential=False):
     """h2c prior knowledge. `requests`: dicts with `headers` (the full
     list, pseudo-headers included, sent as given), optional `body`,
-    `trailers`. Returns the streams' records, GOAWAY code, and whether the
-    connection closed."""
+    `trailers`; `sequential`: each stream ends before the next starts
+    (else all are sent at once). Returns the streams' records, GOAWAY code,
+    and whether the connection closed."""
     out = {"streams": [], "goaway": None, "closed": False, "error": ""}
     try:
         c = H2Client(port, timeout=timeout)
@@ -255,6 +256,8 @@ def h2(port, requests, timeout=5.0):
             except Exception as e:  # the peer may already have closed or reset
                 out["error"] = f"send: {type(e).__name__}"
             sids.append(sid)
+            if sequential:
+                c.wait([sid], timeout=timeout)
         try:
             c.wait(sids, timeout=timeout)
         except Exception as e:

@@ -125,7 +125,7 @@ def observe(side, case, variant):
         if case.kind == "h1":
             obs["client"] = clients.h1(side.listen, case.steps, case.responses, case.head, case.timeout)
         elif case.kind == "h2":
-            obs["client"] = clients.h2(side.listen, case.requests, case.timeout)
+            obs["client"] = clients.h2(side.listen, case.requests, case.timeout, case.sequential)
         elif case.kind == "grpc":
             obs["client"] = clients.grpc_call(side.listen, case.method, authority=case.authority,
                                               timeout=case.timeout)
