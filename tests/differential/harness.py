@@ -76,9 +76,8 @@ class Side:
         self.config_path.write_text(self.config)
         try:
             self._start(procs)
-        except (RuntimeError, TimeoutError) as e:
-            tail = "\n".join(read_log(self.proc).strip().splitlines()[-5:]) if self.proc else ""
-            self.error = f"{kind} did not start: {e}; log: {tail}"
+        except (RuntimeError, TimeoutError, OSError) as e:
+            self.error = f"{kind} did not start: {e}; log: {self.log_tail()}"
 
     def _start(self, procs):
         if self.kind == "envoy":
@@ -93,6 +92,10 @@ class Side:
 
     def log(self):
         return read_log(self.proc) if self.proc else ""
+
+    def log_tail(self, lines=5):
+        """The last lines of the proxy's log, on one line."""
+        return " | ".join(self.log().strip().splitlines()[-lines:])
 
     # -- admin -----------------------------------------------------------
 

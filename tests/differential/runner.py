@@ -106,9 +106,21 @@ def fresh_pool(side, variant):
 
 
 def observe(side, case, variant):
-    """What one proxy did with `case`: client view, origin view, stat deltas."""
+    """What one proxy did with `case`: client view, origin view, stat
+    deltas. A proxy that did not start, has exited, or whose admin stopped
+    answering shows as a `start` field."""
     if side.error:
         return {"start": side.error}
+    if side.proc.poll() is not None:
+        return {"start": f"{side.kind} exited ({side.proc.returncode}): " + side.log_tail()}
+    try:
+        return _observe(side, case, variant)
+    except OSError as e:  # the admin port (urllib) or the proxy went away
+        state = "exited" if side.proc.poll() is not None else "running"
+        return {"start": f"{side.kind} {state}, admin failed ({type(e).__name__}: {e}): " + side.log_tail()}
+
+
+def _observe(side, case, variant):
     watched = compare.stat_names(PREFIX, variant.clusters)
     if case.kind == "stats-names":
         st = side.stats()
@@ -157,7 +169,7 @@ def run(selected=None, log=None):
                     sides.append(Side(kind, procs, tmp, variant, Origin(),
                                       GrpcOrigin() if variant.grpc else None, down))
                 if sides[0].error:
-                    raise RuntimeError(f"Envoy rejected the {vname} config: {sides[0].error}")
+                    raise RuntimeError(f"Envoy did not run the {vname} config: {sides[0].error}")
                 for case in vcases:
                     c0 = time.time()
                     envoy_obs = observe(sides[0], case, variant)
