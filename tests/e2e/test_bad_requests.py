@@ -56,14 +56,14 @@ def test_refusals(procs, tmp_path):
             400,
         ),
         ("differing Content-Lengths", b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),
-        ("TE not chunked", b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        ("TE not chunked", b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
         ("Content-Length +5", b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello", 400),
         ("Content-Length -1", b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
         ("Content-Length 0x10", b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", 400),
         ("Content-Length list that differs", b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\nab", 400),
         ("Content-Length over u64", b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", 400),
-        ("TE identity", b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 400),
-        ("TE chunked then gzip", b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
+        ("TE identity", b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 501),
+        ("TE chunked then gzip", b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 501),
         ("TE gzip then chunked", b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
         ("TE in HTTP/1.0", b"POST /echo HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
         ("obs-fold", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n folded\r\n\r\n", 400),
@@ -79,7 +79,11 @@ def test_refusals(procs, tmp_path):
     try:
         for name, data, want in cases:
             out, closed = raw_request(port, data)
-            assert status_of(out) == want, (name, out[:200])
+            # Envoy answers a coding it does not implement with 501; hyper's
+            # own parser refuses some with 400 before nuncio sees them.
+            if want == 501 and os.environ.get("NUNCIO_H1") == "hyper":
+                want = (400, 501)
+            assert status_of(out) in (want if isinstance(want, tuple) else (want,)), (name, out[:200])
             assert out.count(b"HTTP/1.1") == 1, (name, out[:300])  # nothing smuggled after it
             assert closed, name
     finally:

@@ -174,3 +174,85 @@ def test_h2_cookie_fields_become_one_http1_cookie(procs, tmp_path, origin):
     assert r["status"] == 200, r
     assert values(origin.heads[-1], "cookie") == ["a=1; b=2"], origin.heads[-1]
     c.close()
+
+
+NATIVE = os.environ.get("NUNCIO_H1") != "hyper"
+
+
+def test_framing_details_as_envoy(procs, tmp_path, origin):
+    proxy = start_proxy(procs, tmp_path, static_cluster(origin.port))
+    port = proxy.listen_port
+    # A bodyless POST goes upstream with content-length: 0; a GET without.
+    if NATIVE:
+        raw_request(port, b"POST / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert values(origin.heads[-1], "content-length") == ["0"], origin.heads[-1]
+    raw_request(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert values(origin.heads[-1], "content-length") == [], origin.heads[-1]
+    # An expectation other than 100-continue is the origin's business.
+    raw_request(port, b"GET / HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\n\r\n")
+    assert values(origin.heads[-1], "expect") == ["something-else"], origin.heads[-1]
+    # An empty Host is valid and routed by the `*` virtual host.
+    out, _ = raw_request(port, b"GET / HTTP/1.1\r\nHost:\r\n\r\n")
+    assert status_of(out) == 200, out[:200]
+    # The client's HTTP/1.0 gets an HTTP/1.0 status line, with Envoy's phrase.
+    out, _ = raw_request(port, b"GET / HTTP/1.0\r\nHost: a\r\n\r\n")
+    assert out.startswith(b"HTTP/1.0 200 OK\r\n"), out[:200]
+    if NATIVE:
+        # (A new proxy: the origin closes after each answer, and a POST is
+        # not resent on a pooled connection the origin closed.)
+        proxy = start_proxy(procs, tmp_path, static_cluster(origin.port), name="te.yaml")
+        raw_request(proxy.listen_port,
+                    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n1\r\nx\r\n0\r\n\r\n")
+        assert values(origin.heads[-1], "transfer-encoding") == ["chunked"], origin.heads[-1]
+
+
+def test_refusals_envoy_answers_differently(procs, tmp_path, origin):
+    proxy = start_proxy(procs, tmp_path, static_cluster(origin.port))
+    port = proxy.listen_port
+    before = proxy.stat("http.ingress_http.no_route")
+    out, _ = raw_request(port, b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert status_of(out) == 404, out[:200]
+    assert proxy.stat("http.ingress_http.no_route") == before
+    out, _ = raw_request(port, b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert status_of(out) == 400, out[:200]
+    out, _ = raw_request(port, b"GET / HTTP/1.2\r\nHost: a\r\n\r\n")
+    assert status_of(out) == (426 if NATIVE else 400), out[:200]
+    out, _ = raw_request(port, b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert status_of(out) == 400 and out.endswith(b"\r\n\r\n"), out[:300]
+    assert proxy.stat("http.ingress_http.downstream_rq_failed_path_normalization") == (1 if NATIVE else 0)
+    assert origin.requests == 0
+
+
+@pytest.mark.skipif(not NATIVE, reason="the hyper engine waits for a whole head (it leaves in issue 13)")
+def test_heads_that_cannot_become_requests_are_answered_at_once(procs, tmp_path, origin):
+    proxy = start_proxy(procs, tmp_path, static_cluster(origin.port))
+    for data, status in [(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400), (b"GET /\r\n", 426)]:
+        out, closed = raw_request(proxy.listen_port, data, timeout=2.0)
+        assert status_of(out) == status and closed, (data, out[:200])
+    # An upgrade the route does not allow is refused, as Envoy does.
+    out, _ = raw_request(proxy.listen_port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: foo\r\n\r\n")
+    assert status_of(out) == 403, out[:200]
+    assert origin.requests == 0
+
+
+def test_head_to_a_direct_response_has_no_body(procs, tmp_path, origin):
+    routes = ('              - match: {prefix: "/direct"}\n'
+              '                direct_response: {status: 200, body: {inline_string: "hello"}}\n'
+              '              - match: {prefix: "/"}\n                route: {cluster: backend}\n')
+    proxy = start_proxy(procs, tmp_path, static_cluster(origin.port), routes=routes)
+    out, closed = raw_request(proxy.listen_port,
+                              b"HEAD /direct HTTP/1.1\r\nHost: a\r\n\r\nGET /direct HTTP/1.1\r\nHost: a\r\n\r\n")
+    first, _, rest = out.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200") and b"content-length: 5" in first.lower(), out[:300]
+    # The next response follows the head directly: no body was written.
+    assert rest.startswith(b"HTTP/1.1 200"), out[:300]
+    assert rest.endswith(b"hello"), out[-100:]
+
+
+def test_the_connection_survives_an_upstream_failure(procs, tmp_path):
+    from conftest import free_port
+    proxy = start_proxy(procs, tmp_path, static_cluster(free_port()))
+    out, closed = raw_request(proxy.listen_port,
+                              b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert out.count(b"HTTP/1.1 503 ") == 2, out[:600]
+    assert b"connection: close" not in out.lower(), out[:600]

@@ -105,10 +105,11 @@ pub fn request_framing(h: &RequestHead<'_>) -> Result<Framing, H1Error> {
         (Some(_), Some(_)) => Err(H1Error::Bad("both Content-Length and Transfer-Encoding")),
         (Some(_), None) if h.minor == 0 => Err(H1Error::Bad("Transfer-Encoding in HTTP/1.0")),
         (Some(Te::Chunked), None) => Ok(Framing::Chunked),
-        // RFC 9112 6.3: the length cannot be determined: 400.
-        (Some(Te::NotChunked), None) => {
-            Err(H1Error::Bad("Transfer-Encoding does not end with chunked"))
-        }
+        // A coding other than chunked: Envoy answers 501 (RFC 9112 6.1),
+        // as for codings before chunked.
+        (Some(Te::NotChunked), None) => Err(H1Error::NotImplemented(
+            "Transfer-Encoding does not end with chunked",
+        )),
         // RFC 9112 6.1: a coding we do not understand: 501.
         (Some(Te::OtherThenChunked), None) => Err(H1Error::NotImplemented(
             "transfer coding other than chunked",
@@ -181,8 +182,9 @@ mod tests {
             .map_err(|e| e.status())
         };
         assert_eq!(te("gzip, chunked"), Err(501));
-        assert_eq!(te("gzip"), Err(400));
-        assert_eq!(te("chunked, gzip"), Err(400));
+        assert_eq!(te("gzip"), Err(501));
+        assert_eq!(te("identity"), Err(501));
+        assert_eq!(te("chunked, gzip"), Err(501));
         for bad in ["+5", "-1", "0x10", "5 5", "", "1e3", "99999999999999999999"] {
             let r = rf(&format!(
                 "POST / HTTP/1.1\nHost: a\nContent-Length: {bad}\n\n"

@@ -177,7 +177,14 @@ fn parse_request_in<'b>(
     slots: &mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Option<RequestHead<'b>>, H1Error> {
     let mut req = httparse::Request::new(&mut []);
-    let len = match req.parse_with_uninit_headers(buf, slots).map_err(map_err)? {
+    let parsed = req.parse_with_uninit_headers(buf, slots).map_err(|e| {
+        if e == httparse::Error::Version && names_another_version(buf) {
+            H1Error::UnsupportedVersion
+        } else {
+            map_err(e)
+        }
+    });
+    let len = match parsed? {
         httparse::Status::Complete(n) => n,
         httparse::Status::Partial => {
             // Room for the request line and the CRLFs of every header.
@@ -192,7 +199,7 @@ fn parse_request_in<'b>(
     let target = req.path.ok_or(H1Error::Bad("no request target"))?;
     let minor = req.version.ok_or(H1Error::Bad("no version"))?;
     if target.contains('#') {
-        return Err(H1Error::Bad("fragment in request target"));
+        return Err(H1Error::Fragment);
     }
     if !is_known_method(method) {
         return Err(H1Error::Bad("unknown method"));
@@ -210,7 +217,8 @@ fn parse_request_in<'b>(
         if n.eq_ignore_ascii_case("host") {
             hosts += 1;
             let v = trim(h.value);
-            if !valid_authority(v) {
+            // An empty Host is valid (RFC 9112 3.2: no authority).
+            if !v.is_empty() && !valid_authority(v) {
                 return Err(H1Error::Bad("invalid Host header"));
             }
             host = Some(v);
@@ -261,6 +269,66 @@ fn parse_request_in<'b>(
     }))
 }
 
+/// Whether the request line at the start of `buf` ends in a version
+/// other than HTTP/1.x's two, or in none (HTTP/0.9): Envoy answers those
+/// with 426.
+fn names_another_version(buf: &[u8]) -> bool {
+    let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|b| *b == b' ').filter(|p| !p.is_empty());
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(_), None) => true,
+        (Some(_), Some(_), Some(v)) => {
+            // `HTTP/d.d`, but not one of the two this parser serves.
+            v.len() == 8
+                && v.starts_with(b"HTTP/")
+                && v[5].is_ascii_digit()
+                && v[6] == b'.'
+                && v[7].is_ascii_digit()
+                && v != b"HTTP/1.1"
+                && v != b"HTTP/1.0"
+        }
+        _ => false,
+    }
+}
+
+/// Checks what has arrived of a request head that is not complete yet,
+/// so a client that can never send a valid head is answered at once, as
+/// Envoy answers it, instead of when `request_headers_timeout` fires: a
+/// method with a byte no method has (a TLS ClientHello on a plain port),
+/// or a complete request line of another HTTP version (HTTP/0.9's
+/// `GET /`, HTTP/1.2).
+pub fn check_partial_request(buf: &[u8]) -> Result<(), H1Error> {
+    let method_end = buf.iter().position(|b| *b == b' ').unwrap_or(buf.len());
+    let is_tchar = |b: &u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            )
+    };
+    if !buf[..method_end].iter().all(is_tchar) {
+        return Err(H1Error::Bad("bad method"));
+    }
+    if buf.contains(&b'\n') && names_another_version(buf) {
+        return Err(H1Error::UnsupportedVersion);
+    }
+    Ok(())
+}
+
 /// Splits a request target by its form (RFC 9112 3.2): origin form as
 /// it is; absolute form into its path (`/` when empty) and authority; `*`
 /// only for OPTIONS and authority form only for CONNECT. Only visible
@@ -269,15 +337,15 @@ fn split_target<'b>(method: &str, target: &'b str) -> Result<(&'b str, Option<&'
     if !target.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return Err(H1Error::Bad("request target is not visible ASCII"));
     }
-    if target.starts_with('/') || (target == "*" && method == "OPTIONS") {
-        return Ok((target, None));
-    }
     if method == "CONNECT" {
         return if valid_authority(target.as_bytes()) {
             Ok((target, None))
         } else {
             Err(H1Error::Bad("invalid CONNECT target"))
         };
+    }
+    if target.starts_with('/') || (target == "*" && method == "OPTIONS") {
+        return Ok((target, None));
     }
     let lower = |n: usize| target.get(..n).map(str::to_ascii_lowercase);
     let rest = if lower(7).as_deref() == Some("http://") {
@@ -425,6 +493,25 @@ mod tests {
     }
 
     #[test]
+    fn partial_heads_that_cannot_become_requests() {
+        assert!(check_partial_request(b"GET /a HT").is_ok());
+        assert!(check_partial_request(b"GET / HTTP/1.1\r\nHost: a").is_ok());
+        assert!(check_partial_request(b"").is_ok());
+        assert_eq!(
+            check_partial_request(b"\x16\x03\x01\x02\x00\x01"),
+            Err(H1Error::Bad("bad method"))
+        );
+        assert_eq!(
+            check_partial_request(b"GET /\r\n"),
+            Err(H1Error::UnsupportedVersion)
+        );
+        assert_eq!(
+            check_partial_request(b"GET / HTTP/1.2\r\n"),
+            Err(H1Error::UnsupportedVersion)
+        );
+    }
+
+    #[test]
     fn finds_head_end() {
         assert_eq!(
             head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody", 0),
@@ -509,7 +596,17 @@ mod tests {
         );
         assert_eq!(bad(b"GET / HTTP/1.32\r\nHost: a\r\n\r\n").status(), 400);
         assert_eq!(bad(b"G\x01T / HTTP/1.1\r\nHost: a\r\n\r\n").status(), 400);
-        assert_eq!(bad(b"GET /#frag HTTP/1.1\r\nHost: a\r\n\r\n").status(), 400);
+        assert_eq!(
+            bad(b"GET /#frag HTTP/1.1\r\nHost: a\r\n\r\n"),
+            H1Error::Fragment
+        );
+        assert_eq!(
+            bad(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n"),
+            H1Error::UnsupportedVersion
+        );
+        assert_eq!(bad(b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n").status(), 400);
+        let empty_host = req(b"GET / HTTP/1.1\r\nHost: \r\n\r\n").unwrap().unwrap();
+        assert_eq!(empty_host.host, Some(&b""[..]));
         assert_eq!(
             bad(b"GET / HTTP/1.1\r\nBad Name: x\r\nHost: a\r\n\r\n").status(),
             400

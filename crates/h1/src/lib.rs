@@ -18,7 +18,10 @@ mod rules;
 
 pub use chunked::{ChunkedState, ChunkedValidator};
 pub use framing::{request_framing, response_framing, Framing};
-pub use head::{head_end, parse_request, parse_response, Limits, RequestHead, ResponseHead};
+pub use head::{
+    check_partial_request, head_end, parse_request, parse_response, Limits, RequestHead,
+    ResponseHead,
+};
 pub use rules::{is_known_method, valid_authority};
 
 /// Why a message was refused, with the status a proxy answers.
@@ -37,13 +40,22 @@ pub enum H1Error {
     /// (Envoy's reply has no body, unlike the codec's refusals).
     #[error("bad request: missing Host header")]
     NoHost,
+    /// A `#fragment` in the target: 400 from path normalisation, with no
+    /// body (Envoy counts `downstream_rq_failed_path_normalization`).
+    #[error("bad request: fragment in request target")]
+    Fragment,
+    /// An HTTP version other than 1.0 and 1.1 (HTTP/1.2, HTTP/0.9's line
+    /// without a version): Envoy's 426 Upgrade Required.
+    #[error("unsupported HTTP version")]
+    UnsupportedVersion,
 }
 
 impl H1Error {
     /// The status code to answer with.
     pub fn status(&self) -> u16 {
         match self {
-            H1Error::Bad(_) | H1Error::NoHost => 400,
+            H1Error::Bad(_) | H1Error::NoHost | H1Error::Fragment => 400,
+            H1Error::UnsupportedVersion => 426,
             H1Error::TooLarge => 431,
             H1Error::NotImplemented(_) => 501,
         }
@@ -57,7 +69,8 @@ impl H1Error {
             H1Error::Bad(_) => "Bad Request",
             H1Error::TooLarge => "Request Header Fields Too Large",
             H1Error::NotImplemented(_) => "Not Implemented",
-            H1Error::NoHost => "",
+            H1Error::NoHost | H1Error::Fragment => "",
+            H1Error::UnsupportedVersion => "Upgrade Required",
         }
     }
 }

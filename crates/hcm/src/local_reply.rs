@@ -49,6 +49,15 @@ pub fn grpc_message(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// What a local reply must know of the request it answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestKind {
+    /// gRPC ([`is_grpc`]): answer in gRPC form.
+    pub grpc: bool,
+    /// HEAD: the head only, never a body.
+    pub head: bool,
+}
+
 /// One local reply: what each codec writes, in Envoy's header order.
 #[derive(Debug, Clone, Copy)]
 pub struct LocalReply<'a> {
@@ -58,12 +67,19 @@ pub struct LocalReply<'a> {
     pub body: &'a str,
     /// The request was gRPC: answer in gRPC form.
     pub grpc: bool,
+    /// The request was HEAD: no body goes out (its length still does).
+    pub head: bool,
 }
 
 impl<'a> LocalReply<'a> {
-    /// A reply of `status` with text `body`; `grpc` as [`is_grpc`] says.
-    pub fn new(status: u16, body: &'a str, grpc: bool) -> Self {
-        LocalReply { status, body, grpc }
+    /// A reply of `status` with text `body` to a request of `kind`.
+    pub fn new(status: u16, body: &'a str, kind: RequestKind) -> Self {
+        LocalReply {
+            status,
+            body,
+            grpc: kind.grpc,
+            head: kind.head,
+        }
     }
 
     /// The status on the wire: 200 for gRPC (the error is in grpc-status).
@@ -75,18 +91,26 @@ impl<'a> LocalReply<'a> {
         }
     }
 
-    /// The body on the wire: none for gRPC (a trailers-only response).
+    /// The body on the wire: none for gRPC (a trailers-only response) or
+    /// for HEAD.
     pub fn wire_body(&self) -> &'a str {
-        if self.grpc {
+        if self.grpc || self.head {
             ""
         } else {
             self.body
         }
     }
 
+    /// Whether an HTTP/1.1 writer must end the head with `content-length:
+    /// 0` (Envoy's codec adds it last when the reply has no length of its
+    /// own: an empty body, or gRPC's trailers-only form).
+    pub fn trailing_zero_length(&self) -> bool {
+        self.grpc || self.body.is_empty()
+    }
+
     /// The fields that come before `date` and `server`, in Envoy's order:
-    /// `content-length` and `content-type`, or for gRPC `content-type`,
-    /// `grpc-status` and `grpc-message`.
+    /// `content-length` and `content-type` for a body, or for gRPC
+    /// `content-type`, `grpc-status` and `grpc-message`.
     pub fn fields(&self, mut add: impl FnMut(&[u8], &[u8])) {
         if self.grpc {
             add(b"content-type", b"application/grpc");
@@ -103,15 +127,13 @@ impl<'a> LocalReply<'a> {
             if !self.body.is_empty() {
                 add(b"grpc-message", grpc_message(self.body).as_bytes());
             }
-        } else {
+        } else if !self.body.is_empty() {
             let mut buf = crate::native::h2head::itoa_buf();
             add(
                 b"content-length",
                 crate::native::h2head::fmt_u64(&mut buf, self.body.len() as u64),
             );
-            if !self.body.is_empty() {
-                add(b"content-type", b"text/plain");
-            }
+            add(b"content-type", b"text/plain");
         }
     }
 }
@@ -163,7 +185,7 @@ mod tests {
 
     #[test]
     fn fields_in_envoys_order() {
-        let plain = LocalReply::new(503, "no healthy upstream", false);
+        let plain = LocalReply::new(503, "no healthy upstream", RequestKind::default());
         assert_eq!(plain.wire_status(), 503);
         assert_eq!(
             collect(&plain),
@@ -172,7 +194,11 @@ mod tests {
                 ("content-type".into(), "text/plain".into())
             ]
         );
-        let grpc = LocalReply::new(503, "no healthy upstream", true);
+        let g = RequestKind {
+            grpc: true,
+            head: false,
+        };
+        let grpc = LocalReply::new(503, "no healthy upstream", g);
         assert_eq!((grpc.wire_status(), grpc.wire_body()), (200, ""));
         assert_eq!(
             collect(&grpc),
@@ -182,10 +208,20 @@ mod tests {
                 ("grpc-message".into(), "no healthy upstream".into())
             ]
         );
-        let not_found = LocalReply::new(404, "", true);
+        let not_found = LocalReply::new(404, "", g);
         assert_eq!(collect(&not_found)[1].1, "12");
         assert_eq!(collect(&not_found).len(), 2);
-        assert_eq!(collect(&LocalReply::new(500, "", true))[1].1, "2");
+        assert_eq!(collect(&LocalReply::new(500, "", g))[1].1, "2");
+        // An empty plain reply has no length field of its own.
+        let empty = LocalReply::new(404, "", RequestKind::default());
+        assert!(collect(&empty).is_empty() && empty.trailing_zero_length());
+        // HEAD: the length of the body that is not sent.
+        let head = RequestKind {
+            grpc: false,
+            head: true,
+        };
+        let r = LocalReply::new(200, "abc", head);
+        assert_eq!((r.wire_body(), collect(&r)[0].1.as_str()), ("", "3"));
     }
 
     #[test]

@@ -72,7 +72,11 @@ fn local_reply(status: StatusCode, body: &'static str, close: bool) -> Response<
 /// The gRPC form of local reply `r` (whose text is `text`): Envoy's
 /// trailers-only answer, built from the shared [`LocalReply`] description.
 fn grpc_local_reply(r: &Response<ProxyBody>, text: &str) -> Response<ProxyBody> {
-    let reply = LocalReply::new(r.status().as_u16(), text, true);
+    let grpc = crate::local_reply::RequestKind {
+        grpc: true,
+        head: false,
+    };
+    let reply = LocalReply::new(r.status().as_u16(), text, grpc);
     let mut out = Response::new(ProxyBody::full(""));
     *out.status_mut() = StatusCode::OK;
     reply.fields(|n, v| {
@@ -155,7 +159,7 @@ pub(crate) async fn handle(mut req: Request<Incoming>, c: Arc<ConnCtx>) -> Respo
                 counter.inc();
                 hcm.stats.rq_rejected.inc();
                 out.flags = flags::LOCAL_REJECT;
-                local_reply(StatusCode::BAD_REQUEST, "", !is_h2)
+                local_reply(StatusCode::BAD_REQUEST, "Bad Request", !is_h2)
             }
             u => {
                 if let Underscores::Dropped(n) = u {
@@ -286,7 +290,7 @@ fn validate(req: &Request<Incoming>, c: &ConnCtx) -> Option<Response<ProxyBody>>
     // without `:authority` is checked here.
     if req.uri().authority().is_none() {
         if let Some(h) = req.headers().get(header::HOST) {
-            if !nuncio_h1::valid_authority(h.as_bytes()) {
+            if !h.is_empty() && !nuncio_h1::valid_authority(h.as_bytes()) {
                 return Some(local_reply(StatusCode::BAD_REQUEST, "", true));
             }
         }
@@ -331,6 +335,10 @@ async fn route(req: Request<Incoming>, c: &ConnCtx, out: &mut Outcome) -> Respon
             return r;
         }
     };
+    if !path.starts_with('/') {
+        // `OPTIONS *`: only paths are routed (Envoy's 404, not a no_route).
+        return local_reply(StatusCode::NOT_FOUND, "", false);
+    }
     let Some(route) = hcm.routes.route(&host, &path) else {
         hcm.stats.no_route.inc();
         out.flags = flags::NO_ROUTE;

@@ -489,7 +489,7 @@ mod tests {
         assert_eq!(v.iter().map(status).collect::<Vec<_>>(), [501]);
         let (v, _) =
             run(&[b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"]);
-        assert_eq!(v.iter().map(status).collect::<Vec<_>>(), [400]);
+        assert_eq!(v.iter().map(status).collect::<Vec<_>>(), [501]);
         let (v, _) = run(&[b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"]);
         assert_eq!(v.iter().map(status).collect::<Vec<_>>(), [400]);
         let (v, _) =

@@ -36,7 +36,7 @@ use super::upstream::{read_response_head, Fail};
 use super::watch::{count_timeouts, until};
 use super::{bufpool, deadline, finish, Done};
 use crate::access_log::LogEntry;
-use crate::local_reply::LocalReply;
+use crate::local_reply::{LocalReply, RequestKind};
 use crate::proxy::flags;
 use crate::Hcm;
 use nuncio_config::UnderscoresAction;
@@ -193,29 +193,29 @@ async fn stream(c: Arc<Conn>, req: Request, rx: RecvStream, mut respond: SendRes
 }
 
 /// A local reply on the stream (Envoy's `text/plain` body, or the gRPC
-/// form when `grpc`).
+/// form for gRPC, head only for HEAD).
 async fn reply(
     hcm: &Hcm,
     respond: &mut SendResponse,
-    grpc: bool,
+    kind: RequestKind,
     status: u16,
     body: &str,
     flag: &'static str,
 ) -> Done {
-    reply_with(hcm, respond, grpc, status, body, flag, None).await
+    reply_with(hcm, respond, kind, status, body, flag, None).await
 }
 
 /// [`reply`] with a `location` header (redirects).
 async fn reply_with(
     hcm: &Hcm,
     respond: &mut SendResponse,
-    grpc: bool,
+    kind: RequestKind,
     status: u16,
     body: &str,
     flag: &'static str,
     location: Option<&str>,
 ) -> Done {
-    let r = LocalReply::new(status, body, grpc);
+    let r = LocalReply::new(status, body, kind);
     let body = r.wire_body();
     let sent = respond.send_response(r.wire_status(), body.is_empty(), |f| {
         r.fields(|n, v| f.add(n, v));
@@ -235,7 +235,10 @@ async fn reply_with(
 async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut SendResponse) -> Done {
     let hcm = &c.hcm;
     let cfg = &hcm.config;
-    let grpc = crate::local_reply::is_grpc(req.header("content-type"));
+    let kind = RequestKind {
+        grpc: crate::local_reply::is_grpc(req.header("content-type")),
+        head: req.method() == "HEAD",
+    };
     if cfg.underscores != UnderscoresAction::Allow && req.headers().any(|(n, _)| n.contains(&b'_'))
     {
         if cfg.underscores == UnderscoresAction::Reject {
@@ -255,7 +258,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     let bytes: usize = req.headers().map(|(n, v)| n.len() + v.len()).sum();
     if req.header_count() > cfg.max_headers_count as usize || bytes > hcm.max_header_bytes {
         hcm.stats.rq_rejected.inc();
-        return reply(hcm, respond, grpc, 431, "", flags::LOCAL_REJECT).await;
+        return reply(hcm, respond, kind, 431, "", flags::LOCAL_REJECT).await;
     }
     // Route and forward on `:authority` (RFC 9113 8.3.1, as Envoy): a
     // `host` field beside it is dropped, never forwarded.
@@ -270,7 +273,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     };
     let Some(authority) = authority else {
         hcm.stats.rq_rejected.inc();
-        return reply(hcm, respond, grpc, 400, "", flags::LOCAL_REJECT).await;
+        return reply(hcm, respond, kind, 400, "", flags::LOCAL_REJECT).await;
     };
     let method = req.method();
     let websocket = method == "CONNECT"
@@ -280,18 +283,18 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     if method == "CONNECT" && !websocket {
         // No route matches CONNECT (nuncio has no connect_matcher): Envoy's 404.
         hcm.stats.no_route.inc();
-        return reply(hcm, respond, grpc, 404, "", flags::NO_ROUTE).await;
+        return reply(hcm, respond, kind, 404, "", flags::NO_ROUTE).await;
     }
     let target = req.path().unwrap_or("/");
     let target = match nuncio_router::path::normalize(target, &cfg.path) {
         PathVerdict::Use(t) => t,
         PathVerdict::Reject => {
             hcm.stats.rq_failed_path_normalization.inc();
-            return reply(hcm, respond, grpc, 400, "", flags::LOCAL_REJECT).await;
+            return reply(hcm, respond, kind, 400, "", flags::LOCAL_REJECT).await;
         }
         PathVerdict::Redirect(to) => {
             hcm.stats.rq_redirected_with_normalized_path.inc();
-            return reply_with(hcm, respond, grpc, 307, "", flags::NONE, Some(&to)).await;
+            return reply_with(hcm, respond, kind, 307, "", flags::NONE, Some(&to)).await;
         }
     };
     let Some(route) = hcm
@@ -299,20 +302,20 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         .route(authority.trim_end_matches([' ', '\t']), &target)
     else {
         hcm.stats.no_route.inc();
-        return reply(hcm, respond, grpc, 404, "", flags::NO_ROUTE).await;
+        return reply(hcm, respond, kind, 404, "", flags::NO_ROUTE).await;
     };
     hcm.stats.router_rq_total.inc();
     let fwd = match &route.kind {
         RouteKind::Direct { status, body } => {
             hcm.stats.rq_direct_response.inc();
             let text = String::from_utf8_lossy(body);
-            return reply(hcm, respond, grpc, *status, &text, flags::NONE).await;
+            return reply(hcm, respond, kind, *status, &text, flags::NONE).await;
         }
         RouteKind::Forward(f) => f,
     };
     if websocket && !fwd.websocket {
         hcm.stats.ws_on_non_ws_route.inc();
-        return reply(hcm, respond, grpc, 403, "", flags::NONE).await;
+        return reply(hcm, respond, kind, 403, "", flags::NONE).await;
     }
     if req
         .headers()
@@ -323,7 +326,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         return reply(
             hcm,
             respond,
-            grpc,
+            kind,
             508,
             "request loop detected",
             flags::NONE,
@@ -335,7 +338,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         return reply(
             hcm,
             respond,
-            grpc,
+            kind,
             503,
             "no healthy upstream",
             flags::NO_HEALTHY_UPSTREAM,
@@ -421,6 +424,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         &path,
         c.peer,
         http::Version::HTTP_2,
+        framing == Framing::Empty,
     );
     if framing == Framing::UntilClose {
         up_head.truncate(up_head.len() - 2);
@@ -481,7 +485,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
             if !fail.is_downstream_timeout() {
                 cluster.stats.rq_codes.record(status);
             }
-            let mut d = reply(hcm, respond, grpc, status, text, flag).await;
+            let mut d = reply(hcm, respond, kind, status, text, flag).await;
             d.upstream = x.done.upstream;
             d.received = x.done.received;
             d

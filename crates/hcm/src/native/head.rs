@@ -7,12 +7,15 @@ use std::fmt::Write as _;
 use nuncio_h1::{RequestHead, ResponseHead};
 
 /// Headers that never cross a hop, plus those we set ourselves. Matched
-/// by length first: most headers are rejected by one comparison.
+/// by length first: most headers are rejected by one comparison. `value`
+/// decides for `te` (only `trailers` crosses) and `expect` (only
+/// `100-continue` is the proxy's own).
 pub(super) fn hop_by_hop(name: &str, te_value: &[u8]) -> bool {
     let is = |n: &str| name.eq_ignore_ascii_case(n);
     match name.len() {
         2 => is("te") && !te_value.eq_ignore_ascii_case(b"trailers"),
-        6 => is("expect"),
+        // The proxy answers 100-continue itself; other expectations cross.
+        6 => is("expect") && te_value.trim_ascii().eq_ignore_ascii_case(b"100-continue"),
         7 => is("upgrade"),
         10 => is("connection") || is("keep-alive"),
         14 => is("http2-settings"),
@@ -77,10 +80,22 @@ pub(crate) struct RequestAdds<'a> {
     pub timeout_ms: Option<&'a [u8]>,
     pub via: &'a [u8],
     pub websocket: bool,
+    /// Add `content-length: 0` (a bodyless request whose method may carry
+    /// a body, as Envoy's codec does).
+    pub zero_length: bool,
+}
+
+/// Methods whose requests carry no body (Envoy's `requestShouldHaveNoBody`):
+/// a bodyless request of any other method goes upstream with
+/// `content-length: 0`.
+fn has_no_body_by_method(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "DELETE" | "TRACE" | "CONNECT")
 }
 
 /// Writes the upstream head of `h` forwarded on route `fwd` by `hcm`
-/// (`received`: the client's HTTP version, for Via).
+/// (`received`: the client's HTTP version, for Via; `bodyless`: the
+/// request has no body).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn upstream_request_on_route(
     out: &mut Vec<u8>,
     h: &RequestHead<'_>,
@@ -89,6 +104,7 @@ pub(crate) fn upstream_request_on_route(
     path: &str,
     peer: std::net::SocketAddr,
     received: http::Version,
+    bodyless: bool,
 ) {
     let cfg = &hcm.config;
     let edge = cfg.use_remote_address;
@@ -125,6 +141,10 @@ pub(crate) fn upstream_request_on_route(
             websocket: h
                 .upgrade
                 .is_some_and(|u| u.eq_ignore_ascii_case(b"websocket")),
+            zero_length: bodyless
+                && h.upgrade.is_none()
+                && !has_no_body_by_method(h.method)
+                && h.get("content-length").is_none(),
         },
     );
 }
@@ -142,11 +162,18 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
     let (mut has_proto, mut has_id, mut has_host, mut xff) = (false, false, false, None);
     let edge = a.use_remote_address;
     let mut via: Vec<&[u8]> = Vec::new();
+    let mut chunked = false;
     for (n, v) in &h.headers {
         if hop_by_hop(n, v)
             || crate::headers::dropped_from_client(n, edge)
             || listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes()))
         {
+            continue;
+        }
+        if n.len() == 17 && n.eq_ignore_ascii_case("transfer-encoding") {
+            // The parser let only `chunked` through: written as Envoy
+            // writes its own framing.
+            chunked = true;
             continue;
         }
         if n.eq_ignore_ascii_case("host") {
@@ -203,6 +230,12 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
     if let Some(t) = a.timeout_ms {
         push_header(out, "x-envoy-expected-rq-timeout-ms", t);
     }
+    if a.zero_length {
+        push_header(out, "content-length", b"0");
+    }
+    if chunked {
+        push_header(out, "transfer-encoding", b"chunked");
+    }
     out.extend_from_slice(b"via: ");
     for v in via {
         out.extend_from_slice(v);
@@ -228,7 +261,18 @@ pub(crate) enum BodyOut {
     Close,
 }
 
-/// Writes the downstream response head.
+/// The client's HTTP version, as the response head needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientVersion {
+    /// HTTP/1.1.
+    Http11,
+    /// HTTP/1.0 (answered with an HTTP/1.0 status line, as Envoy does);
+    /// `keep_alive`: the connection stays open, which 1.0 must be told.
+    Http10 { keep_alive: bool },
+}
+
+/// Writes the downstream response head. The status line carries Envoy's
+/// reason phrase for the code, not the upstream's.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn downstream_response(
     out: &mut Vec<u8>,
@@ -237,17 +281,16 @@ pub(crate) fn downstream_response(
     service_time_ms: Option<u64>,
     body: BodyOut,
     close: bool,
-    http10_keep_alive: bool,
+    version: ClientVersion,
     upgraded: bool,
 ) {
-    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(match version {
+        ClientVersion::Http11 => b"HTTP/1.1 ",
+        ClientVersion::Http10 { .. } => b"HTTP/1.0 ",
+    });
     push_decimal(out, u64::from(r.status));
     out.push(b' ');
-    out.extend_from_slice(if r.reason.is_empty() {
-        b"Unknown"
-    } else {
-        r.reason.as_bytes()
-    });
+    out.extend_from_slice(super::reason(r.status).as_bytes());
     out.extend_from_slice(b"\r\n");
     let listed = connection_listed(&r.headers);
     let (mut has_date, mut server_sent) = (false, false);
@@ -295,7 +338,7 @@ pub(crate) fn downstream_response(
         push_header(out, "connection", b"upgrade");
     } else if close {
         push_header(out, "connection", b"close");
-    } else if http10_keep_alive {
+    } else if version == (ClientVersion::Http10 { keep_alive: true }) {
         push_header(out, "connection", b"keep-alive");
     }
     out.extend_from_slice(b"\r\n");
@@ -337,11 +380,11 @@ pub(crate) fn local_reply(
     if let Some(l) = location {
         push_header(&mut out, "location", l.as_bytes());
     }
-    if r.grpc {
-        out.extend_from_slice(b"content-length: 0\r\n");
-    }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
+    }
+    if r.trailing_zero_length() {
+        out.extend_from_slice(b"content-length: 0\r\n");
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body.as_bytes());
@@ -372,6 +415,7 @@ mod tests {
                 timeout_ms: Some(b"15000"),
                 via: b"1.1 nuncio-x",
                 websocket: false,
+                zero_length: false,
             },
         );
         let s = String::from_utf8(out).unwrap();
@@ -400,6 +444,7 @@ mod tests {
                 timeout_ms: None,
                 via: b"1.1 nuncio-x",
                 websocket: false,
+                zero_length: false,
             },
         );
         assert_eq!(
@@ -425,12 +470,23 @@ mod tests {
                 timeout_ms: None,
                 via: b"1.0 nuncio-x",
                 websocket: false,
+                zero_length: false,
             },
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "GET / HTTP/1.1\r\nhost: default.example\r\nx-forwarded-proto: http\r\nvia: 1.0 nuncio-x\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn bodyless_methods() {
+        for m in ["GET", "HEAD", "DELETE", "TRACE", "CONNECT"] {
+            assert!(has_no_body_by_method(m), "{m}");
+        }
+        for m in ["POST", "PUT", "OPTIONS", "PATCH", "PURGE"] {
+            assert!(!has_no_body_by_method(m), "{m}");
+        }
     }
 
     #[test]
@@ -442,11 +498,12 @@ mod tests {
             "Upgrade",
             "Proxy-Authenticate",
             "proxy-authorization",
-            "Expect",
             "HTTP2-Settings",
         ] {
             assert!(hop_by_hop(n, b""), "{n}");
         }
+        assert!(hop_by_hop("Expect", b"100-Continue"));
+        assert!(!hop_by_hop("expect", b"something-else"));
         assert!(hop_by_hop("TE", b"gzip"));
         assert!(!hop_by_hop("te", b"trailers"));
         for n in [
@@ -482,14 +539,23 @@ mod tests {
 
     #[test]
     fn response_rewrite_drops_hop_headers() {
-        let raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nExpect: x\r\nConnection: Upgrade, X-Hop\r\nX-Hop: 1\r\nX-Ok: 2\r\n\r\n";
+        let raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Hop\r\nX-Hop: 1\r\nX-Ok: 2\r\n\r\n";
         let r = parse_response(raw, 100, 65536).unwrap().unwrap();
         for (upgraded, want) in [
             (true, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nX-Ok: 2\r\ndate: D\r\nserver: s\r\nconnection: upgrade\r\n\r\n"),
             (false, "HTTP/1.1 101 Switching Protocols\r\nX-Ok: 2\r\ndate: D\r\nserver: s\r\nconnection: close\r\n\r\n"),
         ] {
             let mut out = Vec::new();
-            downstream_response(&mut out, &r, "s", None, BodyOut::AsIs, !upgraded, false, upgraded);
+            downstream_response(
+                &mut out,
+                &r,
+                "s",
+                None,
+                BodyOut::AsIs,
+                !upgraded,
+                ClientVersion::Http11,
+                upgraded,
+            );
             assert_eq!(without_date(out), want);
         }
     }
@@ -506,7 +572,7 @@ mod tests {
             Some(3),
             BodyOut::Chunked,
             false,
-            false,
+            ClientVersion::Http11,
             false,
         );
         assert_eq!(

@@ -37,7 +37,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::access_log::LogEntry;
-use crate::local_reply::LocalReply;
+use crate::local_reply::{LocalReply, RequestKind};
 use crate::proxy::flags;
 use crate::Hcm;
 use head::BodyOut;
@@ -61,12 +61,15 @@ pub(crate) fn eligible(routes: &RouteTable) -> bool {
     })
 }
 
-/// The reason phrase of `status` (`Unknown` for codes without one).
+/// Envoy's reason phrase for `status` (`Unknown` for codes without one).
 pub(crate) fn reason(status: u16) -> &'static str {
-    http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Unknown")
+    match status {
+        599 => "Last Unassigned Server Error Code",
+        _ => http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Unknown"),
+    }
 }
 
 /// What one request turned into, for stats and the access log.
@@ -148,6 +151,11 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
             if let Some(end) = nuncio_h1::head_end(&buf, scanned) {
                 break Ok(end);
             }
+            // A head that can never become a request is answered now,
+            // not when the header timer fires.
+            if let Err(e) = nuncio_h1::check_partial_request(&buf) {
+                break Err(e);
+            }
             scanned = buf.len();
             if buf.len() > max_head {
                 break Err(H1Error::TooLarge);
@@ -203,10 +211,11 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
         let (keep_going, done, log) = match parsed {
             Err(e) => {
                 hcm.stats.rq_rejected.inc();
+                count_parse_error(&hcm, e);
                 let (ok, d) = reply(
                     &hcm,
                     &mut stream,
-                    false,
+                    RequestKind::default(),
                     e.status(),
                     e.body(),
                     true,
@@ -244,18 +253,25 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
     }
 }
 
-/// Writes a local reply (in gRPC form when `grpc`); returns (connection
+/// Counts what a refused head counts beyond `rq_rejected`.
+fn count_parse_error(hcm: &Hcm, e: H1Error) {
+    if e == H1Error::Fragment {
+        hcm.stats.rq_failed_path_normalization.inc();
+    }
+}
+
+/// Writes a local reply (in gRPC form for gRPC, head only for HEAD); returns (connection
 /// still usable, outcome).
 async fn reply(
     hcm: &Hcm,
     stream: &mut TcpStream,
-    grpc: bool,
+    kind: RequestKind,
     status: u16,
     body: &str,
     close: bool,
     flag: &'static str,
 ) -> (bool, Done) {
-    reply_with(hcm, stream, grpc, status, body, close, flag, None).await
+    reply_with(hcm, stream, kind, status, body, close, flag, None).await
 }
 
 /// [`reply`] with a `location` header (redirects).
@@ -263,7 +279,7 @@ async fn reply(
 async fn reply_with(
     hcm: &Hcm,
     stream: &mut TcpStream,
-    grpc: bool,
+    kind: RequestKind,
     status: u16,
     body: &str,
     close: bool,
@@ -271,7 +287,7 @@ async fn reply_with(
     location: Option<&str>,
 ) -> (bool, Done) {
     let close = close || hcm.drain.is_draining();
-    let r = LocalReply::new(status, body, grpc);
+    let r = LocalReply::new(status, body, kind);
     let bytes = head::local_reply(&r, &hcm.config.server_name, &date::now(), close, location);
     let ok = stream.write_all(&bytes).await.is_ok();
     (
@@ -333,15 +349,25 @@ async fn handle(
     let mut head = match parse_request(&buf[..head_len], &limits) {
         Ok(Some(h)) => h,
         Ok(None) => {
-            let (ok, d) = reply(hcm, stream, false, 400, "", true, flags::LOCAL_REJECT).await;
+            let (ok, d) = reply(
+                hcm,
+                stream,
+                RequestKind::default(),
+                400,
+                "",
+                true,
+                flags::LOCAL_REJECT,
+            )
+            .await;
             return (ok, d, None);
         }
         Err(e) => {
             hcm.stats.rq_rejected.inc();
+            count_parse_error(hcm, e);
             let (ok, d) = reply(
                 hcm,
                 stream,
-                false,
+                RequestKind::default(),
                 e.status(),
                 e.body(),
                 true,
@@ -351,14 +377,26 @@ async fn handle(
             return (ok, d, None);
         }
     };
-    let grpc = crate::local_reply::is_grpc(head.get("content-type"));
+    let kind = RequestKind {
+        grpc: crate::local_reply::is_grpc(head.get("content-type")),
+        head: head.method == "HEAD",
+    };
     if cfg.underscores != UnderscoresAction::Allow
         && head.headers.iter().any(|(n, _)| n.contains('_'))
     {
         if cfg.underscores == UnderscoresAction::Reject {
             hcm.stats.codec.h1_rejected_underscores.inc();
             hcm.stats.rq_rejected.inc();
-            let (ok, d) = reply(hcm, stream, grpc, 400, "", true, flags::LOCAL_REJECT).await;
+            let (ok, d) = reply(
+                hcm,
+                stream,
+                kind,
+                400,
+                "Bad Request",
+                true,
+                flags::LOCAL_REJECT,
+            )
+            .await;
             return (ok, d, None);
         }
         let before = head.headers.len();
@@ -386,7 +424,7 @@ async fn handle(
     });
     macro_rules! refuse {
         ($status:expr, $body:expr, $close:expr, $flag:expr) => {{
-            let (ok, d) = reply(hcm, stream, grpc, $status, $body, $close, $flag).await;
+            let (ok, d) = reply(hcm, stream, kind, $status, $body, $close, $flag).await;
             buf.advance(head_len);
             return (ok, d, log);
         }};
@@ -441,7 +479,7 @@ async fn handle(
             let (ok, d) = reply_with(
                 hcm,
                 stream,
-                grpc,
+                kind,
                 307,
                 "",
                 has_body || head.close,
@@ -453,6 +491,11 @@ async fn handle(
             return (ok, d, log);
         }
     };
+    if !target.starts_with('/') {
+        // `OPTIONS *`: the connection manager routes only paths (Envoy's
+        // 404, not counted as no route).
+        refuse!(404, "", has_body || head.close, flags::NONE)
+    }
     let Some(route) = hcm.routes.route(host, &target) else {
         hcm.stats.no_route.inc();
         refuse!(404, "", has_body || head.close, flags::NO_ROUTE)
@@ -469,7 +512,12 @@ async fn handle(
     let websocket = head
         .upgrade
         .is_some_and(|u| u.eq_ignore_ascii_case(b"websocket"));
-    if websocket && !fwd.websocket {
+    // An upgrade the route does not allow (nuncio's upgrade_configs know
+    // only websocket; h2c's is dropped as hop-by-hop): Envoy's 403.
+    let other_upgrade = head
+        .upgrade
+        .is_some_and(|u| !u.eq_ignore_ascii_case(b"websocket") && !u.eq_ignore_ascii_case(b"h2c"));
+    if (websocket && !fwd.websocket) || other_upgrade {
         hcm.stats.ws_on_non_ws_route.inc();
         refuse!(403, "", true, flags::NONE)
     }
@@ -499,7 +547,16 @@ async fn handle(
     } else {
         http::Version::HTTP_11
     };
-    head::upstream_request_on_route(&mut up_head, &head, hcm, fwd, &path, peer, version);
+    head::upstream_request_on_route(
+        &mut up_head,
+        &head,
+        hcm,
+        fwd,
+        &path,
+        peer,
+        version,
+        !has_body,
+    );
     let is_head = head.method.eq_ignore_ascii_case("HEAD");
     let idempotent = matches!(head.method, "GET" | "HEAD" | "OPTIONS");
     let client_close = head.close;
@@ -570,7 +627,7 @@ async fn handle(
                     let (_, d) = reply(
                         hcm,
                         x.stream,
-                        grpc,
+                        kind,
                         e.status(),
                         e.body(),
                         true,
@@ -597,9 +654,12 @@ async fn handle(
             if !fail.is_downstream_timeout() {
                 cluster.stats.rq_codes.record(status);
             }
-            let (_, mut d) = reply(hcm, x.stream, grpc, status, body, true, flag).await;
+            // A request without a body has been read whole: the
+            // connection can carry the next one, as in Envoy.
+            let close = x.framing != Framing::Empty || x.client_close || x.client_10;
+            let (ok, mut d) = reply(hcm, x.stream, kind, status, body, close, flag).await;
             d.upstream = upstream;
-            (false, d, log)
+            (ok, d, log)
         }
     }
 }
@@ -769,7 +829,11 @@ impl Exchange<'_> {
                     service,
                     body_out,
                     close,
-                    self.client_10 && !close,
+                    if self.client_10 {
+                        head::ClientVersion::Http10 { keep_alive: !close }
+                    } else {
+                        head::ClientVersion::Http11
+                    },
                     upgraded,
                 );
                 self.status = r.status;
