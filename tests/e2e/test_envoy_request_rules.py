@@ -143,6 +143,11 @@ def test_at_the_edge_the_proxy_names_the_client_itself(procs, tmp_path, origin):
     assert len(xff) == 1 and xff[0].startswith("1.2.3.4,") and " " not in xff[0], head
     rid = values(head, "x-request-id")
     assert len(rid) == 1 and rid[0] != "from-client" and len(rid[0]) == 36, head
+    # xff_num_trusted_hops: 1 trusts the last x-forwarded-for entry as the client.
+    extra += "          xff_num_trusted_hops: 1\n"
+    proxy = start_proxy(procs, tmp_path, static_cluster(origin.port), name="hops.yaml", hcm_extra=extra)
+    raw_request(proxy.listen_port, envoy_headers_request())
+    assert values(origin.heads[-1], "x-envoy-external-address") == ["1.2.3.4"], origin.heads[-1]
 
 
 def test_connect_without_a_connect_route_is_404(procs, tmp_path, origin):

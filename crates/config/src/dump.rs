@@ -219,6 +219,9 @@ fn hcm(h: &HttpConnectionManager) -> Value {
                 m.insert(k.into(), json!(true));
             }
         }
+        if h.xff_num_trusted_hops > 0 {
+            m.insert("xff_num_trusted_hops".into(), json!(h.xff_num_trusted_hops));
+        }
     }
     if let Some(m) = v.as_object_mut() {
         if !logs.is_empty() {

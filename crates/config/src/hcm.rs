@@ -90,6 +90,9 @@ pub struct HttpConnectionManager {
     pub preserve_external_request_id: bool,
     /// Do not append the peer to `x-forwarded-for` (`skip_xff_append`).
     pub skip_xff_append: bool,
+    /// `xff_num_trusted_hops`: with `use_remote_address`, the client is the
+    /// address this many entries from the right of `x-forwarded-for`.
+    pub xff_num_trusted_hops: u32,
     /// Router: do not add `x-envoy-*` headers.
     pub suppress_envoy_headers: bool,
     /// How request paths are normalised before routing.
@@ -318,8 +321,12 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
     let flag = |k: &'static str| o.get(k).map(|b| b.bool()).transpose();
     let preserve_external_request_id = flag("preserve_external_request_id")?.unwrap_or(false);
     let skip_xff_append = flag("skip_xff_append")?.unwrap_or(false);
+    let xff_num_trusted_hops = o
+        .get("xff_num_trusted_hops")
+        .map(|v| v.u32())
+        .transpose()?
+        .unwrap_or(0);
     for k in [
-        "xff_num_trusted_hops",
         "via",
         "add_user_agent",
         "always_set_request_id_in_response",
@@ -370,6 +377,7 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         default_host_for_http_10,
         preserve_external_request_id,
         skip_xff_append,
+        xff_num_trusted_hops,
         suppress_envoy_headers,
         path,
         underscores,

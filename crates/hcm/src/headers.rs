@@ -91,6 +91,15 @@ pub fn strip_client_envoy_headers(h: &mut HeaderMap, edge: bool) {
     }
 }
 
+/// The client address `xff_num_trusted_hops` (`hops`, above 0) makes of
+/// `x-forwarded-for`: the entry `hops` from the right, if there are that
+/// many and it is an IP address (else Envoy falls back to the peer).
+pub fn trusted_client(xff: Option<&[u8]>, hops: u32) -> Option<std::net::IpAddr> {
+    let hops = usize::try_from(hops).ok().filter(|h| *h > 0)?;
+    let xff = std::str::from_utf8(xff?).ok()?;
+    xff.rsplit(',').nth(hops - 1)?.trim().parse().ok()
+}
+
 /// The address Envoy appends to `x-forwarded-for` for `peer` at the edge:
 /// the peer's, except for a loopback peer, where Envoy appends its own
 /// local address (the host's first non-loopback address).
@@ -265,6 +274,17 @@ pub fn uuid_v4_bytes() -> [u8; 36] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_hops() {
+        let xff = Some(&b"1.1.1.1, 2.2.2.2,3.3.3.3"[..]);
+        assert_eq!(trusted_client(xff, 1), "3.3.3.3".parse().ok());
+        assert_eq!(trusted_client(xff, 3), "1.1.1.1".parse().ok());
+        assert_eq!(trusted_client(xff, 4), None);
+        assert_eq!(trusted_client(xff, 0), None);
+        assert_eq!(trusted_client(Some(b"nope"), 1), None);
+        assert_eq!(trusted_client(None, 1), None);
+    }
 
     #[test]
     fn cookies_joined() {

@@ -456,7 +456,12 @@ async fn forward(
     }
     if edge {
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-        if let Ok(v) = HeaderValue::from_str(&c.peer.ip().to_string()) {
+        let client = crate::headers::trusted_client(
+            h.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes),
+            cfg.xff_num_trusted_hops,
+        )
+        .unwrap_or(c.peer.ip());
+        if let Ok(v) = HeaderValue::from_str(&client.to_string()) {
             h.insert(X_ENVOY_EXTERNAL_ADDRESS, v);
         }
         if !cfg.skip_xff_append {

@@ -117,7 +117,10 @@ pub(crate) fn upstream_request_on_route(
     let (xff_ip, external_ip) = if edge {
         let xff =
             (!cfg.skip_xff_append).then(|| crate::headers::xff_address(peer.ip()).to_string());
-        (xff, peer.ip().to_string())
+        let client =
+            crate::headers::trusted_client(h.get("x-forwarded-for"), cfg.xff_num_trusted_hops)
+                .unwrap_or(peer.ip());
+        (xff, client.to_string())
     } else {
         (None, String::new())
     };
