@@ -4,7 +4,9 @@
 groups in backticks (what the suite checks), then a short account of the
 differences, Envoy's value first. `table(results)` drafts the whole table,
 keeping the "why" of rows already listed; new rows get `bug: TODO`.
-`python tests/differential/run.py --rows` prints it.
+`python tests/differential/run.py --rows` prints it; with `--write` it
+replaces the table in docs/envoy-differences.md (the text above the table
+stays), to review before committing.
 """
 
 import compare
@@ -75,4 +77,15 @@ def table(results):
     return lines
 
 
-HEADING = known.HEADING
+def write(results, path=known.DOC):
+    """Replaces the known-differences table (under known.HEADING) with
+    `table(results)`; returns how many rows still say `bug: TODO`."""
+    lines = path.read_text().split("\n")
+    start = lines.index(known.HEADING)
+    first = next(i for i in range(start, len(lines)) if lines[i].startswith("| case |"))
+    end = first
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    new = table(results)
+    path.write_text("\n".join(lines[:first] + new + lines[end:]))
+    return sum(1 for line in new if "| bug: TODO |" in line)

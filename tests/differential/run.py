@@ -5,6 +5,7 @@
     .venv/bin/python tests/differential/run.py --diff          # and each difference, field by field
     .venv/bin/python tests/differential/run.py --case get-basic --case h2-get
     .venv/bin/python tests/differential/run.py --variant grpc --fields
+    .venv/bin/python tests/differential/run.py --rows --write  # rewrite the known-differences table
 
 Exit status 0 when every case is "same" or "listed" (the pytest suite's
 rule), 1 otherwise.
@@ -31,6 +32,8 @@ def main():
     ap.add_argument("--fields", action="store_true", help="print every field of both proxies")
     ap.add_argument("--rows", action="store_true",
                     help="print a draft of the known-differences table (rows.py) for every differing case")
+    ap.add_argument("--write", action="store_true",
+                    help="with --rows on a full run: replace the table in docs/envoy-differences.md")
     ap.add_argument("--json", metavar="PATH", help="also write every case's fields and diffs to PATH as JSON")
     args = ap.parse_args()
     if not envoy_bin():
@@ -59,7 +62,10 @@ def main():
         elif (args.diff and r.diffs) or not r.ok:
             print("\n".join(runner.diff_lines(r.diffs)))
     print(runner.summary(results))
-    if args.rows:
+    if args.rows and args.write and selected is None:
+        todo = rows.write(results)
+        print(f"wrote the table to docs/envoy-differences.md ({todo} rows say 'bug: TODO')")
+    elif args.rows:
         print("\n".join(rows.table(results)))
     if args.json:
         Path(args.json).write_text(json.dumps([runner.as_json(r) for r in results], indent=1))
