@@ -261,3 +261,28 @@ def test_the_connection_survives_an_upstream_failure(procs, tmp_path):
                               b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
     assert out.count(b"HTTP/1.1 503 ") == 2, out[:600]
     assert b"connection: close" not in out.lower(), out[:600]
+
+
+def test_generated_request_id_is_logged_and_rewrites_keep_the_original_path(procs, tmp_path, origin):
+    import time
+    log = tmp_path / "access.log"
+    routes = ('              - match: {prefix: "/old/"}\n'
+              '                route: {cluster: backend, prefix_rewrite: "/new/"}\n'
+              '              - match: {prefix: "/"}\n                route: {cluster: backend}\n')
+    extra = ("          access_log:\n          - name: envoy.file_access_log\n"
+             f"            config: {{path: {log}, format: \"id=%REQ(X-REQUEST-ID)%\\n\"}}\n")
+    proxy = start_proxy(procs, tmp_path, static_cluster(origin.port), routes=routes, hcm_extra=extra)
+    out, _ = raw_request(proxy.listen_port, b"GET /old/x HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert status_of(out) == 200, out[:200]
+    head = origin.heads[-1]
+    assert head.startswith("GET /new/x HTTP/1.1\r\n"), head
+    assert values(head, "x-envoy-original-path") == ["/old/x"], head
+    sent = values(head, "x-request-id")
+    assert len(sent) == 1 and len(sent[0]) == 36, head
+    deadline = time.time() + 5
+    while time.time() < deadline and (not log.exists() or "id=" not in log.read_text()):
+        time.sleep(0.05)
+    assert log.read_text().strip().split("\n")[-1] == f"id={sent[0]}"
+    # No rewrite, no x-envoy-original-path.
+    raw_request(proxy.listen_port, b"GET /other HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert values(origin.heads[-1], "x-envoy-original-path") == []

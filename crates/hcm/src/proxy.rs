@@ -46,6 +46,10 @@ struct Outcome {
     flags: &'static str,
     upstream: Option<UpstreamDone>,
     route_name: String,
+    /// The `x-request-id` nuncio generated (for the access log).
+    request_id: Option<HeaderValue>,
+    /// The path before the route rewrote it (`x-envoy-original-path`).
+    original_path: Option<String>,
 }
 
 /// Marks a response as a local reply, with its text, so a gRPC request's
@@ -199,6 +203,9 @@ pub(crate) async fn handle(mut req: Request<Incoming>, c: Arc<ConnCtx>) -> Respo
         if let Some(u) = &out.upstream {
             l.upstream_host = Some(u.host.addr);
             l.upstream_cluster = Some(u.cluster.name().to_string());
+        }
+        if let Some(id) = out.request_id.take() {
+            l.req_headers.insert(X_REQUEST_ID, id);
         }
         l
     });
@@ -380,7 +387,11 @@ async fn route(req: Request<Incoming>, c: &ConnCtx, out: &mut Outcome) -> Respon
         return local_reply(StatusCode::LOOP_DETECTED, "request loop detected", true);
     }
     let new_path = route.rewrite_path(&path).into_owned();
-    drop(path);
+    if new_path != *path && !hcm.config.suppress_envoy_headers {
+        out.original_path = Some(path.into_owned());
+    } else {
+        drop(path);
+    }
     forward(req, c, fwd, new_path, ws, out).await
 }
 
@@ -480,7 +491,19 @@ async fn forward(
     }
     let force_id = edge && !cfg.preserve_external_request_id;
     if cfg.generate_request_id && (force_id || !h.contains_key(X_REQUEST_ID)) {
-        h.insert(X_REQUEST_ID, uuid_v4());
+        let id = uuid_v4();
+        out.request_id = Some(id.clone());
+        h.insert(X_REQUEST_ID, id);
+    }
+    if let Some(v) = out
+        .original_path
+        .take()
+        .and_then(|p| HeaderValue::from_str(&p).ok())
+    {
+        h.insert(
+            http::header::HeaderName::from_static("x-envoy-original-path"),
+            v,
+        );
     }
     if !suppress {
         if let Some(t) = &fwd.timeout_header {

@@ -416,7 +416,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     };
     let path = route.rewrite_path(&target);
     let mut up_head = bufpool::take_head(256 + bytes + 4 * n_fields);
-    head::upstream_request_on_route(
+    let request_id = head::upstream_request_on_route(
         &mut up_head,
         &rh,
         hcm,
@@ -425,6 +425,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         c.peer,
         http::Version::HTTP_2,
         framing == Framing::Empty,
+        (*path != *target).then_some(&*target),
     );
     if framing == Framing::UntilClose {
         up_head.truncate(up_head.len() - 2);
@@ -456,6 +457,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
             sent: 0,
             received: 0,
             upstream: Some((cluster.clone(), host.clone(), Instant::now())),
+            request_id,
         },
         reset_by_client: false,
     };
@@ -487,6 +489,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
             }
             let mut d = reply(hcm, respond, kind, status, text, flag).await;
             d.upstream = x.done.upstream;
+            d.request_id = x.done.request_id;
             d.received = x.done.received;
             d
         }

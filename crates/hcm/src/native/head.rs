@@ -78,6 +78,8 @@ pub(crate) struct RequestAdds<'a> {
     pub request_id: Option<&'a [u8]>,
     pub force_request_id: bool,
     pub timeout_ms: Option<&'a [u8]>,
+    /// `x-envoy-original-path`: the path before the route rewrote it.
+    pub original_path: Option<&'a str>,
     pub via: &'a [u8],
     pub websocket: bool,
     /// Add `content-length: 0` (a bodyless request whose method may carry
@@ -94,7 +96,9 @@ fn has_no_body_by_method(method: &str) -> bool {
 
 /// Writes the upstream head of `h` forwarded on route `fwd` by `hcm`
 /// (`received`: the client's HTTP version, for Via; `bodyless`: the
-/// request has no body).
+/// request has no body; `path`: as the route rewrote it, from
+/// `original_path` when the rewrite changed it).
+/// Returns the `x-request-id` it generated, if any.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn upstream_request_on_route(
     out: &mut Vec<u8>,
@@ -105,7 +109,8 @@ pub(crate) fn upstream_request_on_route(
     peer: std::net::SocketAddr,
     received: http::Version,
     bodyless: bool,
-) {
+    original_path: Option<&str>,
+) -> Option<[u8; 36]> {
     let cfg = &hcm.config;
     let edge = cfg.use_remote_address;
     // At the edge Envoy replaces a client's x-request-id
@@ -140,6 +145,7 @@ pub(crate) fn upstream_request_on_route(
             } else {
                 fwd.timeout_header.as_ref().map(|v| v.as_bytes())
             },
+            original_path: original_path.filter(|_| !cfg.suppress_envoy_headers),
             via: hcm.via_values.get(received).as_bytes(),
             websocket: h
                 .upgrade
@@ -150,6 +156,7 @@ pub(crate) fn upstream_request_on_route(
                 && h.get("content-length").is_none(),
         },
     );
+    request_id
 }
 
 /// Writes the upstream request head.
@@ -232,6 +239,9 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
     }
     if let Some(t) = a.timeout_ms {
         push_header(out, "x-envoy-expected-rq-timeout-ms", t);
+    }
+    if let Some(p) = a.original_path {
+        push_header(out, "x-envoy-original-path", p.as_bytes());
     }
     if a.zero_length {
         push_header(out, "content-length", b"0");
@@ -416,6 +426,7 @@ mod tests {
                 request_id: Some(b"rid"),
                 force_request_id: false,
                 timeout_ms: Some(b"15000"),
+                original_path: None,
                 via: b"1.1 nuncio-x",
                 websocket: false,
                 zero_length: false,
@@ -445,6 +456,7 @@ mod tests {
                 request_id: Some(b"new"),
                 force_request_id: true,
                 timeout_ms: None,
+                original_path: None,
                 via: b"1.1 nuncio-x",
                 websocket: false,
                 zero_length: false,
@@ -471,6 +483,7 @@ mod tests {
                 request_id: None,
                 force_request_id: false,
                 timeout_ms: None,
+                original_path: Some("/orig"),
                 via: b"1.0 nuncio-x",
                 websocket: false,
                 zero_length: false,
@@ -478,7 +491,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "GET / HTTP/1.1\r\nhost: default.example\r\nx-forwarded-proto: http\r\nvia: 1.0 nuncio-x\r\n\r\n"
+            "GET / HTTP/1.1\r\nhost: default.example\r\nx-forwarded-proto: http\r\nx-envoy-original-path: /orig\r\nvia: 1.0 nuncio-x\r\n\r\n"
         );
     }
 

@@ -84,6 +84,9 @@ struct Done {
         Arc<nuncio_cluster::Host>,
         Instant,
     )>,
+    /// The `x-request-id` nuncio generated for the upstream request, for
+    /// the access log's `%REQ(X-REQUEST-ID)%`.
+    request_id: Option<[u8; 36]>,
 }
 
 impl Done {
@@ -96,6 +99,7 @@ impl Done {
             sent: len as u64,
             received: 0,
             upstream: None,
+            request_id: None,
         }
     }
 }
@@ -324,6 +328,12 @@ fn finish(hcm: &Hcm, start: Instant, d: Done, log: Option<Box<LogEntry>>) {
             l.upstream_host = Some(h.addr);
             l.upstream_cluster = Some(c.name().to_string());
         }
+        if let Some(v) = d
+            .request_id
+            .and_then(|id| http::HeaderValue::from_bytes(&id).ok())
+        {
+            l.req_headers.insert(crate::headers::X_REQUEST_ID, v);
+        }
         logger.log(&l);
     }
 }
@@ -547,7 +557,7 @@ async fn handle(
     } else {
         http::Version::HTTP_11
     };
-    head::upstream_request_on_route(
+    let request_id = head::upstream_request_on_route(
         &mut up_head,
         &head,
         hcm,
@@ -556,6 +566,7 @@ async fn handle(
         peer,
         version,
         !has_body,
+        (*path != *target).then_some(&*target),
     );
     let is_head = head.method.eq_ignore_ascii_case("HEAD");
     let idempotent = matches!(head.method, "GET" | "HEAD" | "OPTIONS");
@@ -608,6 +619,7 @@ async fn handle(
         sent: x.sent,
         received: x.received,
         upstream: upstream.clone(),
+        request_id,
     };
     match result {
         Ok(keep) => {
@@ -659,6 +671,7 @@ async fn handle(
             let close = x.framing != Framing::Empty || x.client_close || x.client_10;
             let (ok, mut d) = reply(hcm, x.stream, kind, status, body, close, flag).await;
             d.upstream = upstream;
+            d.request_id = request_id;
             (ok, d, log)
         }
     }
