@@ -79,7 +79,15 @@ ensure_venv() {
 }
 
 # --- helpers ---------------------------------------------------------------
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# N distinct free loopback ports (all held open while they are chosen).
+free_ports() {
+  python3 -c '
+import socket, sys
+held = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in held:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in held))' "$1"
+}
 
 wait_port() {
   local port=$1 pid=$2 i
@@ -111,7 +119,7 @@ if [ -z "${NUNCIO_BIN:-}" ]; then
   NUNCIO_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/nuncio"
 fi
 
-ECHO_PORT="$(free_port)"
+read -r ECHO_PORT LISTEN_PORT ADMIN_PORT <<<"$(free_ports 3)"
 "$NUNCIO_BIN" echo --listen "127.0.0.1:$ECHO_PORT" --name autobahn >"$WORK/echo.log" 2>&1 &
 PIDS+=($!)
 wait_port "$ECHO_PORT" "$!"
@@ -119,9 +127,6 @@ URL="ws://127.0.0.1:$ECHO_PORT/ws"
 AGENT="nuncio-echo"
 
 if [ "$MODE" = proxy ]; then
-  LISTEN_PORT="$(free_port)"
-  ADMIN_PORT="$(free_port)"
-  while [ "$ADMIN_PORT" = "$LISTEN_PORT" ] || [ "$ADMIN_PORT" = "$ECHO_PORT" ]; do ADMIN_PORT="$(free_port)"; done
   sed -e "s/LISTEN_PORT/$LISTEN_PORT/" -e "s/ADMIN_PORT/$ADMIN_PORT/" -e "s/ECHO_PORT/$ECHO_PORT/" \
     tests/autobahn/proxy-v3.yaml >"$WORK/proxy.yaml"
   "$NUNCIO_BIN" -c "$WORK/proxy.yaml" --concurrency 1 -l warn >"$WORK/proxy.log" 2>&1 &
