@@ -5,7 +5,9 @@
 //!   order was random). Like Go's `Request.Header`, `Host` is not listed.
 //! - `POST /echo`: the request body back, with its content type (and any
 //!   request trailers as response trailers).
-//! - `GET /ws`: WebSocket; every message comes back with its own type.
+//! - `GET /ws`: WebSocket (RFC 6455, with permessage-deflate, RFC 7692);
+//!   every message comes back whole, as one frame of its own type, and
+//!   every protocol violation closes with its code (1002, 1007, 1009).
 //! - CORS for any origin.
 //!
 //! `--name` adds an `x-echo-name` response header so a user can see which
@@ -14,6 +16,8 @@
 #![forbid(unsafe_code)]
 
 mod body;
+pub mod deflate;
+pub mod session;
 mod ws;
 
 use body::EchoBody;
