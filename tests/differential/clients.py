@@ -19,7 +19,7 @@ import time
 import harness  # noqa: F401  (puts tests/e2e on sys.path for h2client)
 from h2client import H2Client
 
-CLOSE_WAIT = 0.15  # how long to wait for the proxy's close after the last answer
+CLOSE_WAIT = 0.1  # how long to wait for the proxy's close after the last answer
 
 
 class Reader:

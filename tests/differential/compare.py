@@ -44,7 +44,7 @@ HCM_STATS = [
     "downstream_cx_protocol_error", "downstream_rq_rx_reset", "downstream_rq_tx_reset",
     "downstream_cx_upgrades_total", "downstream_rq_ws_on_non_ws_route",
     "downstream_rq_failed_path_normalization", "downstream_rq_timeout", "no_route", "no_cluster",
-    "rq_direct_response",
+    "rq_direct_response", "downstream_rq_header_timeout", "downstream_cx_idle_timeout",
 ]
 CLUSTER_STATS = [
     "upstream_rq_total", "upstream_rq_1xx", "upstream_rq_2xx", "upstream_rq_3xx", "upstream_rq_4xx",
@@ -55,8 +55,24 @@ CLUSTER_STATS = [
 ]
 
 
+# More names Envoy has that nuncio should have, checked for presence only
+# (case `stats-names`), not compared per case.
+HCM_NAMES_ONLY = ["downstream_rq_completed", "downstream_cx_destroy_local", "downstream_cx_destroy_remote",
+                  "downstream_cx_active", "downstream_rq_active"]
+CLUSTER_NAMES_ONLY = ["upstream_rq_completed", "upstream_cx_destroy_local", "upstream_cx_destroy_remote",
+                      "upstream_rq_pending_total", "upstream_cx_connect_timeout", "upstream_cx_active",
+                      "upstream_rq_active"]
+
+
 def stat_names(prefix, clusters):
+    """The stats compared per case."""
     return [f"http.{prefix}.{s}" for s in HCM_STATS] + [f"cluster.{c}.{s}" for c in clusters for s in CLUSTER_STATS]
+
+
+def presence_names(prefix, clusters):
+    """The stats whose presence case `stats-names` compares."""
+    return stat_names(prefix, clusters) + [f"http.{prefix}.{s}" for s in HCM_NAMES_ONLY] + [
+        f"cluster.{c}.{s}" for c in clusters for s in CLUSTER_NAMES_ONLY]
 
 
 def show(v, limit=160):

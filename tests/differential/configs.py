@@ -164,6 +164,8 @@ VARIANTS = {v.name: v for v in [
             hcm("common_http_protocol_options: {headers_with_underscores_action: REJECT_REQUEST}")),
     Variant("underscore-drop", "headers_with_underscores_action: DROP_HEADER",
             hcm("common_http_protocol_options: {headers_with_underscores_action: DROP_HEADER}")),
+    Variant("headers-timeout", "request_headers_timeout: 1s",
+            hcm("request_headers_timeout: 1s")),
     Variant("grpc", "HTTP/2 (h2c) clusters to a grpcio server and to a down port",
             routes_extra=GRPC_ROUTES, clusters_extra=GRPC_CLUSTERS, grpc=True),
 ]}

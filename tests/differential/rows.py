@@ -32,7 +32,7 @@ def describe(r):
     groups = " ".join(f"`{g}`" for g in sorted(r.groups))
     d = {f: (e, n) for f, e, n in r.diffs}
     parts = []
-    main = [f for f in d if not f.startswith(("origin", "stats.", "s2.", "r2."))]
+    main = [f for f in d if not f.startswith(("origin", "stats.", "stats-names.", "s2.", "r2."))]
     status_or_body = any(f in d for f in ("status", "body", "error"))
     for f in sorted(main):
         e, n = d[f]
@@ -58,6 +58,9 @@ def describe(r):
     elif origin:
         parts.append("origin saw " + ", ".join(
             f"{f.split('.', 1)[1]} Envoy {code(d[f][0], 40)} nuncio {code(d[f][1], 40)}" for f in sorted(origin)))
+    names = sorted(f[len("stats-names."):] for f in d if f.startswith("stats-names.") and d[f][1] == "absent")
+    if names:
+        parts.append("nuncio lacks " + ", ".join(f"`{n}`" for n in names))
     stats = [f for f in d if f.startswith("stats.")]
     if stats:
         parts.append("stats Envoy/nuncio: " + ", ".join(

@@ -124,7 +124,7 @@ def _observe(side, case, variant):
     watched = compare.stat_names(PREFIX, variant.clusters)
     if case.kind == "stats-names":
         st = side.stats()
-        return {"names": {n: n in st for n in watched}}
+        return {"names": {n: n in st for n in compare.presence_names(PREFIX, variant.clusters)}}
     fresh_pool(side, variant)
     if case.pre == "idle-closed":
         side.origin.close_idle()
