@@ -12,6 +12,9 @@ pub struct RouteConfig {
     pub name: String,
     /// Virtual hosts, in order.
     pub virtual_hosts: Vec<VirtualHost>,
+    /// `ignore_port_in_host_matching`: match domains against the Host
+    /// without its port (Envoy's default compares the whole Host).
+    pub ignore_port_in_host_matching: bool,
 }
 
 /// A virtual host.
@@ -118,6 +121,11 @@ pub(crate) fn decode_route_config(v: &Val, clusters: ClusterCheck) -> Result<Rou
         virtual_hosts.push(decode_virtual_host(&vh, clusters)?);
     }
     o.ignore("validate_clusters");
+    let ignore_port_in_host_matching = o
+        .get("ignore_port_in_host_matching")
+        .map(|b| b.bool())
+        .transpose()?
+        .unwrap_or(false);
     o.finish_with(&[
         "internal_only_headers",
         "response_headers_to_add",
@@ -146,6 +154,7 @@ pub(crate) fn decode_route_config(v: &Val, clusters: ClusterCheck) -> Result<Rou
     Ok(RouteConfig {
         name,
         virtual_hosts,
+        ignore_port_in_host_matching,
     })
 }
 

@@ -144,6 +144,8 @@ pub struct RouteTable {
     /// `prefix.*` domains: (prefix without `*`, vhost), longest first.
     prefix: Vec<(String, usize)>,
     any: Option<usize>,
+    /// `ignore_port_in_host_matching`.
+    ignore_port: bool,
 }
 
 impl RouteTable {
@@ -154,7 +156,10 @@ impl RouteTable {
         hcm_websocket: bool,
         clusters: &ClusterManager,
     ) -> Result<Self, RouterError> {
-        let mut t = RouteTable::default();
+        let mut t = RouteTable {
+            ignore_port: cfg.ignore_port_in_host_matching,
+            ..RouteTable::default()
+        };
         for (vi, vh) in cfg.virtual_hosts.iter().enumerate() {
             let mut routes = Vec::new();
             for (ri, r) in vh.routes.iter().enumerate() {
@@ -267,20 +272,24 @@ impl RouteTable {
         } else {
             host
         };
-        // A domain written with a port matches the full Host; otherwise the
-        // port is ignored (not inside an IPv6 literal).
-        let idx = self.exact.get(host).copied().or_else(|| {
-            let bare = match host.rfind(':') {
-                Some(i)
-                    if !host[i..].contains(']')
-                        && host[i + 1..].bytes().all(|b| b.is_ascii_digit()) =>
-                {
-                    &host[..i]
-                }
-                _ => host,
-            };
-            self.find_index(bare)
-        });
+        // Domains match the whole Host, port included, as in Envoy; with
+        // `ignore_port_in_host_matching` the port is dropped first (not
+        // inside an IPv6 literal).
+        let host = match host.rfind(':') {
+            Some(i)
+                if self.ignore_port
+                    && !host[i..].contains(']')
+                    && host[i + 1..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                &host[..i]
+            }
+            _ => host,
+        };
+        let idx = self
+            .exact
+            .get(host)
+            .copied()
+            .or_else(|| self.find_index(host));
         idx.or(self.any).map(|i| &self.vhosts[i])
     }
 
@@ -339,14 +348,29 @@ mod tests {
 ",
         );
         assert_eq!(t.virtual_host("api.example.com").unwrap().name, "exact");
+        // The port is part of the Host Envoy matches: `api.*` takes it.
         assert_eq!(
             t.virtual_host("API.Example.com:8080").unwrap().name,
-            "exact"
+            "prefix"
         );
+        assert_eq!(t.virtual_host("www.example.com:80").unwrap().name, "any");
         assert_eq!(t.virtual_host("www.example.com").unwrap().name, "suffix");
         assert_eq!(t.virtual_host("api.other.org").unwrap().name, "prefix");
         assert_eq!(t.virtual_host("other.org").unwrap().name, "any");
         assert_eq!(t.virtual_host(".example.com").unwrap().name, "any");
+        assert_eq!(t.virtual_host("[::1]:80").unwrap().name, "any");
+        // ignore_port_in_host_matching drops it first.
+        let t = table(
+            "            ignore_port_in_host_matching: true
+            virtual_hosts:
+            - {name: any, domains: ['*'], routes: [{match: {prefix: /}, route: {cluster: a}}]}
+            - {name: exact, domains: [api.example.com], routes: [{match: {prefix: /}, route: {cluster: b}}]}
+",
+        );
+        assert_eq!(
+            t.virtual_host("api.example.com:8080").unwrap().name,
+            "exact"
+        );
         assert_eq!(t.virtual_host("[::1]:80").unwrap().name, "any");
     }
 
