@@ -257,7 +257,13 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
     out.extend_from_slice(a.via);
     out.extend_from_slice(b"\r\n");
     if a.websocket {
-        push_header(out, "connection", b"upgrade");
+        // The client's own spelling (`Upgrade`), as Envoy relays it; an
+        // HTTP/2 client's extended CONNECT has none.
+        let conn = h
+            .get("connection")
+            .filter(|v| v.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+            .unwrap_or(b"upgrade");
+        push_header(out, "connection", conn);
         push_header(out, "upgrade", h.upgrade.unwrap_or(b"websocket"));
     }
     out.extend_from_slice(b"\r\n");
@@ -331,7 +337,8 @@ pub(crate) fn downstream_response(
             push_header(out, n, v);
         }
     }
-    if let Some(ms) = service_time_ms {
+    // Envoy times responses, not a 101's switch to a tunnel.
+    if let Some(ms) = service_time_ms.filter(|_| !upgraded) {
         out.extend_from_slice(b"x-envoy-upstream-service-time: ");
         push_decimal(out, ms);
         out.extend_from_slice(b"\r\n");
@@ -348,7 +355,11 @@ pub(crate) fn downstream_response(
         push_header(out, "transfer-encoding", b"chunked");
     }
     if upgraded {
-        push_header(out, "connection", b"upgrade");
+        let conn = r
+            .get("connection")
+            .filter(|v| v.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+            .unwrap_or(b"upgrade");
+        push_header(out, "connection", conn);
     } else if close {
         push_header(out, "connection", b"close");
     } else if version == (ClientVersion::Http10 { keep_alive: true }) {
