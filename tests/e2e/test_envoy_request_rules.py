@@ -267,7 +267,7 @@ def test_generated_request_id_is_logged_and_rewrites_keep_the_original_path(proc
     import time
     log = tmp_path / "access.log"
     routes = ('              - match: {prefix: "/old/"}\n'
-              '                route: {cluster: backend, prefix_rewrite: "/new/"}\n'
+              '                route: {cluster: backend, prefix_rewrite: "/new/", host_rewrite_literal: new.example}\n'
               '              - match: {prefix: "/"}\n                route: {cluster: backend}\n')
     extra = ("          access_log:\n          - name: envoy.file_access_log\n"
              f"            config: {{path: {log}, format: \"id=%REQ(X-REQUEST-ID)%\\n\"}}\n")
@@ -277,6 +277,8 @@ def test_generated_request_id_is_logged_and_rewrites_keep_the_original_path(proc
     head = origin.heads[-1]
     assert head.startswith("GET /new/x HTTP/1.1\r\n"), head
     assert values(head, "x-envoy-original-path") == ["/old/x"], head
+    assert values(head, "host") == ["new.example"], head
+    assert values(head, "x-envoy-original-host") == ["a"], head
     sent = values(head, "x-request-id")
     assert len(sent) == 1 and len(sent[0]) == 36, head
     deadline = time.time() + 5
@@ -286,3 +288,4 @@ def test_generated_request_id_is_logged_and_rewrites_keep_the_original_path(proc
     # No rewrite, no x-envoy-original-path.
     raw_request(proxy.listen_port, b"GET /other HTTP/1.1\r\nHost: a\r\n\r\n")
     assert values(origin.heads[-1], "x-envoy-original-path") == []
+    assert values(origin.heads[-1], "x-envoy-original-host") == []

@@ -463,7 +463,14 @@ async fn forward(
         h.insert(header::HOST, v);
     }
     if let Some(hr) = &fwd.host_rewrite {
-        h.insert(header::HOST, hr.clone());
+        if let Some(orig) = h.insert(header::HOST, hr.clone()) {
+            if !hcm.config.suppress_envoy_headers {
+                h.insert(
+                    http::header::HeaderName::from_static("x-envoy-original-host"),
+                    orig,
+                );
+            }
+        }
     }
     if edge {
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));

@@ -80,6 +80,8 @@ pub(crate) struct RequestAdds<'a> {
     pub timeout_ms: Option<&'a [u8]>,
     /// `x-envoy-original-path`: the path before the route rewrote it.
     pub original_path: Option<&'a str>,
+    /// Add `x-envoy-original-host` when `host_rewrite` replaces the Host.
+    pub original_host: bool,
     pub via: &'a [u8],
     pub websocket: bool,
     /// Add `content-length: 0` (a bodyless request whose method may carry
@@ -146,6 +148,7 @@ pub(crate) fn upstream_request_on_route(
                 fwd.timeout_header.as_ref().map(|v| v.as_bytes())
             },
             original_path: original_path.filter(|_| !cfg.suppress_envoy_headers),
+            original_host: !cfg.suppress_envoy_headers,
             via: hcm.via_values.get(received).as_bytes(),
             websocket: h
                 .upgrade
@@ -239,6 +242,9 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
     }
     if let Some(t) = a.timeout_ms {
         push_header(out, "x-envoy-expected-rq-timeout-ms", t);
+    }
+    if let (true, Some(_), Some(orig)) = (a.original_host, a.host_rewrite, h.host) {
+        push_header(out, "x-envoy-original-host", orig);
     }
     if let Some(p) = a.original_path {
         push_header(out, "x-envoy-original-path", p.as_bytes());
@@ -438,6 +444,7 @@ mod tests {
                 force_request_id: false,
                 timeout_ms: Some(b"15000"),
                 original_path: None,
+                original_host: true,
                 via: b"1.1 nuncio-x",
                 websocket: false,
                 zero_length: false,
@@ -468,6 +475,7 @@ mod tests {
                 force_request_id: true,
                 timeout_ms: None,
                 original_path: None,
+                original_host: true,
                 via: b"1.1 nuncio-x",
                 websocket: false,
                 zero_length: false,
@@ -495,6 +503,7 @@ mod tests {
                 force_request_id: false,
                 timeout_ms: None,
                 original_path: Some("/orig"),
+                original_host: true,
                 via: b"1.0 nuncio-x",
                 websocket: false,
                 zero_length: false,
