@@ -39,6 +39,7 @@ class Case:
     authority: str = ""
     pre: str = ""  # "idle-closed": the origin closes the pooled connection just before the case
     sequential: bool = False  # h2: one stream after the other (concurrent streams race for the pool)
+    ignore: tuple = ()  # fields left out of the comparison, each with its reason in the case's doc
     timeout: float = 5.0
     raw: tuple = ()
     keep_case: bool = False
@@ -428,7 +429,9 @@ CASES = [
     h2("grpc-h2-ok", h2req("/test.Svc/Echo", "POST", headers=GRPC_HEADERS, body=grpc_frame(b"ping")),
        variant="grpc"),
     h2("grpc-h2-upstream-down", h2req("/down.Svc/Echo", "POST", headers=GRPC_HEADERS, body=grpc_frame(b"ping")),
-       variant="grpc"),
+       variant="grpc", ignore=("stats.http.ingress.downstream_rq_rx_reset",),
+       doc="Envoy counts downstream_rq_rx_reset or not depending on whether the request's DATA frame "
+           "arrived before its local reply (seen both ways): not compared"),
     h2("grpc-h2-upstream-timeout", h2req("/test.Svc/Slow", "POST", headers=GRPC_HEADERS,
                                          body=grpc_frame(b"ping")), variant="grpc"),
     h2("grpc-h2-no-route", h2req("/other.Svc/Echo", "POST", headers=GRPC_HEADERS, body=grpc_frame(b"ping"),

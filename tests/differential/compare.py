@@ -183,6 +183,8 @@ def flatten(case, obs):
         for name, delta in sorted(obs.get("stats", {}).items()):
             if delta:
                 f[f"stats.{name}"] = delta
+    for k in case.ignore:
+        f.pop(k, None)
     return f
 
 
