@@ -402,7 +402,13 @@ CASES = [
     h2("h2-unknown-pseudo", h2req("/", headers=[(":foo", "bar")])),
     h2("h2-connect", {"headers": [(":method", "CONNECT"), (":authority", "example.test:443")]}),
     h2("h2-underscore-header", h2req("/", headers=[("x_foo", "1")])),
-    h2("h2-content-length-mismatch", h2req("/echo", "POST", headers=[("content-length", "10")], body=b"hello")),
+    # Whether Envoy has already opened the upstream request when it finds the
+    # body short of its content-length depends on timing (seen both ways):
+    # the origin-side stats and the reset counter of this case are not compared.
+    h2("h2-content-length-mismatch", h2req("/echo", "POST", headers=[("content-length", "10")], body=b"hello"),
+       ignore=("stats.http.ingress.downstream_rq_rx_reset",
+               "stats.cluster.origin.upstream_cx_destroy", "stats.cluster.origin.upstream_rq_total",
+               "stats.cluster.origin.upstream_cx_total", "stats.cluster.origin.upstream_cx_http1_total")),
     h2("h2-path-dotdot", h2req("/a/../b")),
     h2("h2-path-not-slash", h2req("abc")),
     h2("h2-no-route", h2req("/other", authority="named.test")),

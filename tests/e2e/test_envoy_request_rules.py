@@ -252,6 +252,10 @@ def test_head_to_a_direct_response_has_no_body(procs, tmp_path, origin):
     # The next response follows the head directly: no body was written.
     assert rest.startswith(b"HTTP/1.1 200"), out[:300]
     assert rest.endswith(b"hello"), out[-100:]
+    # An accepted HTTP/1.0 request's local reply is HTTP/1.0 too.
+    out, _ = raw_request(proxy.listen_port, b"GET /direct HTTP/1.0\r\nHost: a\r\n\r\n")
+    expect = b"HTTP/1.0 200 OK\r\n" if NATIVE else b"HTTP/1."
+    assert out.startswith(expect) and out.endswith(b"hello"), out[:200]
 
 
 def test_the_connection_survives_an_upstream_failure(procs, tmp_path):

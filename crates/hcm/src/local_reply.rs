@@ -56,6 +56,8 @@ pub struct RequestKind {
     pub grpc: bool,
     /// HEAD: the head only, never a body.
     pub head: bool,
+    /// An accepted HTTP/1.0 request: an HTTP/1.0 status line.
+    pub http10: bool,
 }
 
 /// One local reply: what each codec writes, in Envoy's header order.
@@ -69,6 +71,8 @@ pub struct LocalReply<'a> {
     pub grpc: bool,
     /// The request was HEAD: no body goes out (its length still does).
     pub head: bool,
+    /// Answer with an HTTP/1.0 status line.
+    pub http10: bool,
 }
 
 impl<'a> LocalReply<'a> {
@@ -79,6 +83,7 @@ impl<'a> LocalReply<'a> {
             body,
             grpc: kind.grpc,
             head: kind.head,
+            http10: kind.http10,
         }
     }
 
@@ -196,7 +201,7 @@ mod tests {
         );
         let g = RequestKind {
             grpc: true,
-            head: false,
+            ..RequestKind::default()
         };
         let grpc = LocalReply::new(503, "no healthy upstream", g);
         assert_eq!((grpc.wire_status(), grpc.wire_body()), (200, ""));
@@ -217,8 +222,8 @@ mod tests {
         assert!(collect(&empty).is_empty() && empty.trailing_zero_length());
         // HEAD: the length of the body that is not sent.
         let head = RequestKind {
-            grpc: false,
             head: true,
+            ..RequestKind::default()
         };
         let r = LocalReply::new(200, "abc", head);
         assert_eq!((r.wire_body(), collect(&r)[0].1.as_str()), ("", "3"));

@@ -78,7 +78,7 @@ fn local_reply(status: StatusCode, body: &'static str, close: bool) -> Response<
 fn grpc_local_reply(r: &Response<ProxyBody>, text: &str) -> Response<ProxyBody> {
     let grpc = crate::local_reply::RequestKind {
         grpc: true,
-        head: false,
+        ..Default::default()
     };
     let reply = LocalReply::new(r.status().as_u16(), text, grpc);
     let mut out = Response::new(ProxyBody::full(""));

@@ -238,6 +238,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     let kind = RequestKind {
         grpc: crate::local_reply::is_grpc(req.header("content-type")),
         head: req.method() == "HEAD",
+        http10: false,
     };
     if cfg.underscores != UnderscoresAction::Allow && req.headers().any(|(n, _)| n.contains(&b'_'))
     {
@@ -479,9 +480,8 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
                 } else {
                     flag
                 };
-                if x.done.status == 0 {
-                    x.done.status = status;
-                }
+                // No response went out: like Envoy, no response code is
+                // counted or logged (0) for a reset stream.
                 return x.done;
             }
             if !fail.is_downstream_timeout() {

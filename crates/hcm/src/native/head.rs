@@ -396,7 +396,8 @@ pub(crate) fn local_reply(
     let mut out = Vec::with_capacity(160 + r.body.len());
     let _ = write!(
         VecWriter(&mut out),
-        "HTTP/1.1 {status} {}\r\n",
+        "HTTP/1.{} {status} {}\r\n",
+        if r.http10 { 0 } else { 1 },
         super::reason(status)
     );
     r.fields(|n, v| {

@@ -195,6 +195,21 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
                     if e.kind() == std::io::ErrorKind::TimedOut && !buf.is_empty() {
                         tracing::debug!(%peer, "request headers not complete within request_headers_timeout");
                         hcm.stats.rq_header_timeout.inc();
+                        // Envoy answers the request it had begun, and counts it.
+                        hcm.stats.rq_total.inc();
+                        hcm.stats.rq_http1_total.inc();
+                        let start = Instant::now();
+                        let (_, d) = reply(
+                            &hcm,
+                            &mut stream,
+                            RequestKind::default(),
+                            408,
+                            "request header timeout",
+                            true,
+                            flags::NONE,
+                        )
+                        .await;
+                        finish(&hcm, start, d, None);
                     }
                     return;
                 }
@@ -387,9 +402,10 @@ async fn handle(
             return (ok, d, None);
         }
     };
-    let kind = RequestKind {
+    let mut kind = RequestKind {
         grpc: crate::local_reply::is_grpc(head.get("content-type")),
         head: head.method == "HEAD",
+        http10: false,
     };
     if cfg.underscores != UnderscoresAction::Allow
         && head.headers.iter().any(|(n, _)| n.contains('_'))
@@ -467,6 +483,8 @@ async fn handle(
         if !cfg.accept_http_10 || head.host.is_none() {
             refuse!(426, "Upgrade Required", true, flags::LOCAL_REJECT)
         }
+        // An accepted HTTP/1.0 request is answered in HTTP/1.0.
+        kind.http10 = true;
     }
     if head.method == "CONNECT" {
         // No route matches CONNECT (nuncio has no connect_matcher): Envoy's 404.
@@ -659,7 +677,8 @@ async fn handle(
                 // Too late for a local reply: abort the response.
                 return (
                     false,
-                    done(if x.status == 0 { status } else { x.status }, flag, &x),
+                    // No response yet: no code, as Envoy (0 in the log).
+                    done(x.status, flag, &x),
                     log,
                 );
             }
