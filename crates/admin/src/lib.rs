@@ -377,6 +377,16 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
                         req.uri().query().unwrap_or(""),
                     );
                     log(&state, &req, r.status(), t0, i0);
+                    if req.uri().path() == "/drain_listeners" && req.method() == Method::POST {
+                        // The drain starts on this (main-thread) runtime's
+                        // server loop, woken by the send: let it run before
+                        // answering, so a client that hears "OK" already
+                        // meets a draining proxy (as Envoy's synchronous
+                        // handler guarantees).
+                        for _ in 0..4 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
                     Ok::<_, Infallible>(r)
                 }
             });
