@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod histogram;
+pub mod io;
 mod render;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -97,6 +98,9 @@ pub(crate) enum Metric {
 pub(crate) struct Entry {
     /// Envoy's name.
     pub name: String,
+    /// The name with its tag values taken out (`cluster.upstream_rq_xx`):
+    /// Envoy's "tag-extracted name", by which its Prometheus output sorts.
+    pub extracted: String,
     /// Prometheus metric name (with `envoy_`).
     pub prom_name: String,
     /// Prometheus labels.
@@ -161,6 +165,25 @@ impl Store {
         v
     }
 
+    /// Closes a flush interval of every histogram (Envoy's
+    /// `stats_flush_interval`): their `interval` quantiles then show the
+    /// samples since the previous flush.
+    pub fn flush(&self) {
+        let hists: Vec<Histogram> = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|e| match &e.metric {
+                Metric::Histogram(h) => Some(h.clone()),
+                _ => None,
+            })
+            .collect();
+        for h in hists {
+            h.flush();
+        }
+    }
+
     /// Sets every counter back to zero (admin `/reset_counters`).
     pub fn reset_counters(&self) {
         for e in self
@@ -219,14 +242,18 @@ impl Scope {
         extra: &[(&str, String)],
         metric: Metric,
     ) -> Metric {
-        let mut tags = self.tags.clone();
-        tags.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        // Envoy lists a stat's own tag (a response code) before its
+        // scope's (cluster, connection manager, listener).
+        let mut tags: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        tags.extend(self.tags.iter().cloned());
+        let extracted = format!("{}{prom_name}", self.prom_prefix);
         self.store.register(Entry {
             name: format!("{}{name}", self.prefix),
-            prom_name: format!(
-                "envoy_{}",
-                sanitize(&format!("{}{prom_name}", self.prom_prefix))
-            ),
+            prom_name: format!("envoy_{}", sanitize(&extracted)),
+            extracted,
             tags,
             metric,
         })
@@ -257,7 +284,30 @@ impl Scope {
         }
     }
 
-    /// A histogram (milliseconds) named `<prefix><name>`.
+    /// A scope below this one: `<prefix><sub>` for names, `<prom
+    /// prefix><prom_sub>` for the tag-extracted name, with `tags` added to
+    /// this scope's (Envoy's `listener.<addr>.http.<prefix>.`,
+    /// `cluster.<name>.external.`).
+    pub fn sub(&self, sub: &str, prom_sub: &str, tags: &[(&str, &str)]) -> Scope {
+        let mut all: Vec<(String, String)> = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        all.extend(self.tags.iter().cloned());
+        Scope {
+            store: self.store.clone(),
+            prefix: format!("{}{sub}", self.prefix),
+            prom_prefix: format!("{}{prom_sub}", self.prom_prefix),
+            tags: all,
+        }
+    }
+
+    /// The store this scope registers in.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// A histogram named `<prefix><name>`.
     pub fn histogram(&self, name: &str) -> Histogram {
         match self.entry(name, name, &[], Metric::Histogram(Histogram::default())) {
             Metric::Histogram(h) => h,
@@ -266,19 +316,32 @@ impl Scope {
     }
 }
 
-/// Response-code stats: `<base>_<Nxx>` always, `<base>_<code>` on first use.
-/// (Envoy's `upstream_rq_2xx`, `upstream_rq_200`, `downstream_rq_5xx`.)
+/// Response-code stats: `<base>_<N>xx` and `<base>_completed` always,
+/// `<base>_<code>` on first use unless classes-only; mirrors (Envoy's
+/// `external.upstream_rq_*`, `listener.<addr>.http.<prefix>.downstream_rq_*`)
+/// count the same responses under their own names.
 #[derive(Debug)]
 pub struct CodeStats {
     scope: Scope,
     base: &'static str,
     classes: [Counter; 5],
-    codes: Box<[OnceLock<Counter>]>,
+    completed: Counter,
+    codes: Option<Box<[OnceLock<Counter>]>>,
+    mirrors: Vec<CodeStats>,
 }
 
 impl CodeStats {
-    /// Creates `<base>_1xx` .. `<base>_5xx` in `scope`.
+    /// `<base>_1xx` .. `<base>_5xx`, `<base>_completed` and per-code
+    /// counters in `scope` (Envoy's `upstream_rq_*`).
     pub fn new(scope: &Scope, base: &'static str) -> Self {
+        let mut c = Self::classes_only(scope, base);
+        c.codes = Some((100..600).map(|_| OnceLock::new()).collect());
+        c
+    }
+
+    /// Like [`CodeStats::new`] without per-code counters (Envoy's
+    /// `downstream_rq_*` has only the classes).
+    pub fn classes_only(scope: &Scope, base: &'static str) -> Self {
         let classes = [1, 2, 3, 4, 5].map(|c| {
             scope.counter_tagged(
                 &format!("{base}_{c}xx"),
@@ -290,8 +353,16 @@ impl CodeStats {
             scope: scope.clone(),
             base,
             classes,
-            codes: (100..600).map(|_| OnceLock::new()).collect(),
+            completed: scope.counter(&format!("{base}_completed")),
+            codes: None,
+            mirrors: Vec::new(),
         }
+    }
+
+    /// Counts every response in `mirror` too.
+    pub fn with_mirror(mut self, mirror: CodeStats) -> Self {
+        self.mirrors.push(mirror);
+        self
     }
 
     /// Counts one response with `code`.
@@ -300,15 +371,21 @@ impl CodeStats {
             return;
         }
         self.classes[usize::from(code / 100 - 1)].inc();
-        self.codes[usize::from(code - 100)]
-            .get_or_init(|| {
-                self.scope.counter_tagged(
-                    &format!("{}_{code}", self.base),
-                    self.base,
-                    ("envoy_response_code", code.to_string()),
-                )
-            })
-            .inc();
+        self.completed.inc();
+        if let Some(codes) = &self.codes {
+            codes[usize::from(code - 100)]
+                .get_or_init(|| {
+                    self.scope.counter_tagged(
+                        &format!("{}_{code}", self.base),
+                        self.base,
+                        ("envoy_response_code", code.to_string()),
+                    )
+                })
+                .inc();
+        }
+        for m in &self.mirrors {
+            m.record(code);
+        }
     }
 
     /// The count for a class (1..=5).
@@ -317,6 +394,11 @@ impl CodeStats {
             .get(class.wrapping_sub(1))
             .map(Counter::get)
             .unwrap_or(0)
+    }
+
+    /// `<base>_completed`.
+    pub fn completed(&self) -> u64 {
+        self.completed.get()
     }
 }
 
@@ -332,20 +414,59 @@ mod tests {
         codes.record(200);
         codes.record(204);
         codes.record(503);
+        assert_eq!(s.value("cluster.b.upstream_rq_completed"), Some(3));
         assert_eq!(s.value("cluster.b.upstream_rq_2xx"), Some(2));
         assert_eq!(s.value("cluster.b.upstream_rq_200"), Some(1));
         assert_eq!(s.value("cluster.b.upstream_rq_503"), Some(1));
         assert_eq!(s.value("cluster.b.upstream_rq_404"), None);
         let prom = render_prometheus(&s, &Filter::default());
+        // Envoy's order: the stat's own tag first, then the scope's.
         assert!(prom.contains(
-            "envoy_cluster_upstream_rq_xx{envoy_cluster_name=\"b\",envoy_response_code_class=\"2\"} 2"
+            "envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"b\"} 2"
         ), "{prom}");
         assert!(
             prom.contains(
-                "envoy_cluster_upstream_rq{envoy_cluster_name=\"b\",envoy_response_code=\"503\"} 1"
+                "envoy_cluster_upstream_rq{envoy_response_code=\"503\",envoy_cluster_name=\"b\"} 1"
             ),
             "{prom}"
         );
+    }
+
+    #[test]
+    fn mirrors_and_classes_only() {
+        let s = Store::new();
+        let c = s.scope("cluster.b.", "cluster.", &[("envoy_cluster_name", "b")]);
+        let ext = CodeStats::new(&c.sub("external.", "external.", &[]), "upstream_rq");
+        let up = CodeStats::new(&c, "upstream_rq").with_mirror(ext);
+        up.record(404);
+        assert_eq!(s.value("cluster.b.external.upstream_rq_404"), Some(1));
+        assert_eq!(s.value("cluster.b.external.upstream_rq_completed"), Some(1));
+        let h = s.scope(
+            "http.in.",
+            "http.",
+            &[("envoy_http_conn_manager_prefix", "in")],
+        );
+        let l = s.scope(
+            "listener.0.0.0.0_80.",
+            "listener.",
+            &[("envoy_listener_address", "0.0.0.0_80")],
+        );
+        let lh = l.sub(
+            "http.in.",
+            "http.",
+            &[("envoy_http_conn_manager_prefix", "in")],
+        );
+        let down = CodeStats::classes_only(&h, "downstream_rq")
+            .with_mirror(CodeStats::classes_only(&lh, "downstream_rq"));
+        down.record(200);
+        assert_eq!(s.value("http.in.downstream_rq_200"), None);
+        assert_eq!(s.value("http.in.downstream_rq_completed"), Some(1));
+        assert_eq!(
+            s.value("listener.0.0.0.0_80.http.in.downstream_rq_2xx"),
+            Some(1)
+        );
+        let prom = render_prometheus(&s, &Filter::default());
+        assert!(prom.contains("envoy_listener_http_downstream_rq_xx{envoy_response_code_class=\"2\",envoy_http_conn_manager_prefix=\"in\",envoy_listener_address=\"0.0.0.0_80\"} 1"), "{prom}");
     }
 
     #[test]
