@@ -6,7 +6,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use nuncio_config::Cluster as ClusterConfig;
 use nuncio_config::UpstreamProtocol;
-use nuncio_stats::{CodeStats, Counter, Gauge, Histogram, Store};
+use std::time::Duration;
+
+use nuncio_stats::io::IoStats;
+use nuncio_stats::{CodeStats, Counter, Gauge, Histogram, Http2Stats, Store};
 use nuncio_upstream::{ConnStats, FloodStats, PoolSettings, Protocol};
 
 use crate::host::Host;
@@ -19,14 +22,17 @@ pub struct ClusterStats {
     pub rq_total: Counter,
     /// `upstream_rq_active`.
     pub rq_active: Gauge,
-    /// `upstream_rq_<code>` and `upstream_rq_<N>xx`.
+    /// `upstream_rq_<code>`, `upstream_rq_<N>xx`, `upstream_rq_completed`,
+    /// and the same under `external.` (Envoy counts a request there unless
+    /// it is marked internal; nuncio has no `internal_address_config`, and
+    /// with Envoy's default every request is external).
     pub rq_codes: CodeStats,
     /// `upstream_rq_timeout`.
     pub rq_timeout: Counter,
     /// `upstream_rq_retry`.
     pub rq_retry: Counter,
-    /// `upstream_rq_time`.
-    pub rq_time: Histogram,
+    /// `upstream_rq_time` and `external.upstream_rq_time`.
+    pub rq_time: RqTime,
     /// `upstream_rq_rx_reset`: the upstream reset a request.
     pub rq_rx_reset: Counter,
     /// `upstream_rq_tx_reset`: we reset a request (client went away).
@@ -47,6 +53,52 @@ pub struct ClusterStats {
     pub conn: ConnStats,
 }
 
+/// `upstream_rq_time`, recorded with its `external.` twin.
+#[derive(Debug)]
+pub struct RqTime {
+    all: Histogram,
+    external: Histogram,
+}
+
+impl RqTime {
+    /// Records one request's time (whole milliseconds).
+    pub fn record(&self, d: Duration) {
+        self.all.record(d);
+        self.external.record(d);
+    }
+
+    /// `upstream_rq_time`.
+    pub fn histogram(&self) -> &Histogram {
+        &self.all
+    }
+}
+
+/// Stats Envoy always shows that stay 0 here: nuncio has no circuit
+/// breakers (so none is ever open and nothing overflows), no retries, no
+/// internal redirects, no zone-aware balancing.
+const ZERO_COUNTERS: &[&str] = &[
+    "upstream_cx_overflow",
+    "upstream_cx_pool_overflow",
+    "upstream_cx_max_requests",
+    "upstream_cx_close_notify",
+    "upstream_rq_pending_overflow",
+    "upstream_rq_retry_overflow",
+    "upstream_rq_retry_success",
+    "upstream_rq_retry_limit_exceeded",
+    "upstream_rq_per_try_timeout",
+    "upstream_rq_maintenance_mode",
+    "upstream_rq_max_duration_reached",
+    "upstream_rq_rx_reset_no_error",
+    "upstream_cx_max_duration_reached",
+    "upstream_cx_connect_attempts_exceeded",
+    "upstream_internal_redirect_failed_total",
+    "upstream_internal_redirect_succeeded_total",
+    "bind_errors",
+    "membership_change",
+    "update_empty",
+    "retry_or_shadow_abandoned",
+];
+
 impl ClusterStats {
     fn new(store: &Arc<Store>, name: &str) -> Self {
         let s = store.scope(
@@ -54,15 +106,39 @@ impl ClusterStats {
             "cluster.",
             &[("envoy_cluster_name", name)],
         );
-        // Created now so it shows as 0 before the first overflow.
-        let _ = s.counter("upstream_rq_pending_overflow");
+        for z in ZERO_COUNTERS {
+            let _ = s.counter(z);
+        }
+        for prio in ["default", "high"] {
+            let cb = s.sub(
+                &format!("circuit_breakers.{prio}."),
+                &format!("circuit_breakers.{prio}."),
+                &[],
+            );
+            for g in [
+                "cx_open",
+                "cx_pool_open",
+                "rq_open",
+                "rq_pending_open",
+                "rq_retry_open",
+            ] {
+                let _ = cb.gauge(g);
+            }
+        }
+        let ext = s.sub("external.", "external.", &[]);
+        let rq_total = s.counter("upstream_rq_total");
+        let cx_destroy = s.counter("upstream_cx_destroy");
         ClusterStats {
-            rq_total: s.counter("upstream_rq_total"),
+            rq_total: rq_total.clone(),
             rq_active: s.gauge("upstream_rq_active"),
-            rq_codes: CodeStats::new(&s, "upstream_rq"),
+            rq_codes: CodeStats::new(&s, "upstream_rq")
+                .with_mirror(CodeStats::new(&ext, "upstream_rq")),
             rq_timeout: s.counter("upstream_rq_timeout"),
             rq_retry: s.counter("upstream_rq_retry"),
-            rq_time: s.histogram("upstream_rq_time"),
+            rq_time: RqTime {
+                all: s.histogram("upstream_rq_time"),
+                external: ext.histogram("upstream_rq_time"),
+            },
             rq_rx_reset: s.counter("upstream_rq_rx_reset"),
             rq_tx_reset: s.counter("upstream_rq_tx_reset"),
             cx_none_healthy: s.counter("upstream_cx_none_healthy"),
@@ -78,7 +154,30 @@ impl ClusterStats {
                 cx_http2_total: s.counter("upstream_cx_http2_total"),
                 cx_connect_fail: s.counter("upstream_cx_connect_fail"),
                 cx_connect_timeout: s.counter("upstream_cx_connect_timeout"),
-                cx_destroy: s.counter("upstream_cx_destroy"),
+                cx_destroy: cx_destroy.clone(),
+                io: Arc::new(IoStats {
+                    rx: s.counter("upstream_cx_rx_bytes_total"),
+                    tx: s.counter("upstream_cx_tx_bytes_total"),
+                    destroy: vec![cx_destroy],
+                    destroy_local: s.counter("upstream_cx_destroy_local"),
+                    destroy_remote: s.counter("upstream_cx_destroy_remote"),
+                    length: vec![s.histogram("upstream_cx_length_ms")],
+                }),
+                cx_destroy_with_active_rq: s.counter("upstream_cx_destroy_with_active_rq"),
+                cx_destroy_local_with_active_rq: s
+                    .counter("upstream_cx_destroy_local_with_active_rq"),
+                cx_destroy_remote_with_active_rq: s
+                    .counter("upstream_cx_destroy_remote_with_active_rq"),
+                cx_protocol_error: s.counter("upstream_cx_protocol_error"),
+                cx_idle_timeout: s.counter("upstream_cx_idle_timeout"),
+                cx_connect_ms: s.histogram("upstream_cx_connect_ms"),
+                rq_per_cx: s.histogram("upstream_rq_per_cx"),
+                rq_total,
+                rq_pending_total: s.counter("upstream_rq_pending_total"),
+                rq_pending_active: s.gauge("upstream_rq_pending_active"),
+                rq_pending_failure_eject: s.counter("upstream_rq_pending_failure_eject"),
+                rq_cancelled: s.counter("upstream_rq_cancelled"),
+                http2: Http2Stats::new(&s),
                 flood: FloodStats::new(&s),
                 ..ConnStats::default()
             },

@@ -47,7 +47,9 @@ impl Host {
         settings: &Arc<PoolSettings>,
         cluster_conn: &ConnStats,
     ) -> Arc<Self> {
+        let stats = HostStats::default();
         let conn_stats = Arc::new(ConnStats {
+            host_rq_total: stats.rq_total.clone(),
             host_cx_active: Gauge::default(),
             host_cx_total: Counter::default(),
             host_cx_connect_fail: Counter::default(),
@@ -59,7 +61,7 @@ impl Host {
         Arc::new(Host {
             addr,
             hostname,
-            stats: HostStats::default(),
+            stats,
             conn_stats,
             healthy: AtomicBool::new(true),
             pools,

@@ -71,7 +71,7 @@ impl Http1Harness {
                 .into_iter()
                 .map(|e| {
                     let limit = b.listeners[0].per_connection_buffer_limit_bytes;
-                    Hcm::new(cfg, limit, &clusters, &store, e).expect("hcm")
+                    Hcm::new(cfg, "127.0.0.1:0", limit, &clusters, &store, e).expect("hcm")
                 })
                 .collect();
             let downstream = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -45,9 +45,14 @@ pub(crate) struct Completion {
 impl Completion {
     fn finish(self, sent: u64, complete: bool) {
         let now = Instant::now();
-        self.hcm.stats.rq_time.record(now - self.start);
+        // Envoy records the times of requests that completed.
+        if complete {
+            self.hcm.stats.rq_time.record(now - self.start);
+        }
         if let Some(u) = &self.upstream {
-            u.cluster.stats.rq_time.record(now - u.sent_at);
+            if complete {
+                u.cluster.stats.rq_time.record(now - u.sent_at);
+            }
             if !complete {
                 u.cluster.stats.rq_tx_reset.inc();
             }

@@ -8,6 +8,7 @@
 
 pub mod access_log;
 mod body;
+mod counting;
 pub mod drain;
 mod headers;
 mod local_address;
@@ -31,6 +32,7 @@ use hyper_util::server::conn::auto;
 use nuncio_cluster::ClusterManager;
 use nuncio_config::CodecType;
 use nuncio_router::RouteTable;
+use nuncio_stats::io::{Counted, CountedTcp};
 use nuncio_stats::{GaugeGuard, Store};
 use tokio::net::TcpStream;
 
@@ -128,8 +130,8 @@ pub struct Hcm {
 
 /// The downstream socket, with or without the HTTP/1 framing tracker.
 enum Io {
-    Sniffed(TokioIo<Sniffer<FloodGuard<TcpStream>>>),
-    Plain(TokioIo<FloodGuard<TcpStream>>),
+    Sniffed(TokioIo<Sniffer<FloodGuard<CountedTcp>>>),
+    Plain(TokioIo<FloodGuard<CountedTcp>>),
 }
 
 /// Per-connection context shared by the connection's requests.
@@ -143,10 +145,12 @@ pub(crate) struct ConnCtx {
 }
 
 impl Hcm {
-    /// Builds a connection manager for a listener whose
+    /// Builds a connection manager for the listener configured at
+    /// `listener_address` (its stats scope, `listener.<address>.`) whose
     /// `per_connection_buffer_limit_bytes` is `buffer_limit`.
     pub fn new(
         config: &nuncio_config::HttpConnectionManager,
+        listener_address: &str,
         buffer_limit: u32,
         clusters: &ClusterManager,
         store: &Arc<Store>,
@@ -160,7 +164,11 @@ impl Hcm {
             native_h2,
             config: config.clone(),
             routes,
-            stats: HcmStats::new(store, &config.stat_prefix),
+            stats: HcmStats::new(
+                store,
+                &config.stat_prefix,
+                &nuncio_stats::listener_scope(store, listener_address),
+            ),
             access_log: AccessLogger::open(&config.access_logs)?,
             via_id: via::process_id().to_string(),
             via_values: via::ViaValues::new(via::process_id()),
@@ -254,6 +262,8 @@ impl Hcm {
         let _ = stream.set_nodelay(true);
         self.stats.cx_total.inc();
         let _active = GaugeGuard::new(&self.stats.cx_active);
+        // Its bytes, and how and when it ends, are counted by the socket.
+        let stream = Counted::new(stream, &self.stats.io);
         // The HTTP/2 and hyper paths are boxed: a connection's task is as
         // large as the largest future inlined in it, and an HTTP/1.1
         // connection would otherwise carry an HTTP/2 connection's state.
@@ -268,10 +278,9 @@ impl Hcm {
         } else {
             Box::pin(self.clone().serve_hyper(stream, peer, worker)).await;
         }
-        self.stats.cx_destroy.inc();
     }
 
-    async fn serve_hyper(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, worker: usize) {
+    async fn serve_hyper(self: Arc<Self>, stream: CountedTcp, peer: SocketAddr, worker: usize) {
         let cfg = &self.config;
         let verdicts = (cfg.codec_type != CodecType::Http2).then(|| Arc::new(Verdicts::default()));
         let result: Result<(), Box<dyn std::error::Error + Send + Sync>>;

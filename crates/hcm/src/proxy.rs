@@ -532,8 +532,6 @@ async fn forward(
     let idle = (!cfg.stream_idle_timeout.is_zero()).then_some(cfg.stream_idle_timeout);
 
     // Send it.
-    cluster.stats.rq_total.inc();
-    host.stats.rq_total.inc();
     let done = UpstreamDone {
         cluster: cluster.clone(),
         host: host.clone(),

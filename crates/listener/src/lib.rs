@@ -76,13 +76,16 @@ impl ListenerStats {
     /// Stats for a listener configured at `address` (Envoy names them
     /// `listener.0.0.0.0_80.`).
     pub fn new(store: &Arc<Store>, address: &str) -> Arc<Self> {
-        let tag = address.replace(':', "_").replace(['[', ']'], "");
-        let s = store.scope(
-            &format!("listener.{tag}."),
-            "listener.",
-            &[("envoy_listener_address", &tag)],
-        );
-        let _ = s.counter("no_filter_chain_match");
+        let s = nuncio_stats::listener_scope(store, address);
+        for z in [
+            "no_filter_chain_match",
+            "downstream_cx_overflow",
+            "downstream_cx_overload_reject",
+            "downstream_global_cx_overflow",
+            "downstream_pre_cx_timeout",
+        ] {
+            let _ = s.counter(z);
+        }
         Arc::new(ListenerStats {
             cx_total: s.counter("downstream_cx_total"),
             cx_active: s.gauge("downstream_cx_active"),

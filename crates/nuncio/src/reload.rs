@@ -109,6 +109,7 @@ pub(crate) fn build_hcms(
             let NetworkFilter::HttpConnectionManager(cfg) = &l.filter_chains[0].filter;
             Hcm::new(
                 cfg,
+                &l.address.to_string(),
                 l.per_connection_buffer_limit_bytes,
                 clusters,
                 store,

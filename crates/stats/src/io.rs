@@ -8,6 +8,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -59,7 +60,9 @@ pub struct Counted<S> {
     inner: S,
     stats: Arc<IoStats>,
     born: Instant,
-    peer_closed: bool,
+    /// Atomic so that a shared reference can read (`try_read_buf`) while
+    /// the socket is watched; only this connection's task touches it.
+    peer_closed: AtomicBool,
 }
 
 /// A counted TCP socket.
@@ -73,7 +76,7 @@ impl<S> Counted<S> {
             inner,
             stats: stats.clone(),
             born: Instant::now(),
-            peer_closed: false,
+            peer_closed: AtomicBool::new(false),
         }
     }
 
@@ -91,12 +94,12 @@ impl<S> Counted<S> {
     /// Whether the peer has closed the connection (as far as reads and
     /// writes have seen).
     pub fn peer_closed(&self) -> bool {
-        self.peer_closed
+        self.peer_closed.load(Ordering::Relaxed)
     }
 
     /// Records that the peer closed the connection (seen some other way).
-    pub fn set_peer_closed(&mut self) {
-        self.peer_closed = true;
+    pub fn set_peer_closed(&self) {
+        self.peer_closed.store(true, Ordering::Relaxed);
     }
 
     /// When the connection was made.
@@ -104,12 +107,13 @@ impl<S> Counted<S> {
         self.born
     }
 
-    fn count_read(&mut self, r: &io::Result<usize>, room: bool) {
+    #[inline]
+    fn count_read(&self, r: Result<usize, io::ErrorKind>, room: bool) {
         match r {
-            Ok(0) if room => self.peer_closed = true,
-            Ok(n) => self.stats.rx.add(*n as u64),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => self.peer_closed = true,
+            Ok(0) if room => self.set_peer_closed(),
+            Ok(n) => self.stats.rx.add(n as u64),
+            Err(io::ErrorKind::WouldBlock) => {}
+            Err(_) => self.set_peer_closed(),
         }
     }
 }
@@ -126,18 +130,18 @@ impl CountedTcp {
     }
 
     /// Reads what is there without waiting, counting it.
-    pub fn try_read_buf<B: bytes::BufMut>(&mut self, buf: &mut B) -> io::Result<usize> {
+    pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
         let room = buf.has_remaining_mut();
         let r = self.inner.try_read_buf(buf);
-        self.count_read(&r, room);
+        self.count_read(r.as_ref().map(|n| *n).map_err(io::Error::kind), room);
         r
     }
 
     /// Reads into `buf` without waiting, counting it.
-    pub fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let room = !buf.is_empty();
         let r = self.inner.try_read(buf);
-        self.count_read(&r, room);
+        self.count_read(r.as_ref().map(|n| *n).map_err(io::Error::kind), room);
         r
     }
 }
@@ -145,7 +149,7 @@ impl CountedTcp {
 impl<S> Drop for Counted<S> {
     fn drop(&mut self) {
         let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.stats.closed(self.peer_closed, ms);
+        self.stats.closed(self.peer_closed(), ms);
     }
 }
 
@@ -163,8 +167,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
             let n = res
                 .as_ref()
                 .map(|_| buf.filled().len() - before)
-                .map_err(|e| io::Error::new(e.kind(), ""));
-            self.count_read(&n, room);
+                .map_err(io::Error::kind);
+            self.count_read(n, room);
         }
         r
     }
@@ -180,7 +184,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         let r = Pin::new(&mut self.inner).poll_write(cx, b);
         match &r {
             Poll::Ready(Ok(n)) => self.stats.tx.add(*n as u64),
-            Poll::Ready(Err(_)) => self.peer_closed = true,
+            Poll::Ready(Err(_)) => self.set_peer_closed(),
             Poll::Pending => {}
         }
         r
@@ -193,7 +197,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, b);
         match &r {
             Poll::Ready(Ok(n)) => self.stats.tx.add(*n as u64),
-            Poll::Ready(Err(_)) => self.peer_closed = true,
+            Poll::Ready(Err(_)) => self.set_peer_closed(),
             Poll::Pending => {}
         }
         r

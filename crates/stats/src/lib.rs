@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+mod codec;
 mod histogram;
 pub mod io;
 mod render;
@@ -16,6 +17,7 @@ mod render;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+pub use codec::{admin_listener_scope, listener_scope, Http2Stats};
 pub use histogram::Histogram;
 pub use render::{render_json, render_prometheus, render_text, Filter};
 

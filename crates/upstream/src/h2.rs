@@ -87,9 +87,8 @@ impl HostPool {
     }
 
     async fn h2_connect(&self) -> Result<(Arc<H2Conn>, StreamSlot), UpstreamError> {
-        let stream = self.connect_tcp().await?;
+        let stream = self.connect_tcp(true).await?;
         let s = &self.stats;
-        s.cx_http2_total.inc();
         let guards = (
             GaugeGuard::new(&s.cx_active),
             GaugeGuard::new(&s.host_cx_active),
@@ -113,14 +112,13 @@ impl HostPool {
         let stream = FloodGuard::client(stream, flood, &s.flood, self.addr);
         let io = TokioIo::new(SettingsWatcher::new(stream, peer.clone()));
         let (sender, conn) = b.handshake(io).await?;
-        let destroy = s.cx_destroy.clone();
         let waiter = peer.clone();
         let settings = waiter.notify.notified();
+        // The connection's end is counted by its socket (see pool.rs).
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "upstream h2 connection ended with an error");
             }
-            destroy.inc();
             drop(guards);
         });
         // The peer's first SETTINGS (sent right after its preface) says how
@@ -187,6 +185,7 @@ impl HostPool {
                 }
                 continue;
             }
+            self.count_request();
             match sender.try_send_request(req).await {
                 Ok(resp) => {
                     let (parts, body) = resp.into_parts();

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use http::{Request, Response};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use nuncio_stats::{Counter, Gauge, GaugeGuard};
+use nuncio_stats::io::{Counted, CountedTcp, IoStats};
+use nuncio_stats::{Counter, Gauge, GaugeGuard, Histogram, Http2Stats};
 use tokio::net::TcpStream;
 
 use crate::body::{PooledBody, Release, UpstreamBody};
@@ -34,6 +35,41 @@ pub struct ConnStats {
     pub cx_connect_timeout: Counter,
     /// `upstream_cx_destroy`.
     pub cx_destroy: Counter,
+    /// Bytes and closes of the upstream sockets: `upstream_cx_rx_bytes_total`,
+    /// `upstream_cx_tx_bytes_total`, `upstream_cx_destroy`,
+    /// `upstream_cx_destroy_local` / `_remote`, `upstream_cx_length_ms`.
+    pub io: Arc<IoStats>,
+    /// `upstream_cx_destroy_with_active_rq`.
+    pub cx_destroy_with_active_rq: Counter,
+    /// `upstream_cx_destroy_local_with_active_rq`.
+    pub cx_destroy_local_with_active_rq: Counter,
+    /// `upstream_cx_destroy_remote_with_active_rq`.
+    pub cx_destroy_remote_with_active_rq: Counter,
+    /// `upstream_cx_protocol_error`.
+    pub cx_protocol_error: Counter,
+    /// `upstream_cx_idle_timeout`.
+    pub cx_idle_timeout: Counter,
+    /// `upstream_cx_connect_ms`.
+    pub cx_connect_ms: Histogram,
+    /// `upstream_rq_per_cx`: requests a connection carried, at its close.
+    pub rq_per_cx: Histogram,
+    /// `upstream_rq_total`: requests given a connection (Envoy counts a
+    /// request here once a connection takes it, so a failed connect is
+    /// not one).
+    pub rq_total: Counter,
+    /// `upstream_rq_pending_total`: requests that waited for a new connection.
+    pub rq_pending_total: Counter,
+    /// `upstream_rq_pending_active`.
+    pub rq_pending_active: Gauge,
+    /// `upstream_rq_pending_failure_eject`: requests whose connection failed.
+    pub rq_pending_failure_eject: Counter,
+    /// `upstream_rq_cancelled`: requests given up while waiting for a
+    /// connection.
+    pub rq_cancelled: Counter,
+    /// `http2.*` of the upstream HTTP/2 connections.
+    pub http2: Http2Stats,
+    /// Host-level `rq_total`.
+    pub host_rq_total: Counter,
     /// Host-level `cx_active`.
     pub host_cx_active: Gauge,
     /// Host-level `cx_total`.
@@ -97,6 +133,21 @@ pub struct HostPool {
 /// At most this many idle connections are kept per host and worker.
 const MAX_IDLE: usize = 1024;
 
+/// A request waiting for a new connection (`upstream_rq_pending_active`);
+/// dropped before the connection is made, it was cancelled.
+struct Pending<'a> {
+    _active: GaugeGuard,
+    cancelled: Option<&'a Counter>,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.cancelled {
+            c.inc();
+        }
+    }
+}
+
 impl HostPool {
     /// A pool for `addr`.
     pub fn new(addr: SocketAddr, settings: Arc<PoolSettings>, stats: Arc<ConnStats>) -> Arc<Self> {
@@ -148,41 +199,66 @@ impl HostPool {
         &self.settings.protocol
     }
 
-    /// Opens a TCP connection with the connect timeout, counting it.
-    pub(crate) async fn connect_tcp(&self) -> Result<TcpStream, UpstreamError> {
+    /// Counts a request given a connection (`upstream_rq_total`).
+    pub(crate) fn count_request(&self) {
+        self.stats.rq_total.inc();
+        self.stats.host_rq_total.inc();
+    }
+
+    /// Opens a TCP connection with the connect timeout for a request that
+    /// waits for it, counting both as Envoy does: the connection in
+    /// `upstream_cx_total` and `upstream_cx_http{1,2}_total` even if it
+    /// fails (then also `upstream_cx_connect_fail`, `upstream_cx_destroy`,
+    /// `_remote` for a refusal, `_local` for a timeout), the request in
+    /// `upstream_rq_pending_*` (`upstream_rq_cancelled` if it is given up
+    /// while connecting).
+    pub(crate) async fn connect_tcp(&self, http2: bool) -> Result<CountedTcp, UpstreamError> {
         let s = &self.stats;
-        let stream = match tokio::time::timeout(
-            self.settings.connect_timeout,
-            TcpStream::connect(self.addr),
-        )
-        .await
-        {
-            Ok(Ok(t)) => t,
-            Ok(Err(e)) => {
-                s.cx_connect_fail.inc();
-                s.host_cx_connect_fail.inc();
-                return Err(UpstreamError::Connect {
-                    addr: self.addr,
-                    source: e,
-                });
-            }
-            Err(_) => {
-                s.cx_connect_fail.inc();
-                s.cx_connect_timeout.inc();
-                s.host_cx_connect_fail.inc();
-                return Err(UpstreamError::ConnectTimeout(self.addr));
-            }
-        };
-        let _ = stream.set_nodelay(true);
         s.cx_total.inc();
         s.host_cx_total.inc();
-        Ok(stream)
+        if http2 {
+            s.cx_http2_total.inc();
+        } else {
+            s.cx_http1_total.inc();
+        }
+        s.rq_pending_total.inc();
+        let mut pending = Pending {
+            _active: GaugeGuard::new(&s.rq_pending_active),
+            cancelled: Some(&s.rq_cancelled),
+        };
+        let t0 = Instant::now();
+        let r = tokio::time::timeout(self.settings.connect_timeout, TcpStream::connect(self.addr))
+            .await;
+        pending.cancelled = None;
+        let ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (err, remote) = match r {
+            Ok(Ok(t)) => {
+                let _ = t.set_nodelay(true);
+                s.cx_connect_ms.record_value(ms);
+                return Ok(Counted::new(t, &s.io));
+            }
+            Ok(Err(e)) => (
+                UpstreamError::Connect {
+                    addr: self.addr,
+                    source: e,
+                },
+                true,
+            ),
+            Err(_) => {
+                s.cx_connect_timeout.inc();
+                (UpstreamError::ConnectTimeout(self.addr), false)
+            }
+        };
+        s.cx_connect_fail.inc();
+        s.host_cx_connect_fail.inc();
+        s.rq_pending_failure_eject.inc();
+        s.io.closed(remote, ms);
+        Err(err)
     }
 
     async fn connect(&self) -> Result<Idle, UpstreamError> {
-        let stream = self.connect_tcp().await?;
+        let stream = self.connect_tcp(false).await?;
         let s = &self.stats;
-        s.cx_http1_total.inc();
         let guards = (
             GaugeGuard::new(&s.cx_active),
             GaugeGuard::new(&s.host_cx_active),
@@ -191,12 +267,12 @@ impl HostPool {
             .max_headers(1000)
             .handshake(TokioIo::new(stream))
             .await?;
-        let destroy = s.cx_destroy.clone();
+        // The connection's end is counted by its socket (dropped with
+        // `conn`): remote if the upstream closed it, local if we did.
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
-            destroy.inc();
             drop(guards);
         });
         Ok(Idle {
@@ -233,6 +309,7 @@ impl HostPool {
                 return Err(e.into());
             }
             conn.uses += 1;
+            self.count_request();
             match conn.sender.try_send_request(req).await {
                 Ok(resp) => {
                     let (parts, body) = resp.into_parts();
@@ -268,7 +345,13 @@ mod tests {
     use tokio::net::TcpListener;
 
     fn pool(addr: SocketAddr) -> (Arc<HostPool>, Arc<ConnStats>) {
-        let stats = Arc::new(ConnStats::default());
+        let stats = Arc::new(ConnStats {
+            io: Arc::new(IoStats {
+                destroy: vec![Counter::default()],
+                ..IoStats::default()
+            }),
+            ..ConnStats::default()
+        });
         let settings = Arc::new(PoolSettings {
             protocol: Protocol::Http1,
             connect_timeout: Duration::from_millis(500),
@@ -325,6 +408,8 @@ mod tests {
             assert_eq!(&b[..], b"ok");
         }
         assert_eq!(stats.cx_total.get(), 1);
+        assert_eq!(stats.rq_total.get(), 5);
+        assert_eq!(stats.rq_pending_total.get(), 1);
         assert_eq!(p.idle_count(), 1);
     }
 
@@ -350,5 +435,13 @@ mod tests {
         assert!(e.is_connect_failure());
         assert_eq!(e.reset_reason().to_string(), "remote connection failure");
         assert_eq!(stats.cx_connect_fail.get(), 1);
+        // Envoy's counts: the connection is one, the request is not.
+        assert_eq!(stats.cx_total.get(), 1);
+        assert_eq!(stats.cx_http1_total.get(), 1);
+        assert_eq!(stats.rq_total.get(), 0);
+        assert_eq!(stats.rq_pending_total.get(), 1);
+        assert_eq!(stats.rq_pending_failure_eject.get(), 1);
+        assert_eq!(stats.rq_pending_active.get(), 0);
+        assert_eq!(stats.io.destroy_remote.get(), 1);
     }
 }

@@ -434,8 +434,6 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     }
     drop(rh);
 
-    cluster.stats.rq_total.inc();
-    host.stats.rq_total.inc();
     let _cluster_active = GaugeGuard::new(&cluster.stats.rq_active);
     let _host_active = GaugeGuard::new(&host.stats.rq_active);
     let is_head = method == "HEAD";
@@ -482,6 +480,13 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
                 };
                 // No response went out: like Envoy, no response code is
                 // counted or logged (0) for a reset stream.
+                if head_sent && !matches!(fail, Fail::Client) {
+                    crate::counting::aborted(&hcm.stats, false, true);
+                }
+                if x.done.status != 0 {
+                    // Envoy counts the upstream's code when its head arrives.
+                    cluster.stats.rq_codes.record(x.done.status);
+                }
                 return x.done;
             }
             if !fail.is_downstream_timeout() {
@@ -559,7 +564,7 @@ impl Exchange<'_> {
                 }
                 Err(e) => {
                     bufpool::give(ubuf);
-                    pool.discard_raw(conn);
+                    pool.discard_raw_failed(conn, e.upstream_protocol_error(false));
                     return Err((e, false));
                 }
             }
@@ -619,7 +624,7 @@ impl Exchange<'_> {
                 tracing::debug!(error = ?e, "response aborted mid-body");
                 sink.abort();
                 bufpool::give(ubuf);
-                pool.discard_raw(conn);
+                pool.discard_raw_failed(conn, e.upstream_protocol_error(true));
                 Err((e, true))
             }
         }
@@ -671,7 +676,7 @@ impl Exchange<'_> {
     /// Reads the response head once the request is out.
     async fn after_request(
         &mut self,
-        up: &mut tokio::net::TcpStream,
+        up: &mut nuncio_stats::io::CountedTcp,
         ubuf: &mut BytesMut,
     ) -> Result<UpstreamHead, Fail> {
         // Envoy's route timeout runs from the end of the request.
@@ -693,7 +698,7 @@ impl Exchange<'_> {
     /// it into the client's HTTP/2 response.
     async fn read_head(
         &mut self,
-        up: &mut tokio::net::TcpStream,
+        up: &mut nuncio_stats::io::CountedTcp,
         ubuf: &mut BytesMut,
     ) -> Result<UpstreamHead, Fail> {
         read_response_head(up, ubuf, None, |r| {

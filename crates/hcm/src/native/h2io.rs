@@ -202,7 +202,7 @@ impl AsyncWrite for H2Duplex {
 /// them across the HTTP/1.1 hop).
 pub(crate) async fn send_chunked(
     src: &mut H2Recv,
-    up: &mut tokio::net::TcpStream,
+    up: &mut nuncio_stats::io::CountedTcp,
     idle: Option<Duration>,
 ) -> Result<u64, Fail> {
     let mut out = Vec::new();
@@ -257,7 +257,7 @@ fn push_hex(out: &mut Vec<u8>, mut n: usize) {
 /// Relays a chunked response body as DATA frames, and its trailers as a
 /// trailing HEADERS frame.
 pub(crate) async fn relay_chunked(
-    up: &mut tokio::net::TcpStream,
+    up: &mut nuncio_stats::io::CountedTcp,
     ubuf: &mut BytesMut,
     sink: &mut H2Send,
     pace: Pace,

@@ -34,7 +34,8 @@ use nuncio_router::{RouteKind, RouteTable};
 use nuncio_stats::GaugeGuard;
 use nuncio_upstream::{Protocol, RawConn};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+// Sockets count their bytes and ends into the stats (`nuncio_stats::io`).
+use nuncio_stats::io::CountedTcp as TcpStream;
 
 use crate::access_log::LogEntry;
 use crate::local_reply::{LocalReply, RequestKind};
@@ -317,10 +318,11 @@ async fn reply_with(
 
 fn finish(hcm: &Hcm, start: Instant, d: Done, log: Option<Box<LogEntry>>) {
     let now = Instant::now();
-    hcm.stats.rq_codes.record(d.status);
-    hcm.stats.rq_time.record(now - start);
+    crate::counting::finished(&hcm.stats, d.status, now - start);
     if let Some((cluster, host, sent_at)) = &d.upstream {
-        cluster.stats.rq_time.record(now - *sent_at);
+        if d.service_ms.is_some() {
+            cluster.stats.rq_time.record(now - *sent_at);
+        }
         if d.status >= 500 {
             host.stats.rq_error.inc();
         } else {
@@ -594,8 +596,6 @@ async fn handle(
     drop(head);
     buf.advance(head_len);
 
-    cluster.stats.rq_total.inc();
-    host.stats.rq_total.inc();
     let _cluster_active = GaugeGuard::new(&cluster.stats.rq_active);
     let _host_active = GaugeGuard::new(&host.stats.rq_active);
     let sent_at = Instant::now();
@@ -667,11 +667,10 @@ async fn handle(
                     return (false, d, log);
                 }
             }
-            if matches!(fail, Fail::Client) {
-                // The client went away mid-request: the upstream request
-                // was cancelled (its socket closed).
-                hcm.stats.rq_rx_reset.inc();
-                cluster.stats.rq_tx_reset.inc();
+            crate::counting::aborted(&hcm.stats, matches!(fail, Fail::Client), x.head_sent);
+            if x.status != 0 {
+                // Envoy counts the upstream's code when its head arrives.
+                cluster.stats.rq_codes.record(x.status);
             }
             if x.head_sent || matches!(fail, Fail::Client) {
                 // Too late for a local reply: abort the response.
@@ -753,7 +752,7 @@ impl Exchange<'_> {
                     continue;
                 }
                 Err(e) => {
-                    pool.discard_raw(conn);
+                    pool.discard_raw_failed(conn, e.upstream_protocol_error(self.status != 0));
                     return Err(e);
                 }
                 Ok(_) if self.upgraded => {

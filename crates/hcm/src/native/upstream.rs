@@ -7,8 +7,8 @@ use std::task::Poll;
 
 use bytes::{Buf, BytesMut};
 use nuncio_h1::{parse_response, H1Error};
+use nuncio_stats::io::CountedTcp as TcpStream;
 use nuncio_upstream::{ResetReason, UpstreamError};
-use tokio::net::TcpStream;
 
 use super::io::read_some;
 use super::relay::RelayError;
@@ -38,6 +38,13 @@ impl Fail {
     /// code.
     pub(super) fn is_downstream_timeout(&self) -> bool {
         matches!(self, Fail::StreamIdle | Fail::RequestTimeout)
+    }
+
+    /// Whether the upstream broke HTTP/1.1 (Envoy's
+    /// `upstream_cx_protocol_error`): a malformed response, or one cut
+    /// short after it started.
+    pub(super) fn upstream_protocol_error(&self, response_started: bool) -> bool {
+        matches!(self, Fail::Protocol) || (response_started && matches!(self, Fail::Reset))
     }
 
     /// The failure of relaying the request body (client → upstream).
