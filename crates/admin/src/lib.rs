@@ -23,7 +23,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use nuncio_cluster::ClusterManager;
 use nuncio_config::Bootstrap;
-use nuncio_stats::{Filter, Store};
+use nuncio_hcm::HcmStats;
+use nuncio_stats::io::Counted;
+use nuncio_stats::{Counter, Filter, Gauge, GaugeGuard, Store};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -36,9 +38,39 @@ pub struct ListenerInfo {
     pub address: SocketAddr,
 }
 
+/// The admin interface's own stats, as Envoy keeps them: `http.admin.*`
+/// and `listener.admin.*`.
+#[derive(Debug)]
+pub struct AdminStats {
+    http: HcmStats,
+    cx_total: Counter,
+    cx_active: Gauge,
+    main_cx_total: Counter,
+    main_cx_active: Gauge,
+}
+
+impl AdminStats {
+    /// Registers (or finds) them in `store`.
+    pub fn new(store: &Arc<Store>) -> Self {
+        let l = nuncio_stats::admin_listener_scope(store);
+        let _ = l.counter("no_filter_chain_match");
+        let _ = l.counter("downstream_cx_overflow");
+        let main = l.sub("main_thread.", "main_thread.", &[]);
+        AdminStats {
+            http: HcmStats::admin(store),
+            cx_total: l.counter("downstream_cx_total"),
+            cx_active: l.gauge("downstream_cx_active"),
+            main_cx_total: main.counter("downstream_cx_total"),
+            main_cx_active: main.gauge("downstream_cx_active"),
+        }
+    }
+}
+
 /// Everything the admin server reports on or acts on.
 #[derive(Debug)]
 pub struct AdminState {
+    /// The admin interface's own stats.
+    pub admin_stats: AdminStats,
     /// Stats.
     pub store: Arc<Store>,
     /// What the config made: swapped whole by a reload.
@@ -365,17 +397,34 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
             }
         };
         let state = state.clone();
+        let a = &state.admin_stats;
+        for c in [
+            &a.cx_total,
+            &a.main_cx_total,
+            &a.http.cx_total,
+            &a.http.cx_http1_total,
+        ] {
+            c.inc();
+        }
+        let active = [&a.cx_active, &a.main_cx_active, &a.http.cx_active].map(GaugeGuard::new);
+        let stream = Counted::new(stream, &a.http.io);
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
                 let state = state.clone();
                 async move {
                     let (t0, i0) = (SystemTime::now(), Instant::now());
+                    let h = &state.admin_stats.http;
+                    h.rq_total.inc();
+                    h.rq_http1_total.inc();
+                    let _rq = GaugeGuard::new(&h.rq_active);
                     let r = handle(
                         &state,
                         req.method(),
                         req.uri().path(),
                         req.uri().query().unwrap_or(""),
                     );
+                    h.rq_codes.record(r.status().as_u16());
+                    h.rq_time.record(i0.elapsed());
                     log(&state, &req, r.status(), t0, i0);
                     if req.uri().path() == "/drain_listeners" && req.method() == Method::POST {
                         // The drain starts on this (main-thread) runtime's
@@ -393,6 +442,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
+            drop(active);
         });
     }
 }

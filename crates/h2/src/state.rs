@@ -4,7 +4,7 @@
 //! current-thread runtime; held for a frame's worth of work at a time).
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use bytes::Bytes;
@@ -121,6 +121,8 @@ pub(crate) struct State {
     pub closed: bool,
     /// Streams waiting for window or output room.
     pub wanting: usize,
+    /// Envoy's `http2.*` stats, if counted.
+    pub stats: Option<Arc<nuncio_stats::Http2Stats>>,
 }
 
 impl State {
@@ -138,6 +140,7 @@ impl State {
             conn_waker: None,
             closed: false,
             wanting: 0,
+            stats: None,
         }
     }
 
@@ -200,6 +203,30 @@ impl State {
         }
     }
 
+    /// Queues a RST_STREAM (counted as `http2.tx_reset`).
+    pub(crate) fn put_rst(&mut self, id: u32, reason: Reason) {
+        frame::put_rst(&mut self.out, id, reason);
+        if let Some(s) = &self.stats {
+            s.tx_reset.inc();
+        }
+    }
+
+    /// Queues a GOAWAY (counted as `http2.goaway_sent`).
+    pub(crate) fn put_goaway(&mut self, last: u32, reason: Reason) {
+        frame::put_goaway(&mut self.out, last, reason);
+        if let Some(s) = &self.stats {
+            s.goaway_sent.inc();
+        }
+    }
+
+    /// Opens a stream (`http2.streams_active` goes up until it is removed).
+    pub(crate) fn push_stream(&mut self, s: Stream) {
+        self.streams.push(s);
+        if let Some(s) = &self.stats {
+            s.streams_active.inc();
+        }
+    }
+
     /// Resets stream `i` from our side (RST_STREAM).
     pub(crate) fn reset_stream(&mut self, i: usize, reason: Reason) {
         if self.streams[i].reset.is_some() {
@@ -207,7 +234,7 @@ impl State {
         }
         let id = self.streams[i].id;
         let was_empty = self.out.is_empty();
-        frame::put_rst(&mut self.out, id, reason);
+        self.put_rst(id, reason);
         self.queued(was_empty);
         self.discard_data(i);
         let s = &mut self.streams[i];
@@ -223,6 +250,9 @@ impl State {
                 self.wanting -= 1;
             }
             self.streams.swap_remove(i);
+            if let Some(s) = &self.stats {
+                s.streams_active.dec();
+            }
             // A graceful shutdown may be waiting for the last stream.
             if self.streams.is_empty() {
                 self.queued(true);
@@ -260,6 +290,14 @@ impl State {
         self.closed = true;
         for s in &mut self.streams {
             s.wake();
+        }
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        if let Some(s) = &self.stats {
+            s.streams_active.add(-(self.streams.len() as i64));
         }
     }
 }

@@ -53,7 +53,13 @@ impl Completion {
             if complete {
                 u.cluster.stats.rq_time.record(now - u.sent_at);
             }
-            if !complete {
+            // An unfinished HTTP/2 upstream stream is reset (Envoy counts
+            // no reset for an HTTP/1.1 one: its connection just closes).
+            let h2 = matches!(
+                u.cluster.config.protocol,
+                nuncio_config::UpstreamProtocol::Http2(_)
+            );
+            if !complete && h2 {
                 u.cluster.stats.rq_tx_reset.inc();
             }
         }
@@ -199,6 +205,11 @@ impl Body for ProxyBody {
                     Poll::Ready(Some(Err(e))) => {
                         if let Some(u) = this.done.as_ref().and_then(|c| c.upstream.as_ref()) {
                             u.cluster.stats.rq_rx_reset.inc();
+                        }
+                        if let Some(c) = this.done.as_ref() {
+                            // The response is aborted (and `end(false)`
+                            // below counts the reset that comes back).
+                            c.hcm.stats.rq_tx_reset.inc();
                         }
                         this.end(false);
                         return Poll::Ready(Some(Err(e.into())));

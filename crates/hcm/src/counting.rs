@@ -33,6 +33,34 @@ pub(crate) fn aborted(s: &HcmStats, client_left: bool, head_sent: bool) {
     }
 }
 
+/// Counts, when dropped (`forget` it to disarm), a request whose future
+/// was dropped before its answer (hyper drops it when the client goes
+/// away): the downstream reset, and the upstream request cancelled as
+/// Envoy counts it (an HTTP/2 stream reset, or an HTTP/1.1 connection
+/// closed with its request in flight).
+pub(crate) struct Cancelled<'a> {
+    pub(crate) hcm: &'a HcmStats,
+    pub(crate) cluster: &'a nuncio_cluster::ClusterStats,
+    pub(crate) downstream_h2: bool,
+    pub(crate) upstream_h2: bool,
+}
+
+impl Drop for Cancelled<'_> {
+    fn drop(&mut self) {
+        aborted(self.hcm, !self.downstream_h2, false);
+        if self.downstream_h2 {
+            self.hcm.rq_rx_reset.inc();
+        }
+        if self.upstream_h2 {
+            self.cluster.rq_tx_reset.inc();
+        } else {
+            let c = &self.cluster.conn;
+            c.cx_destroy_with_active_rq.inc();
+            c.cx_destroy_local_with_active_rq.inc();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

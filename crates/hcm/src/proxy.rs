@@ -395,18 +395,6 @@ async fn route(req: Request<Incoming>, c: &ConnCtx, out: &mut Outcome) -> Respon
     forward(req, c, fwd, new_path, ws, out).await
 }
 
-/// Increments its counters when dropped (`forget` it to disarm): counts a
-/// request whose future was dropped before its answer.
-struct CountOnDrop<'a>([&'a nuncio_stats::Counter; 2]);
-
-impl Drop for CountOnDrop<'_> {
-    fn drop(&mut self) {
-        for c in self.0 {
-            c.inc();
-        }
-    }
-}
-
 /// Which timer ended the wait for the upstream response.
 enum Timer {
     /// The route timeout (504).
@@ -571,7 +559,12 @@ async fn forward(
     };
     // hyper drops this future when the client goes away: the upstream
     // request is then cancelled with it, and counted as Envoy counts it.
-    let cancelled = CountOnDrop([&hcm.stats.rq_rx_reset, &cluster.stats.rq_tx_reset]);
+    let cancelled = crate::counting::Cancelled {
+        hcm: &hcm.stats,
+        cluster: &cluster.stats,
+        downstream_h2: received == Version::HTTP_2,
+        upstream_h2,
+    };
     let sent = tokio::select! {
         r = pool.send(upstream_req) => Ok(r),
         _ = route_timer => Err(Timer::Route),

@@ -238,7 +238,7 @@ pub struct CodecStats {
     /// `http2.inbound_*_flood`.
     pub flood: FloodStats,
     /// The rest of `http2.*`.
-    pub h2: Http2Stats,
+    pub h2: Arc<Http2Stats>,
 }
 
 impl CodecStats {
@@ -254,7 +254,7 @@ impl CodecStats {
             h2_rejected_underscores: h2.counter("requests_rejected_with_underscores_in_headers"),
             h2_dropped_underscores: h2.counter("dropped_headers_with_underscores"),
             flood: FloodStats::new(&store.root()),
-            h2: Http2Stats::new(&store.root()),
+            h2: Arc::new(Http2Stats::new(&store.root())),
         }
     }
 }

@@ -11,6 +11,7 @@ mod logging;
 mod options;
 mod reload;
 mod server;
+mod server_stats;
 mod workers;
 
 use clap::Parser;

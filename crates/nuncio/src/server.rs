@@ -102,6 +102,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Runs the proxy (or validates its config).
 pub fn run(args: &Args) -> Result<()> {
+    let started = Instant::now();
     let (bootstrap, unknown) = load_config(args)?;
     let remap = AddressMap::parse(&args.remap)?;
     let resolver = match &args.hosts {
@@ -148,12 +149,13 @@ pub fn run(args: &Args) -> Result<()> {
 
     let rt = runtime()?;
     rt.block_on(async move {
-        let started = Instant::now();
         let root = store.root();
-        root.gauge("server.live").set(1);
-        root.gauge("server.state").set(0);
-        root.gauge("server.concurrency").set(workers as i64);
-        let uptime = root.gauge("server.uptime");
+        let server_stats = Arc::new(crate::server_stats::ServerStats::new(
+            &store,
+            started,
+            workers,
+            args.hot_restart.restart_epoch,
+        ));
 
         let worker_set = crate::workers::Workers::start(args.runtime, workers)?;
         let built = Built {
@@ -187,6 +189,7 @@ pub fn run(args: &Args) -> Result<()> {
                     .with_context(|| format!("cannot write --admin-address-path '{path}'"))?;
             }
             let state = Arc::new(AdminState {
+                admin_stats: nuncio_admin::AdminStats::new(&store),
                 store: store.clone(),
                 config: ArcSwap::from_pointee(live.running()),
                 access_log: AdminState::open_log(admin.access_log_path.as_deref())?,
@@ -199,12 +202,8 @@ pub fn run(args: &Args) -> Result<()> {
             admin_state = Some(state.clone());
             tokio::spawn(nuncio_admin::serve(listener, state));
         }
-        tokio::spawn(async move {
-            loop {
-                uptime.set(started.elapsed().as_secs() as i64);
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-        });
+        server_stats.initialized();
+        tokio::spawn(server_stats.clone().run());
 
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut usr1 =
@@ -241,7 +240,7 @@ pub fn run(args: &Args) -> Result<()> {
                     // accepted finish (Connection: close / GOAWAY), and
                     // exit when no connection is left or at --drain-time-s.
                     tracing::info!(drain_time_s = args.drain_time_s, "SIGTERM: draining, then exiting");
-                    state.set(1);
+                    server_stats.draining();
                     live.slots().iter().for_each(|s| s.close());
                     let t0 = Instant::now();
                     while connections.get() > 0 && t0.elapsed() < exit_by {
@@ -257,7 +256,7 @@ pub fn run(args: &Args) -> Result<()> {
                     break;
                 }
                 Some(graceful) = drain_rx.recv() => {
-                    state.set(1);
+                    server_stats.draining();
                     let slots = live.slots();
                     slots.iter().for_each(|s| s.hcm().start_drain());
                     if graceful {

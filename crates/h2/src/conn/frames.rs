@@ -277,6 +277,10 @@ impl<T> Connection<T> {
             }
             s.trailers = Some(fields);
             s.recv_end = true;
+            if let Some(c) = &st.stats {
+                c.trailers.inc();
+            }
+            let s = &mut st.streams[i];
             s.wake();
             st.remove_if_done(i);
             return Ok(());
@@ -298,25 +302,35 @@ impl<T> Connection<T> {
         }
         let was_empty = st.out.is_empty();
         if st.active() >= self.cfg.max_concurrent_streams as usize {
-            frame::put_rst(&mut st.out, id, Reason::REFUSED_STREAM);
+            st.put_rst(id, Reason::REFUSED_STREAM);
             st.queued(was_empty);
             return Ok(());
         }
         if fields.is_oversize() {
+            if let Some(c) = &st.stats {
+                c.header_overflow.inc();
+            }
             // As the h2 crate does: a 431 response, then the stream ends.
             let max = st.peer_max_frame;
             frame::put_headers(&mut st.out, id, true, max, |o| hpack::encode_status(o, 431));
             if !end_stream {
-                frame::put_rst(&mut st.out, id, Reason::NO_ERROR);
+                st.put_rst(id, Reason::NO_ERROR);
             }
             st.queued(was_empty);
             return Ok(());
+        }
+        if let Some(c) = &st.stats {
+            c.header_count.record_value(fields.len() as u64);
+            c.header_list_size.record_value(fields.list_size() as u64);
         }
         let req = match Request::new(id, fields, end_stream, self.cfg.enable_connect_protocol) {
             Ok(r) => r,
             Err(m) => {
                 tracing::debug!(stream = id, why = m.0, "malformed HTTP/2 request");
-                frame::put_rst(&mut st.out, id, Reason::PROTOCOL_ERROR);
+                if let Some(c) = &st.stats {
+                    c.rx_messaging_error.inc();
+                }
+                st.put_rst(id, Reason::PROTOCOL_ERROR);
                 st.queued(was_empty);
                 return local_error(&mut self.local_resets);
             }
@@ -330,11 +344,11 @@ impl<T> Connection<T> {
         s.recv_end = end_stream;
         s.content_length = req.content_length();
         if end_stream && s.content_length.is_some_and(|n| n > 0) {
-            frame::put_rst(&mut st.out, id, Reason::PROTOCOL_ERROR);
+            st.put_rst(id, Reason::PROTOCOL_ERROR);
             st.queued(was_empty);
             return local_error(&mut self.local_resets);
         }
-        st.streams.push(s);
+        st.push_stream(s);
         let i = st.streams.len() - 1;
         let (rx, tx) = stream::open(&self.shared, &mut st, i);
         drop(st);
@@ -352,7 +366,7 @@ impl<T> Connection<T> {
         if h.len != 5 {
             let mut st = self.shared.lock();
             let was_empty = st.out.is_empty();
-            frame::put_rst(&mut st.out, h.stream, Reason::FRAME_SIZE_ERROR);
+            st.put_rst(h.stream, Reason::FRAME_SIZE_ERROR);
             st.queued(was_empty);
         }
         Ok(())
@@ -379,6 +393,9 @@ impl<T> Connection<T> {
         }
         let reason = Reason(u32::from_be_bytes([p[0], p[1], p[2], p[3]]));
         let mut st = self.shared.lock();
+        if let Some(c) = &st.stats {
+            c.rx_reset.inc();
+        }
         if let Some(i) = st.find(h.stream) {
             if st.streams[i].reset.is_none() {
                 st.discard_data(i);

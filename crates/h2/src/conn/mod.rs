@@ -24,7 +24,7 @@ use crate::state::{Shared, State, OUT_HIGH};
 use crate::stream::{RecvStream, SendResponse};
 
 /// The server's settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// SETTINGS_MAX_CONCURRENT_STREAMS.
     pub max_concurrent_streams: u32,
@@ -39,6 +39,10 @@ pub struct Config {
     /// Close the connection (GOAWAY, then [`Error::IdleTimeout`]) after
     /// this long without a stream (Envoy's `idle_timeout`).
     pub idle_timeout: Option<std::time::Duration>,
+    /// Envoy's `http2.*` codec stats to count into (RST_STREAM and GOAWAY
+    /// frames, trailers, malformed requests, oversize header lists, open
+    /// streams), if any.
+    pub stats: Option<std::sync::Arc<nuncio_stats::Http2Stats>>,
 }
 
 impl Default for Config {
@@ -50,6 +54,7 @@ impl Default for Config {
             max_header_list_size: 60 * 1024,
             enable_connect_protocol: false,
             idle_timeout: None,
+            stats: None,
         }
     }
 }
@@ -120,6 +125,7 @@ where
         i64::from(cfg.initial_connection_window_size),
         i64::from(cfg.initial_window_size),
     );
+    st.stats = cfg.stats.clone();
     let mut settings = vec![
         (setting::MAX_CONCURRENT_STREAMS, cfg.max_concurrent_streams),
         (setting::INITIAL_WINDOW_SIZE, cfg.initial_window_size),
@@ -340,7 +346,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         if let Error::Protocol(reason, why) = &e {
             tracing::debug!(%reason, why, "HTTP/2 connection error");
             let mut st = self.shared.lock();
-            frame::put_goaway(&mut st.out, self.last_stream, *reason);
+            st.put_goaway(self.last_stream, *reason);
             st.close_all();
         }
         self.failed = Some(e);
@@ -355,7 +361,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         self.goaway = Some(self.last_stream);
         let mut st = self.shared.lock();
         let was_empty = st.out.is_empty();
-        frame::put_goaway(&mut st.out, self.last_stream, Reason::NO_ERROR);
+        st.put_goaway(self.last_stream, Reason::NO_ERROR);
         st.queued(was_empty);
     }
 
@@ -363,7 +369,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     /// fails. Follow with [`Connection::closed`] to write the GOAWAY.
     pub fn abrupt_shutdown(&mut self, reason: Reason) {
         let mut st = self.shared.lock();
-        frame::put_goaway(&mut st.out, self.last_stream, reason);
+        st.put_goaway(self.last_stream, reason);
         st.close_all();
         drop(st);
         self.done = true;

@@ -69,6 +69,7 @@ where
         // protocol error at the previous hop.
         enable_connect_protocol: true,
         idle_timeout: (!cfg.idle_timeout.is_zero()).then_some(cfg.idle_timeout),
+        stats: Some(hcm.stats.codec.h2.clone()),
     };
     // Boxed: freed once the handshake is done, so an open connection's
     // task is only as large as its loop (1.3 KB instead of 2.4 KB).
