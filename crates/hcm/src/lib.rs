@@ -376,6 +376,17 @@ impl Hcm {
                 self.stats.cx_idle_timeout.inc();
                 return;
             }
+            if let Some(h) = e.downcast_ref::<hyper::Error>().filter(|h| h.is_parse()) {
+                // hyper answered a request it could not parse (400, or
+                // 431 if too large) without the service: count it as the
+                // native path and Envoy do.
+                let s = &self.stats;
+                s.rq_total.inc();
+                s.rq_http1_total.inc();
+                s.rq_rejected.inc();
+                s.rq_codes
+                    .record(if h.is_parse_too_large() { 431 } else { 400 });
+            }
             tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
         }
     }
