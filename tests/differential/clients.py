@@ -247,7 +247,11 @@ def h2(port, requests, timeout=5.0, sequential=False):
             enc = [(k.encode(), v.encode()) for k, v in req["headers"]]
             try:
                 c.conn.send_headers(sid, enc, end_stream=body is None and not trailers)
-                c.flush()
+                if body is None:
+                    # With a body, HEADERS and DATA go out in one write
+                    # (c.data flushes), so the proxy sees the whole request
+                    # at once (two writes made some cases racy).
+                    c.flush()
                 if body is not None:
                     c.data(sid, body, end=not trailers)
                 if trailers:

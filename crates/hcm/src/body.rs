@@ -204,7 +204,14 @@ impl Body for ProxyBody {
                 match Pin::new(body).poll_frame(cx) {
                     Poll::Ready(Some(Err(e))) => {
                         if let Some(u) = this.done.as_ref().and_then(|c| c.upstream.as_ref()) {
-                            u.cluster.stats.rq_rx_reset.inc();
+                            // A stream reset; an HTTP/1.1 upstream's close
+                            // is not one (Envoy's count).
+                            if matches!(
+                                u.cluster.config.protocol,
+                                nuncio_config::UpstreamProtocol::Http2(_)
+                            ) {
+                                u.cluster.stats.rq_rx_reset.inc();
+                            }
                         }
                         if let Some(c) = this.done.as_ref() {
                             // The response is aborted (and `end(false)`

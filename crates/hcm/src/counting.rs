@@ -61,6 +61,18 @@ impl Drop for Cancelled<'_> {
     }
 }
 
+/// A request head nuncio's parser refused: a codec error in Envoy's terms
+/// (`downstream_cx_protocol_error`, `downstream_rq_rx_reset`), except
+/// what Envoy's connection manager refuses after parsing (a missing Host,
+/// a `#fragment`: plain 400s).
+pub(crate) fn head_refused(s: &HcmStats, e: nuncio_h1::H1Error) {
+    if matches!(e, nuncio_h1::H1Error::NoHost | nuncio_h1::H1Error::Fragment) {
+        s.rq_rejected.inc_not_codec();
+    } else {
+        s.rq_rejected.inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +111,16 @@ mod tests {
         aborted(&h, false, true);
         assert_eq!(s.value("http.ingress_http.downstream_rq_tx_reset"), Some(1));
         assert_eq!(s.value("http.ingress_http.downstream_rq_rx_reset"), Some(2));
+        head_refused(&h, nuncio_h1::H1Error::NoHost);
+        assert_eq!(
+            s.value("http.ingress_http.downstream_cx_protocol_error"),
+            Some(0)
+        );
+        head_refused(&h, nuncio_h1::H1Error::TooLarge);
+        assert_eq!(
+            s.value("http.ingress_http.downstream_cx_protocol_error"),
+            Some(1)
+        );
+        assert_eq!(s.value("http.ingress_http.downstream_rq_rejected"), Some(2));
     }
 }

@@ -600,7 +600,8 @@ async fn forward(
                 ResetReason::ConnectionTermination => flags::UPSTREAM_TERMINATION,
                 _ => flags::UPSTREAM_RESET,
             };
-            if !reason.is_connect_failure() {
+            // A stream reset; an HTTP/1.1 upstream's close is not one.
+            if !reason.is_connect_failure() && upstream_h2 {
                 cluster.stats.rq_rx_reset.inc();
             }
             out.upstream = Some(done);
@@ -612,6 +613,10 @@ async fn forward(
             return local_reply(status, reason.local_reply_body(), false);
         }
         Err(Timer::Route) => {
+            if upstream_h2 {
+                // The timed-out stream is reset (Envoy's count).
+                cluster.stats.rq_tx_reset.inc();
+            }
             cluster.stats.rq_timeout.inc();
             host.stats.rq_timeout.inc();
             host.stats.rq_error.inc();

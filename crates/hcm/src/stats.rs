@@ -216,11 +216,17 @@ pub struct Rejected {
 }
 
 impl Rejected {
-    /// Counts one refusal.
+    /// Counts one refusal by the codec (a request that is not HTTP).
     pub fn inc(&self) {
         self.rejected.inc();
         self.protocol_error.inc();
         self.rx_reset.inc();
+    }
+
+    /// Counts one refusal of a well-formed request that the connection
+    /// manager refuses (Envoy's: no codec error, no reset).
+    pub fn inc_not_codec(&self) {
+        self.rejected.inc();
     }
 }
 

@@ -246,7 +246,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         if cfg.underscores == UnderscoresAction::Reject {
             // Envoy resets the stream (HTTP/1 gets a 400).
             hcm.stats.codec.h2_rejected_underscores.inc();
-            hcm.stats.rq_rejected.inc();
+            hcm.stats.rq_rejected.inc_not_codec();
             respond.send_reset(Reason::PROTOCOL_ERROR);
             return Done::local(400, flags::LOCAL_REJECT, 0);
         }
@@ -259,7 +259,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     // headers, `te` other than `trailers` and malformed pseudo-headers.
     let bytes: usize = req.headers().map(|(n, v)| n.len() + v.len()).sum();
     if req.header_count() > cfg.max_headers_count as usize || bytes > hcm.max_header_bytes {
-        hcm.stats.rq_rejected.inc();
+        hcm.stats.rq_rejected.inc_not_codec();
         return reply(hcm, respond, kind, 431, "", flags::LOCAL_REJECT).await;
     }
     // Route and forward on `:authority` (RFC 9113 8.3.1, as Envoy): a
@@ -274,7 +274,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         None => None,
     };
     let Some(authority) = authority else {
-        hcm.stats.rq_rejected.inc();
+        hcm.stats.rq_rejected.inc_not_codec();
         return reply(hcm, respond, kind, 400, "", flags::LOCAL_REJECT).await;
     };
     let method = req.method();

@@ -389,7 +389,7 @@ async fn handle(
             return (ok, d, None);
         }
         Err(e) => {
-            hcm.stats.rq_rejected.inc();
+            crate::counting::head_refused(&hcm.stats, e);
             count_parse_error(hcm, e);
             let (ok, d) = reply(
                 hcm,

@@ -108,14 +108,13 @@ impl Fail {
                 flags::UPSTREAM_CONNECT_FAILURE,
                 reason.local_reply_body(),
             ),
-            Fail::Reset => {
-                cluster.stats.rq_rx_reset.inc();
-                (
-                    503,
-                    flags::UPSTREAM_TERMINATION,
-                    ResetReason::ConnectionTermination.local_reply_body(),
-                )
-            }
+            // An HTTP/1.1 upstream that closes is no stream reset: Envoy
+            // counts its connection's end, not `upstream_rq_rx_reset`.
+            Fail::Reset => (
+                503,
+                flags::UPSTREAM_TERMINATION,
+                ResetReason::ConnectionTermination.local_reply_body(),
+            ),
             Fail::Protocol => (
                 502,
                 flags::UPSTREAM_RESET,
