@@ -255,6 +255,23 @@ impl<'a> Obj<'a> {
         self.get(key).is_some()
     }
 
+    /// Accepts field `key` only with a value for which `implemented` says
+    /// nuncio does what it asks; any other value is an error that says
+    /// what nuncio does instead (`does`), never silently ignored.
+    pub fn only_if(
+        &self,
+        key: &'static str,
+        implemented: impl Fn(&Val<'a>) -> Result<bool>,
+        does: &str,
+    ) -> Result<()> {
+        match self.get(key) {
+            Some(v) if !implemented(&v)? => Err(v.err(format!(
+                "'{key}' with this value is not supported yet: {does}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Accepts a field nuncio reads but ignores on purpose.
     pub fn ignore(&self, key: &'static str) {
         self.asked.borrow_mut().push(key);

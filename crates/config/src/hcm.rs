@@ -219,7 +219,11 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         .map(|s| s.str())
         .transpose()?
         .unwrap_or_else(|| "nuncio".into());
-    o.ignore("server_header_transformation");
+    o.only_if(
+        "server_header_transformation",
+        |v| Ok(v.str()?.eq_ignore_ascii_case("OVERWRITE")),
+        "nuncio always writes its own server header (OVERWRITE)",
+    )?;
     let use_remote_address = o
         .get("use_remote_address")
         .map(|b| b.bool())
@@ -291,15 +295,26 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
             .map(|v| v.str())
             .transpose()?
             .filter(|h| !h.is_empty());
-        for k in [
+        ho.only_if(
             "allow_absolute_url",
-            "header_key_format",
-            "enable_trailers",
+            Val::bool,
+            "nuncio routes absolute-form targets by their authority (true)",
+        )?;
+        ho.only_if(
             "allow_chunked_length",
-            "override_stream_error_on_invalid_http_message",
-        ] {
-            ho.ignore(k);
-        }
+            |v| Ok(!v.bool()?),
+            "nuncio refuses Content-Length with chunked (false)",
+        )?;
+        ho.only_if(
+            "header_key_format",
+            |v| Ok(!v.obj()?.has("proper_case_words")),
+            "nuncio keeps header names as the peer sent them (preserve_case)",
+        )?;
+        // Read by both values: nuncio relays trailers whatever this says, and
+        // resets only the offending HTTP/2 stream (docs/envoy-differences.md
+        // lists both).
+        ho.ignore("enable_trailers");
+        ho.ignore("override_stream_error_on_invalid_http_message");
         ho.finish()?;
     }
     let mut path = PathOptions::default();
@@ -327,14 +342,18 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         .transpose()?
         .unwrap_or(0);
     for k in [
-        "via",
         "add_user_agent",
         "always_set_request_id_in_response",
         "strip_matching_host_port",
         "strip_any_host_port",
     ] {
-        o.ignore(k);
+        o.only_if(k, |v| Ok(!v.bool()?), "nuncio does not do this (false)")?;
     }
+    o.only_if(
+        "via",
+        |v| Ok(v.str()?.is_empty()),
+        "nuncio adds its own Via on requests (docs/envoy-differences.md)",
+    )?;
     o.finish_with(&[
         "rds",
         "scoped_routes",

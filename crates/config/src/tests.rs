@@ -212,6 +212,40 @@ fn http_protocol_options_of_http10_and_xff() {
 }
 
 #[test]
+fn fields_are_accepted_only_with_values_nuncio_implements() {
+    for ok in [
+        "          http_protocol_options: {allow_absolute_url: true, allow_chunked_length: false}\n",
+        "          http_protocol_options: {header_key_format: {stateful_formatter: {name: preserve_case}}}\n",
+        "          always_set_request_id_in_response: false\n          server_header_transformation: OVERWRITE\n",
+    ] {
+        front_proxy_with(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for (bad, path) in [
+        (
+            "          http_protocol_options: {allow_chunked_length: true}\n",
+            "http_protocol_options.allow_chunked_length",
+        ),
+        (
+            "          http_protocol_options: {header_key_format: {proper_case_words: {}}}\n",
+            "http_protocol_options.header_key_format",
+        ),
+        (
+            "          strip_any_host_port: true\n",
+            "strip_any_host_port",
+        ),
+        ("          via: proxy-1\n", "via"),
+        (
+            "          server_header_transformation: PASS_THROUGH\n",
+            "server_header_transformation",
+        ),
+    ] {
+        let e = front_proxy_with(bad).unwrap_err();
+        assert!(e.path.ends_with(path), "{bad}: {e}");
+        assert!(e.message.contains("not supported yet"), "{e}");
+    }
+}
+
+#[test]
 fn route_to_unknown_cluster() {
     let text = example("blog/simple-proxy.yaml").replace("cluster: myservice", "cluster: nosuch");
     let e = err(&text);
