@@ -36,6 +36,11 @@ pub(super) struct Exchange<'a> {
     pub(super) upgraded: bool,
     /// After a 101: the upstream socket and bytes it sent past its head.
     pub(super) tunnel: Option<(RawConn, BytesMut)>,
+    /// The connection manager's codes (`downstream_rq_1xx` for the `100
+    /// Continue` sent) and the cluster's (`upstream_rq_1xx` for the
+    /// upstream's interim responses), as Envoy counts them.
+    pub(super) downstream_codes: &'a nuncio_stats::CodeStats,
+    pub(super) upstream_codes: &'a nuncio_stats::CodeStats,
 }
 
 impl Exchange<'_> {
@@ -110,6 +115,7 @@ impl Exchange<'_> {
                     .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                     .await
                     .map_err(|_| Fail::Client)?;
+                self.downstream_codes.record(100);
             }
             let upload = std::pin::pin!(relay(
                 self.stream,
@@ -148,7 +154,7 @@ impl Exchange<'_> {
         // Response head (1xx other than 101 are skipped), rewritten.
         let mut client = ClientWatch::new(self.stream, self.buf);
         let (framing, body_out, close, up_close, upgraded, mut out) =
-            read_response_head(up, ubuf, Some(&mut client), |r| {
+            read_response_head(up, ubuf, Some(&mut client), self.upstream_codes, |r| {
                 let framing = response_framing(&r, if self.is_head { "HEAD" } else { "GET" })
                     .map_err(|_| Fail::Protocol)?;
                 let upgraded = r.status == 101 && self.websocket;

@@ -460,6 +460,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
             request_id,
         },
         reset_by_client: false,
+        upstream_codes: &cluster.stats.rq_codes,
     };
     let pool = host.pool(c.worker).clone();
     let result = x.run(&pool, respond, idempotent).await;
@@ -505,6 +506,8 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
 /// One stream's exchange with an upstream over a raw HTTP/1.1 socket.
 struct Exchange<'a> {
     hcm: &'a Hcm,
+    /// The cluster's codes: `upstream_rq_1xx` for interim responses.
+    upstream_codes: &'a nuncio_stats::CodeStats,
     /// The client's body (taken by a WebSocket tunnel).
     src: Option<H2Recv>,
     up_head: Vec<u8>,
@@ -702,7 +705,7 @@ impl Exchange<'_> {
         up: &mut nuncio_stats::io::CountedTcp,
         ubuf: &mut BytesMut,
     ) -> Result<UpstreamHead, Fail> {
-        read_response_head(up, ubuf, None, |r| {
+        read_response_head(up, ubuf, None, self.upstream_codes, |r| {
             let upgraded = self.websocket && r.status == 101;
             if r.status == 101 && !upgraded {
                 return Err(Fail::Protocol);

@@ -628,6 +628,8 @@ async fn handle(
         sent: 0,
         received: 0,
         upgraded: false,
+        downstream_codes: &hcm.stats.rq_codes,
+        upstream_codes: &cluster.stats.rq_codes,
     };
     let result = x.run(&pool).await;
     bufpool::give_head(std::mem::take(&mut x.up_head));

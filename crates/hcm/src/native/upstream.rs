@@ -130,10 +130,13 @@ impl Fail {
 /// Reads an upstream response head into `ubuf`, skipping 1xx responses
 /// other than 101, and hands it to `take`, which returns what the caller
 /// keeps; the head's bytes are then consumed.
+/// Each interim response skipped is counted in `interim` (the cluster's
+/// `upstream_rq_1xx`, as Envoy counts it).
 pub(super) async fn read_response_head<T>(
     up: &mut TcpStream,
     ubuf: &mut BytesMut,
     mut client: Option<&mut ClientWatch<'_>>,
+    interim: &nuncio_stats::CodeStats,
     take: impl FnOnce(nuncio_h1::ResponseHead<'_>) -> Result<T, Fail>,
 ) -> Result<T, Fail> {
     loop {
@@ -170,6 +173,7 @@ pub(super) async fn read_response_head<T>(
             }
         };
         if (100..200).contains(&r.status) && r.status != 101 {
+            interim.record(r.status);
             let n = r.len;
             ubuf.advance(n);
             continue;
