@@ -337,6 +337,25 @@ impl HostPool {
     }
 }
 
+/// An HTTP/1.1 pool to `addr` with counted stats, for this crate's tests.
+#[cfg(test)]
+pub(crate) fn test_pool(addr: SocketAddr) -> (Arc<HostPool>, Arc<ConnStats>) {
+    let stats = Arc::new(ConnStats {
+        io: Arc::new(IoStats {
+            destroy: vec![nuncio_stats::Counter::default()],
+            ..IoStats::default()
+        }),
+        ..ConnStats::default()
+    });
+    let settings = Arc::new(PoolSettings {
+        protocol: Protocol::Http1,
+        connect_timeout: std::time::Duration::from_millis(500),
+        idle_timeout: std::time::Duration::from_secs(60),
+        max_requests_per_connection: 0,
+    });
+    (HostPool::new(addr, settings, stats.clone()), stats)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,20 +364,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     fn pool(addr: SocketAddr) -> (Arc<HostPool>, Arc<ConnStats>) {
-        let stats = Arc::new(ConnStats {
-            io: Arc::new(IoStats {
-                destroy: vec![Counter::default()],
-                ..IoStats::default()
-            }),
-            ..ConnStats::default()
-        });
-        let settings = Arc::new(PoolSettings {
-            protocol: Protocol::Http1,
-            connect_timeout: Duration::from_millis(500),
-            idle_timeout: Duration::from_secs(60),
-            max_requests_per_connection: 0,
-        });
-        (HostPool::new(addr, settings, stats.clone()), stats)
+        super::test_pool(addr)
     }
 
     fn get() -> Request<UpstreamBody> {

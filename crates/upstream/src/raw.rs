@@ -222,28 +222,13 @@ async fn watch_idle(pool: Weak<HostPool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{ConnStats, PoolSettings, Protocol};
-    use nuncio_stats::io::IoStats;
-    use nuncio_stats::Counter;
+    use crate::pool::ConnStats;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     fn pool(addr: std::net::SocketAddr) -> (Arc<HostPool>, Arc<ConnStats>) {
-        let stats = Arc::new(ConnStats {
-            io: Arc::new(IoStats {
-                destroy: vec![Counter::default()],
-                ..IoStats::default()
-            }),
-            ..ConnStats::default()
-        });
-        let settings = Arc::new(PoolSettings {
-            protocol: Protocol::Http1,
-            connect_timeout: Duration::from_millis(500),
-            idle_timeout: Duration::from_secs(60),
-            max_requests_per_connection: 0,
-        });
-        (HostPool::new(addr, settings, stats.clone()), stats)
+        crate::pool::test_pool(addr)
     }
 
     /// An upstream closing an idle pooled socket is counted at once, with
