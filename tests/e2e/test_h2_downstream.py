@@ -5,7 +5,6 @@ local replies or an aborted stream, never a truncated "complete" one; a
 client reset cancels the upstream request; bodies of unknown length and
 trailers cross the hop."""
 
-import os
 import socket
 import time
 
@@ -17,13 +16,6 @@ from h2client import H2Client
 
 PROTOCOL_ERROR = 1
 
-# hyper's path (--h1 hyper, and HTTP/2 clusters) drops HTTP/2 request
-# trailers on the way to an HTTP/1.1 upstream and does not count client
-# resets; the native path does both.
-NATIVE_ONLY = pytest.mark.skipif(
-    os.environ.get("NUNCIO_H1") == "hyper",
-    reason="native HTTP/2 path only (see docs/hardening.md)",
-)
 
 MALFORMED = [
     ("uppercase name", [("X-Upper", "1")]),
@@ -125,7 +117,6 @@ def test_content_length_disagreeing_with_data_is_a_stream_error(procs, tmp_path,
     up.b.close()
 
 
-@NATIVE_ONLY
 def test_body_of_unknown_length_and_trailers_cross_to_http1(procs, tmp_path):
     e = Echo(procs, "127.0.0.1")
     proxy = start_proxy(procs, tmp_path, static_cluster(e.port))
@@ -209,7 +200,6 @@ def test_route_timeout_is_504(procs, tmp_path):
     b.close()
 
 
-@NATIVE_ONLY
 def test_client_reset_cancels_the_upstream_request(procs, tmp_path):
     closed_after = []
 
@@ -274,7 +264,6 @@ def test_rapid_reset_of_unaccepted_streams_closes_the_connection(procs, tmp_path
     b.close()
 
 
-@NATIVE_ONLY
 def test_premature_resets_after_the_upstream_request_started_close_the_connection(procs, tmp_path):
     """The rapid-reset shape the codec cannot see: each stream is reset
     only after the proxy has started its upstream request. Envoy's rule
@@ -347,7 +336,6 @@ def frame(kind, flags, stream, payload):
     return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
 
 
-@NATIVE_ONLY
 def test_a_client_earning_endless_stream_errors_loses_its_connection(procs, tmp_path):
     """Each malformed request costs the proxy a decode and an RST_STREAM;
     past 1,024 of them on one connection (the `h2` crate's

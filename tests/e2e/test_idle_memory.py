@@ -5,7 +5,6 @@ connection for two sessions before the benchmark caught it). Not a timing
 test: it counts resident bytes per connection, with a wide margin (a
 fresh process measures ~1.8 KB; the regression measured ~9 KB)."""
 
-import os
 import resource
 import socket
 
@@ -16,9 +15,6 @@ from conftest import rss_kib, start_proxy, static_cluster
 
 N = 2000
 
-# hyper's connection state is ~24 KiB per connection (ARCHITECTURE.md):
-# the guard is for the native engine, the default.
-pytestmark = pytest.mark.skipif(os.environ.get("NUNCIO_H1") == "hyper", reason="native engine only")
 
 
 def idle_proxy(procs, tmp_path, n):

@@ -4,7 +4,6 @@ time runs from the first byte, so a trickle does not reset it), and HTTP/2
 connections, downstream and upstream, use Envoy's edge values (100
 streams, 64 KiB stream window, 1 MiB connection window)."""
 
-import os
 import socket
 import time
 
@@ -60,10 +59,9 @@ def test_a_trickled_request_head_is_cut_at_request_headers_timeout(procs, tmp_pa
         answer_bytes += d
     s.close()
     assert closed_at is not None and 0.9 < closed_at < 2.0, closed_at
-    if os.environ.get("NUNCIO_H1") != "hyper":
-        # As Envoy: a 408 that names the timer, then the close.
-        assert answer_bytes.startswith(b"HTTP/1.1 408 "), answer_bytes
-        assert answer_bytes.endswith(b"request header timeout"), answer_bytes
+    # As Envoy: a 408 that names the timer, then the close.
+    assert answer_bytes.startswith(b"HTTP/1.1 408 "), answer_bytes
+    assert answer_bytes.endswith(b"request header timeout"), answer_bytes
     assert b.requests == 0
     assert p.stat("http.ingress_http.downstream_rq_header_timeout") == 1
     # Other clients are served.
@@ -124,15 +122,11 @@ def test_http2_cluster_defaults_are_the_edge_values(procs, tmp_path):
 
 IDLE = "          common_http_protocol_options: {idle_timeout: 0.5s}\n"
 
-# hyper's HTTP/2 server (--h1 hyper, and listeners with routes to HTTP/2
-# clusters) does not enforce idle_timeout (docs/envoy-differences.md).
-NATIVE_ONLY = pytest.mark.skipif(os.environ.get("NUNCIO_H1") == "hyper", reason="native engine only")
 
 
 def test_idle_timeout_closes_an_idle_http1_connection(procs, tmp_path):
     """Envoy's `idle_timeout`: a keep-alive connection with no request for
-    that long is closed, and `downstream_cx_idle_timeout` counts it (both
-    engines)."""
+    that long is closed, and `downstream_cx_idle_timeout` counts it."""
     b = RawBackend(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
     p = start_proxy(procs, tmp_path, static_cluster(b.port), hcm_extra=IDLE)
     s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=5)
@@ -150,7 +144,6 @@ def test_idle_timeout_closes_an_idle_http1_connection(procs, tmp_path):
     b.close()
 
 
-@NATIVE_ONLY
 def test_idle_timeout_closes_an_idle_http2_connection_with_goaway(procs, tmp_path):
     b = RawBackend(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
     p = start_proxy(procs, tmp_path, static_cluster(b.port), hcm_extra=IDLE)
@@ -164,7 +157,6 @@ def test_idle_timeout_closes_an_idle_http2_connection_with_goaway(procs, tmp_pat
     b.close()
 
 
-@NATIVE_ONLY
 def test_idle_timeout_spares_a_connection_with_a_stream_in_flight(procs, tmp_path):
     """The timer runs only while a connection has no request: a slow
     response outlives it."""

@@ -1,10 +1,8 @@
 """Stats counted as Envoy counts them. Every expected figure here was first
 read off real Envoy 1.40 given the same config and the same requests
-(docs/stats.md). Both request engines (NUNCIO_H1=native and =hyper) must
-count the same; where one does not, the test says so."""
+(docs/stats.md)."""
 
 import json
-import os
 import re
 import socket
 import threading
@@ -16,7 +14,6 @@ from backends import RawBackend, answer
 from conftest import Echo, admin_get, admin_json, curl, free_port, start_proxy, static_cluster
 from h2client import H2Client
 
-NATIVE = os.environ.get("NUNCIO_H1") != "hyper"
 ONE_WORKER = ("--concurrency", "1")
 B = "cluster.backend."
 H = "http.ingress_http."
@@ -276,13 +273,11 @@ def test_upstream_cut_short_mid_body_resets_the_response(procs, tmp_path):
     assert p.stat(H + "downstream_rq_2xx") == 1
     assert p.stat(B + "upstream_rq_200") == 1
     assert wait_for(lambda: p.stat(B + "upstream_cx_destroy_remote") == 1)
-    if NATIVE:
-        assert p.stat(B + "upstream_cx_protocol_error") == 1
-        assert p.stat(B + "upstream_cx_destroy_remote_with_active_rq") == 1
+    assert p.stat(B + "upstream_cx_protocol_error") == 1
+    assert p.stat(B + "upstream_cx_destroy_remote_with_active_rq") == 1
     b.close()
 
 
-@pytest.mark.skipif(not NATIVE, reason="http2.* codec counts come from nuncio's own codec (native engine)")
 def test_http2_codec_counts_resets(procs, tmp_path):
     b = RawBackend(lambda c: time.sleep(2))
     p = start_proxy(procs, tmp_path, static_cluster(b.port), args=ONE_WORKER)

@@ -5,8 +5,8 @@
 //!
 //! - [`config_load`]: YAML in, a config or a `ConfigError` out, never a
 //!   panic.
-//! - [`Http1Harness`]: bytes in through a real connection manager (both
-//!   HTTP/1 engines) over a loopback socket, to a fake upstream that checks
+//! - [`Http1Harness`]: bytes in through a real connection manager over a
+//!   loopback socket, to a fake upstream that checks
 //!   every request head it receives. A panic, a hang (the connection must
 //!   end within 5 s of the client's EOF) or a malformed head at the
 //!   upstream is a finding.
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use nuncio_cluster::{ClusterManager, Resolver};
 use nuncio_config::NetworkFilter;
-use nuncio_hcm::{H1Engine, Hcm};
+use nuncio_hcm::Hcm;
 use nuncio_stats::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -34,7 +34,7 @@ pub fn config_load(data: &[u8]) {
     }
 }
 
-/// A fake upstream, a connection manager per HTTP/1 engine, and a
+/// A fake upstream, a connection manager, and a
 /// loopback listener for the downstream side, built once and reused.
 pub struct Http1Harness {
     rt: tokio::runtime::Runtime,
@@ -67,13 +67,8 @@ impl Http1Harness {
             let clusters = ClusterManager::new(&b.clusters, &store, 1, Resolver::default());
             clusters.initialize().await;
             let NetworkFilter::HttpConnectionManager(cfg) = &b.listeners[0].filter_chains[0].filter;
-            let hcms = [H1Engine::Native, H1Engine::Hyper]
-                .into_iter()
-                .map(|e| {
-                    let limit = b.listeners[0].per_connection_buffer_limit_bytes;
-                    Hcm::new(cfg, "127.0.0.1:0", limit, &clusters, &store, e).expect("hcm")
-                })
-                .collect();
+            let limit = b.listeners[0].per_connection_buffer_limit_bytes;
+            let hcms = vec![Hcm::new(cfg, "127.0.0.1:0", limit, &clusters, &store).expect("hcm")];
             let downstream = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             (hcms, downstream)
         });
@@ -91,7 +86,7 @@ impl Http1Harness {
         self.answered.load(Ordering::Relaxed)
     }
 
-    /// Sends `data` as one client connection to each engine, then EOF, and
+    /// Sends `data` as one client connection, then EOF, and
     /// reads what comes back. Panics on a hang or a malformed upstream head.
     pub fn run(&self, data: &[u8]) {
         for hcm in &self.hcms {

@@ -34,8 +34,9 @@ fn http1_request_corpus() {
         let data = std::fs::read(&f).unwrap();
         h.run(&data);
     }
-    // The good requests of the corpus went through, on both engines.
-    assert!(h.upstream_requests() >= 15, "{}", h.upstream_requests());
+    // The good requests of the corpus went through (10 of the seeds are
+    // requests an upstream must receive).
+    assert!(h.upstream_requests() >= 10, "{}", h.upstream_requests());
 }
 
 #[test]

@@ -1,10 +1,8 @@
-//! nuncio's HTTP/2 server codec, for the native path (HTTP/2 clients in
-//! front of HTTP/1.1 clusters): framing, HPACK and stream state with the
+//! nuncio's HTTP/2 server codec, for every HTTP/2 client: framing, HPACK and stream state with the
 //! request's header block kept as bytes, and responses HPACK-encoded
 //! straight from the upstream's HTTP/1.1 header bytes.
 //!
-//! Why not the `h2` crate, which the hyper path and the upstream HTTP/2
-//! pool still use: on the h2c mix its connection (frame codec, HPACK with
+//! Why not the `h2` crate, which the upstream HTTP/2 pool uses: on the h2c mix its connection (frame codec, HPACK with
 //! Huffman coding and dynamic-table search, a general stream store and
 //! prioritisation) plus the `HeaderMap`s built on both sides cost about
 //! half of nuncio's ~41k instructions per request (`MIX=h2c bash

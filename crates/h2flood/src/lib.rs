@@ -23,7 +23,7 @@
 //! frames`) bound a queue that neither codec lets grow: nuncio's own
 //! (`crates/h2`, downstream on the native path) stops reading while more
 //! than 64 KiB of its output is unwritten, and the `h2` crate (upstream
-//! and hyper paths) while a PING or SETTINGS acknowledgement is unsent,
+//! and the echo service) while a PING or SETTINGS acknowledgement is unsent,
 //! so a peer that floods PINGs and never reads only fills socket buffers.
 //! docs/hardening.md has the test that shows it.
 //!

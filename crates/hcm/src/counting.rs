@@ -1,5 +1,5 @@
 //! What the end of a downstream request counts, as Envoy counts it, for
-//! every request path (native HTTP/1.1 and HTTP/2, hyper): the response
+//! both codecs (HTTP/1.1 and HTTP/2): the response
 //! code and `downstream_rq_completed` only when a response was sent, the
 //! request time, and aborts.
 
@@ -30,34 +30,6 @@ pub(crate) fn aborted(s: &HcmStats, client_left: bool, head_sent: bool) {
     } else if head_sent {
         s.rq_tx_reset.inc();
         s.rq_rx_reset.inc();
-    }
-}
-
-/// Counts, when dropped (`forget` it to disarm), a request whose future
-/// was dropped before its answer (hyper drops it when the client goes
-/// away): the downstream reset, and the upstream request cancelled as
-/// Envoy counts it (an HTTP/2 stream reset, or an HTTP/1.1 connection
-/// closed with its request in flight).
-pub(crate) struct Cancelled<'a> {
-    pub(crate) hcm: &'a HcmStats,
-    pub(crate) cluster: &'a nuncio_cluster::ClusterStats,
-    pub(crate) downstream_h2: bool,
-    pub(crate) upstream_h2: bool,
-}
-
-impl Drop for Cancelled<'_> {
-    fn drop(&mut self) {
-        aborted(self.hcm, !self.downstream_h2, false);
-        if self.downstream_h2 {
-            self.hcm.rq_rx_reset.inc();
-        }
-        if self.upstream_h2 {
-            self.cluster.rq_tx_reset.inc();
-        } else {
-            let c = &self.cluster.conn;
-            c.cx_destroy_with_active_rq.inc();
-            c.cx_destroy_local_with_active_rq.inc();
-        }
     }
 }
 

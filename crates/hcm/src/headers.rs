@@ -5,25 +5,10 @@
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use nuncio_config::UnderscoresAction;
+use http::header::{HeaderName, HeaderValue};
 
-/// `keep-alive` (parsed once, at compile time).
-pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-/// `proxy-connection`.
-pub const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 /// `x-request-id`.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-/// `x-forwarded-proto`.
-pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-/// `x-forwarded-for`.
-pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-/// `x-envoy-expected-rq-timeout-ms`.
-pub const X_ENVOY_EXPECTED_RQ_TIMEOUT_MS: HeaderName =
-    HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
-/// `x-envoy-external-address`.
-pub const X_ENVOY_EXTERNAL_ADDRESS: HeaderName =
-    HeaderName::from_static("x-envoy-external-address");
 /// `x-envoy-upstream-service-time`.
 pub const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
@@ -76,21 +61,6 @@ pub fn dropped_from_client(name: &str, edge: bool) -> bool {
         || (edge && EDGE_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)))
 }
 
-/// Removes what [`dropped_from_client`] drops from a header map.
-pub fn strip_client_envoy_headers(h: &mut HeaderMap, edge: bool) {
-    if !h.keys().any(|n| dropped_from_client(n.as_str(), edge)) {
-        return;
-    }
-    let names: Vec<HeaderName> = h
-        .keys()
-        .filter(|n| dropped_from_client(n.as_str(), edge))
-        .cloned()
-        .collect();
-    for n in names {
-        h.remove(n);
-    }
-}
-
 /// The client address `xff_num_trusted_hops` (`hops`, above 0) makes of
 /// `x-forwarded-for`: the entry `hops` from the right, if there are that
 /// many and it is an IP address (else Envoy falls back to the peer).
@@ -108,117 +78,6 @@ pub fn xff_address(peer: std::net::IpAddr) -> std::net::IpAddr {
         crate::local_address::get(peer.is_ipv6())
     } else {
         peer
-    }
-}
-
-/// Joins several `cookie` fields (HTTP/2 splits them) into the one an
-/// HTTP/1.1 upstream expects, separated by "; " (RFC 9113 8.2.3).
-pub fn join_cookies(h: &mut HeaderMap) {
-    if h.get_all(header::COOKIE).iter().nth(1).is_none() {
-        return;
-    }
-    let mut joined = Vec::new();
-    for v in h.get_all(header::COOKIE) {
-        if !joined.is_empty() {
-            joined.extend_from_slice(b"; ");
-        }
-        joined.extend_from_slice(v.as_bytes());
-    }
-    if let Ok(v) = HeaderValue::from_bytes(&joined) {
-        h.insert(header::COOKIE, v);
-    }
-}
-
-/// What `headers_with_underscores_action` made of a request's headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Underscores {
-    /// Nothing to do (`ALLOW`, or no name with `_`).
-    Keep,
-    /// `DROP_HEADER` removed this many fields.
-    Dropped(usize),
-    /// `REJECT_REQUEST`: refuse the request.
-    Reject,
-}
-
-/// Applies `headers_with_underscores_action` to request headers.
-pub fn underscores(h: &mut HeaderMap, action: UnderscoresAction) -> Underscores {
-    if action == UnderscoresAction::Allow || !h.keys().any(|n| n.as_str().contains('_')) {
-        return Underscores::Keep;
-    }
-    if action == UnderscoresAction::Reject {
-        return Underscores::Reject;
-    }
-    let names: Vec<HeaderName> = h
-        .keys()
-        .filter(|n| n.as_str().contains('_'))
-        .cloned()
-        .collect();
-    let mut dropped = 0;
-    for n in names {
-        if let header::Entry::Occupied(e) = h.entry(n) {
-            dropped += e.remove_entry_mult().1.count();
-        }
-    }
-    Underscores::Dropped(dropped)
-}
-
-/// Headers that describe one hop and never cross a proxy (RFC 9110 7.6.1).
-const HOP_BY_HOP: [HeaderName; 6] = [
-    header::CONNECTION,
-    header::TE,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-];
-
-fn is_hop_by_hop(n: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(n) || *n == KEEP_ALIVE || *n == PROXY_CONNECTION
-}
-
-/// Removes hop-by-hop headers, including every header the `Connection`
-/// header names. `keep_upgrade` keeps `Upgrade`/`Connection: upgrade` for a
-/// WebSocket handshake.
-pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    // Most messages carry none: one scan instead of eight map lookups.
-    if !keep_upgrade && !h.keys().any(is_hop_by_hop) {
-        return;
-    }
-    if let Some(conn) = h.get(header::CONNECTION) {
-        if conn.as_bytes() != b"keep-alive" && conn.as_bytes() != b"close" {
-            let listed: Vec<HeaderName> = h
-                .get_all(header::CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-                .filter(|n| !(keep_upgrade && n == header::UPGRADE))
-                .collect();
-            for n in listed {
-                h.remove(n);
-            }
-        }
-    }
-    for n in HOP_BY_HOP {
-        if keep_upgrade && (n == header::UPGRADE || n == header::CONNECTION) {
-            continue;
-        }
-        if n == header::TE {
-            // `te: trailers` may cross (gRPC needs it); nothing else may.
-            let trailers_only = h
-                .get(header::TE)
-                .map(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"))
-                .unwrap_or(true);
-            if trailers_only {
-                continue;
-            }
-        }
-        h.remove(n);
-    }
-    h.remove(KEEP_ALIVE);
-    h.remove(PROXY_CONNECTION);
-    if keep_upgrade {
-        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
 }
 
@@ -271,6 +130,19 @@ pub fn uuid_v4_bytes() -> [u8; 36] {
     out
 }
 
+/// A random `Sec-WebSocket-Key` (16 random bytes, base64), for a
+/// WebSocket whose client asked with HTTP/2's extended CONNECT and whose
+/// upstream speaks HTTP/1.1.
+pub fn random_key() -> String {
+    let id = uuid_v4_bytes();
+    let mut b = [0u8; 16];
+    for (i, c) in id.iter().filter(|c| **c != b'-').enumerate().take(32) {
+        let v = (*c as char).to_digit(16).unwrap_or(0) as u8;
+        b[i / 2] |= if i % 2 == 0 { v << 4 } else { v };
+    }
+    nuncio_websocket::new_key(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,16 +156,6 @@ mod tests {
         assert_eq!(trusted_client(xff, 0), None);
         assert_eq!(trusted_client(Some(b"nope"), 1), None);
         assert_eq!(trusted_client(None, 1), None);
-    }
-
-    #[test]
-    fn cookies_joined() {
-        let mut h = HeaderMap::new();
-        h.append("cookie", HeaderValue::from_static("a=1"));
-        h.append("cookie", HeaderValue::from_static("b=2"));
-        join_cookies(&mut h);
-        assert_eq!(h.get_all("cookie").iter().count(), 1);
-        assert_eq!(h["cookie"], "a=1; b=2");
     }
 
     #[test]
@@ -318,75 +180,6 @@ mod tests {
         ] {
             assert!(!dropped_from_client(n, true), "{n}");
         }
-        let mut h = HeaderMap::new();
-        h.insert("x-envoy-retry-on", HeaderValue::from_static("5xx"));
-        h.insert("x-envoy-original-path", HeaderValue::from_static("/a"));
-        h.insert("x-keep", HeaderValue::from_static("1"));
-        strip_client_envoy_headers(&mut h, false);
-        assert_eq!(h.len(), 2);
-        strip_client_envoy_headers(&mut h, true);
-        assert_eq!(h.len(), 1);
-    }
-
-    #[test]
-    fn underscores_action() {
-        let mut h = HeaderMap::new();
-        h.append("x_user", HeaderValue::from_static("a"));
-        h.append("x_user", HeaderValue::from_static("b"));
-        h.append("x-user", HeaderValue::from_static("c"));
-        let mut allow = h.clone();
-        assert_eq!(
-            underscores(&mut allow, UnderscoresAction::Allow),
-            Underscores::Keep
-        );
-        assert_eq!(allow.len(), 3);
-        let mut reject = h.clone();
-        assert_eq!(
-            underscores(&mut reject, UnderscoresAction::Reject),
-            Underscores::Reject
-        );
-        assert_eq!(
-            underscores(&mut h, UnderscoresAction::Drop),
-            Underscores::Dropped(2)
-        );
-        assert_eq!(h.len(), 1);
-        assert_eq!(h["x-user"], "c");
-        let mut clean = h.clone();
-        assert_eq!(
-            underscores(&mut clean, UnderscoresAction::Reject),
-            Underscores::Keep
-        );
-    }
-
-    #[test]
-    fn hop_by_hop_removed() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "connection",
-            HeaderValue::from_static("keep-alive, x-secret"),
-        );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("te", HeaderValue::from_static("gzip"));
-        h.insert("proxy-connection", HeaderValue::from_static("x"));
-        h.insert("x-keep", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h, false);
-        assert_eq!(h.len(), 1, "{h:?}");
-        assert!(h.contains_key("x-keep"));
-        let mut h = HeaderMap::new();
-        h.insert("te", HeaderValue::from_static("trailers"));
-        strip_hop_by_hop(&mut h, false);
-        assert!(h.contains_key("te"));
-    }
-
-    #[test]
-    fn upgrade_kept_when_asked() {
-        let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("Upgrade"));
-        h.insert("upgrade", HeaderValue::from_static("websocket"));
-        strip_hop_by_hop(&mut h, true);
-        assert_eq!(h["upgrade"], "websocket");
-        assert_eq!(h["connection"], "upgrade");
     }
 
     #[test]

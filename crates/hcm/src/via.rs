@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use http::header::{HeaderMap, HeaderValue, VIA};
+use http::header::HeaderValue;
 use http::Version;
 
 /// This process's Via pseudonym.
@@ -25,11 +25,6 @@ pub fn process_id() -> &'static str {
     })
 }
 
-/// True if `id` is one of the Via entries' received-by names.
-pub(crate) fn seen(h: &HeaderMap, id: &str) -> bool {
-    h.get_all(VIA).iter().any(|v| seen_in(v.as_bytes(), id))
-}
-
 /// True if `id` is a received-by name in one Via field value.
 pub(crate) fn seen_in(value: &[u8], id: &str) -> bool {
     value.split(|c| *c == b',').any(|entry| {
@@ -39,6 +34,20 @@ pub(crate) fn seen_in(value: &[u8], id: &str) -> bool {
             .nth(1)
             == Some(id.as_bytes())
     })
+}
+
+/// A request that already passed through this proxy: counted
+/// (`rq_loop_detected`) and logged, one text for both codecs; the caller
+/// answers 508.
+pub(crate) fn loop_detected(stats: &crate::HcmStats, via_id: &str, cluster: &str) {
+    stats.rq_loop_detected.inc();
+    tracing::warn!(
+        cluster = %cluster,
+        "request loop: this request already passed through this proxy ({via_id}); the route's cluster leads back here. \
+         Check that cluster '{cluster}' points at the service, not at proxies that route back (in the blog's \
+         service-envoy.yaml the sidecar's cluster is service1/service2:80, the sidecars themselves; \
+         service-envoy.fixed.yaml points it at 127.0.0.1:8080)"
+    );
 }
 
 /// The Via values of this process for each received protocol, built once.
@@ -70,39 +79,6 @@ impl ViaValues {
             _ => &self.h11,
         }
     }
-
-    /// Appends this hop: a prebuilt value when the request has no Via yet.
-    pub fn append(&self, h: &mut HeaderMap, received: Version, id: &str) {
-        if h.contains_key(VIA) {
-            return append(h, received, id);
-        }
-        h.insert(VIA, self.get(received).clone());
-    }
-}
-
-/// Appends this hop.
-pub(crate) fn append(h: &mut HeaderMap, received: Version, id: &str) {
-    let proto = match received {
-        Version::HTTP_2 => "2.0",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_3 => "3.0",
-        _ => "1.1",
-    };
-    let prev: Vec<String> = h
-        .get_all(VIA)
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_string))
-        .collect();
-    let mut value = prev.join(", ");
-    if !value.is_empty() {
-        value.push_str(", ");
-    }
-    value.push_str(proto);
-    value.push(' ');
-    value.push_str(id);
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        h.insert(VIA, v);
-    }
 }
 
 #[cfg(test)]
@@ -110,20 +86,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn append_and_detect() {
-        let mut h = HeaderMap::new();
-        h.insert(VIA, HeaderValue::from_static("1.1 squid"));
-        append(&mut h, Version::HTTP_2, "nuncio-a");
-        assert_eq!(h[VIA], "1.1 squid, 2.0 nuncio-a");
-        assert!(seen(&h, "nuncio-a"));
-        assert!(!seen(&h, "nuncio-b"));
-        assert!(!seen(&h, "squid-x"));
+    fn values_and_detection() {
+        assert!(seen_in(b"1.1 squid, 2.0 nuncio-a", "nuncio-a"));
+        assert!(!seen_in(b"1.1 squid, 2.0 nuncio-a", "nuncio-b"));
+        assert!(!seen_in(b"1.1 squid", "squid-x"));
         assert!(process_id().starts_with("nuncio-") && process_id().len() == 19);
         let vv = ViaValues::new("nuncio-b");
-        let mut h = HeaderMap::new();
-        vv.append(&mut h, Version::HTTP_2, "nuncio-b");
-        assert_eq!(h[VIA], "2.0 nuncio-b");
-        vv.append(&mut h, Version::HTTP_11, "nuncio-b");
-        assert_eq!(h[VIA], "2.0 nuncio-b, 1.1 nuncio-b");
+        assert_eq!(vv.get(Version::HTTP_2), "2.0 nuncio-b");
+        assert_eq!(vv.get(Version::HTTP_11), "1.1 nuncio-b");
     }
 }

@@ -136,18 +136,6 @@ pub struct Args {
     #[arg(long, value_name = "FROM=TO")]
     pub remap: Vec<String>,
 
-    /// Threading model: per-worker (default; a single-threaded event loop
-    /// per worker, as Envoy) or work-stealing (one multi-thread tokio
-    /// runtime; for comparison, see ARCHITECTURE.md).
-    #[arg(long, value_enum, default_value = "per-worker")]
-    pub runtime: RuntimeModel,
-
-    /// HTTP/1.1 implementation: native (default; nuncio's own path, used
-    /// where every route reaches an HTTP/1.1 cluster, hyper elsewhere) or
-    /// hyper (hyper's server and client everywhere).
-    #[arg(long = "h1", value_enum, default_value = "native", env = "NUNCIO_H1")]
-    pub h1: H1Choice,
-
     /// After SIGTERM: how long connections get to finish (they are told
     /// to close at once) before nuncio exits; also the delay before
     /// `/drain_listeners?graceful` closes listeners.
@@ -280,33 +268,6 @@ pub enum IpVersion {
     V4,
     /// IPv6.
     V6,
-}
-
-/// `--h1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum H1Choice {
-    /// hyper's HTTP/1.1 server and client.
-    Hyper,
-    /// nuncio's own HTTP/1.1 path.
-    Native,
-}
-
-impl From<H1Choice> for nuncio_hcm::H1Engine {
-    fn from(c: H1Choice) -> Self {
-        match c {
-            H1Choice::Hyper => nuncio_hcm::H1Engine::Hyper,
-            H1Choice::Native => nuncio_hcm::H1Engine::Native,
-        }
-    }
-}
-
-/// `--runtime`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RuntimeModel {
-    /// One current-thread runtime, socket and pool set per worker.
-    PerWorker,
-    /// One multi-thread work-stealing runtime shared by all workers.
-    WorkStealing,
 }
 
 /// `--log-level`.

@@ -20,7 +20,7 @@ use anyhow::{anyhow, Context, Result};
 use nuncio_admin::{ListenerInfo, Running};
 use nuncio_cluster::{AddressMap, ClusterManager};
 use nuncio_config::{Bootstrap, Listener, NetworkFilter, SocketAddress};
-use nuncio_hcm::{H1Engine, Hcm};
+use nuncio_hcm::Hcm;
 use nuncio_listener::{ListenerSlot, ListenerStats};
 use nuncio_stats::{Counter, Store};
 
@@ -77,7 +77,6 @@ pub(crate) struct Built {
 pub(crate) struct Live {
     store: Arc<Store>,
     remap: AddressMap,
-    engine: H1Engine,
     workers: Workers,
     pools: usize,
     stats: ReloadStats,
@@ -101,7 +100,6 @@ pub(crate) fn build_hcms(
     b: &Bootstrap,
     clusters: &ClusterManager,
     store: &Arc<Store>,
-    engine: H1Engine,
 ) -> Result<Vec<Arc<Hcm>>> {
     b.listeners
         .iter()
@@ -113,7 +111,6 @@ pub(crate) fn build_hcms(
                 l.per_connection_buffer_limit_bytes,
                 clusters,
                 store,
-                engine,
             )
             .with_context(|| format!("listener '{}'", l.name))
         })
@@ -127,7 +124,6 @@ impl Live {
         built: Built,
         store: Arc<Store>,
         remap: AddressMap,
-        engine: H1Engine,
         workers: Workers,
         pools: usize,
     ) -> Result<Self> {
@@ -141,7 +137,6 @@ impl Live {
             stats: ReloadStats::new(&store),
             store,
             remap,
-            engine,
             workers,
             pools,
             clusters,
@@ -232,7 +227,7 @@ impl Live {
         }
         // 1. Build everything new; nothing is touched yet.
         let (clusters, fresh) = self.clusters.update(&new.clusters, &self.store, self.pools);
-        let hcms = build_hcms(&new, &clusters, &self.store, self.engine)?;
+        let hcms = build_hcms(&new, &clusters, &self.store)?;
         let mut binds = Vec::new();
         for l in &new.listeners {
             let addr = socket_addr(&l.address, &self.remap)

@@ -125,8 +125,7 @@ pub fn run(args: &Args) -> Result<()> {
         workers,
         resolver,
     ));
-    let engine = args.h1.into();
-    let hcms = build_hcms(&bootstrap, &clusters, &store, engine)?;
+    let hcms = build_hcms(&bootstrap, &clusters, &store)?;
     for l in &bootstrap.listeners {
         socket_addr(&l.address, &remap).with_context(|| format!("listener '{}'", l.name))?;
     }
@@ -157,7 +156,7 @@ pub fn run(args: &Args) -> Result<()> {
             args.hot_restart.restart_epoch,
         ));
 
-        let worker_set = crate::workers::Workers::start(args.runtime, workers)?;
+        let worker_set = crate::workers::Workers::start(workers)?;
         let built = Built {
             bootstrap: bootstrap.clone(),
             clusters,
@@ -167,7 +166,6 @@ pub fn run(args: &Args) -> Result<()> {
             built,
             store.clone(),
             remap.clone(),
-            engine,
             worker_set,
             workers,
         )

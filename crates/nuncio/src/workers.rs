@@ -1,20 +1,19 @@
 //! Worker threads. The default model (measured in ARCHITECTURE.md) is
 //! Envoy's: one thread per worker, each a current-thread runtime with its
 //! own listening socket (SO_REUSEPORT) and its own upstream pools, sharing
-//! nothing on the request path. `--runtime work-stealing` runs the same
-//! listeners on one multi-thread tokio runtime instead (one socket, one
-//! shared pool per host), kept for comparison.
+//! nothing on the request path. The alternative, one multi-thread
+//! work-stealing runtime, cost more CPU per request and was removed once
+//! measured (ARCHITECTURE.md, "Threading model").
 //!
 //! Each worker takes new listener sockets from a channel, so a config
 //! reload can add listeners to running workers.
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nuncio_listener::{ListenerSlot, ListenerStats};
 use tokio::sync::mpsc;
 
-use crate::cli::RuntimeModel;
 use crate::server::runtime;
 
 /// One listener socket for one worker: the socket, the listener's slot
@@ -28,15 +27,11 @@ pub(crate) struct Workers {
 
 impl Workers {
     /// Starts the workers (no listeners yet).
-    pub(crate) fn start(model: RuntimeModel, workers: usize) -> Result<Self> {
-        match model {
-            RuntimeModel::PerWorker => per_worker(workers),
-            RuntimeModel::WorkStealing => work_stealing(workers),
-        }
+    pub(crate) fn start(workers: usize) -> Result<Self> {
+        per_worker(workers)
     }
 
-    /// How many sockets a listener needs: one per worker thread with its
-    /// own runtime, one for the work-stealing runtime.
+    /// How many sockets a listener needs: one per worker.
     pub(crate) fn sockets(&self) -> usize {
         self.senders.len()
     }
@@ -77,23 +72,6 @@ fn per_worker(workers: usize) -> Result<Workers> {
             })?;
     }
     Ok(Workers { senders })
-}
-
-fn work_stealing(workers: usize) -> Result<Workers> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("nuncio-worker")
-        .enable_all()
-        .build()
-        .context("cannot start the work-stealing runtime")?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    std::thread::Builder::new()
-        .name("nuncio-ws-main".into())
-        .spawn(move || {
-            // Every task may run on any thread: all use pool 0.
-            rt.block_on(serve(rx, 0));
-        })?;
-    Ok(Workers { senders: vec![tx] })
 }
 
 /// A worker's life: serve every listener socket it is given. When a

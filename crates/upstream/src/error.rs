@@ -89,9 +89,9 @@ pub enum UpstreamError {
     /// Connecting took longer than `connect_timeout`.
     #[error("connect to {0} timed out")]
     ConnectTimeout(std::net::SocketAddr),
-    /// The HTTP exchange failed.
+    /// The HTTP/2 connection or stream failed.
     #[error("upstream request failed: {0}")]
-    Http(#[from] hyper::Error),
+    H2(#[from] h2::Error),
     /// The HTTP/2 upstream does not accept WebSockets (no
     /// SETTINGS_ENABLE_CONNECT_PROTOCOL).
     #[error("upstream does not allow extended CONNECT (RFC 8441)")]
@@ -104,12 +104,7 @@ impl UpstreamError {
         match self {
             UpstreamError::Connect { .. } => ResetReason::ConnectionFailure,
             UpstreamError::ConnectTimeout(_) => ResetReason::ConnectionTimeout,
-            UpstreamError::Http(e) if e.is_parse() || e.is_parse_status() => {
-                ResetReason::ProtocolError
-            }
-            UpstreamError::Http(e) => {
-                h2_reset_reason(e).unwrap_or(ResetReason::ConnectionTermination)
-            }
+            UpstreamError::H2(e) => h2_reset_reason(e),
             UpstreamError::ExtendedConnectRefused => ResetReason::ProtocolError,
         }
     }
@@ -121,17 +116,20 @@ impl UpstreamError {
 }
 
 /// The reason behind an HTTP/2 stream error: a RST_STREAM from the peer is
-/// a remote reset (refused, if it said REFUSED_STREAM); anything else on the
-/// connection (GOAWAY, EOF) is a connection termination.
-fn h2_reset_reason(e: &hyper::Error) -> Option<ResetReason> {
-    let h2e = std::error::Error::source(e)?.downcast_ref::<h2::Error>()?;
-    if !(h2e.is_reset() && h2e.is_remote()) {
-        return None;
+/// a remote reset (refused, if it said REFUSED_STREAM); a frame that broke
+/// the protocol is a protocol error; anything else on the connection
+/// (GOAWAY, EOF, a socket error) is a connection termination.
+pub fn h2_reset_reason(e: &h2::Error) -> ResetReason {
+    if e.is_reset() && e.is_remote() {
+        return match e.reason() {
+            Some(h2::Reason::REFUSED_STREAM) => ResetReason::RemoteRefusedStreamReset,
+            _ => ResetReason::RemoteReset,
+        };
     }
-    Some(match h2e.reason() {
-        Some(h2::Reason::REFUSED_STREAM) => ResetReason::RemoteRefusedStreamReset,
-        _ => ResetReason::RemoteReset,
-    })
+    if !e.is_remote() && !e.is_io() && e.reason() == Some(h2::Reason::PROTOCOL_ERROR) {
+        return ResetReason::ProtocolError;
+    }
+    ResetReason::ConnectionTermination
 }
 
 #[cfg(test)]

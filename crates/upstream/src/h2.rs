@@ -1,47 +1,59 @@
-//! HTTP/2 (h2c) upstream connections of one host and worker: requests are
-//! multiplexed on the first connection with a free stream slot; a new
-//! connection opens when every connection is at the peer's (or our)
-//! stream limit.
+//! HTTP/2 (h2c) upstream connections of one host and worker, on the `h2`
+//! crate's client directly: requests are multiplexed on the first
+//! connection with a free stream slot; a new connection opens when every
+//! connection is at the peer's `SETTINGS_MAX_CONCURRENT_STREAMS` (read
+//! with `current_max_send_streams()`) or at our own cap.
+//!
+//! A new connection is used once the peer's first SETTINGS have been
+//! applied: the handshake is followed by one PING, and a server sends its
+//! SETTINGS before it can answer a PING (RFC 9113 §3.4), so the PONG
+//! proves them read. Sending earlier gets streams refused when the peer's
+//! limit is small, and an extended CONNECT (RFC 8441) refused because
+//! `SETTINGS_ENABLE_CONNECT_PROTOCOL` is not known yet.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::{header, Request, Response, Uri};
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use nuncio_h2flood::{FloodGuard, FloodLimits};
+use bytes::Bytes;
+use h2::client::{ResponseFuture, SendRequest};
+use h2::SendStream;
+use nuncio_h2flood::FloodGuard;
 use nuncio_stats::GaugeGuard;
 
-use crate::body::{PooledBody, Release, UpstreamBody};
 use crate::error::UpstreamError;
-use crate::h2settings::{PeerSettings, SettingsWatcher};
 use crate::pool::{HostPool, Protocol};
 
-/// Streams assumed allowed until the peer's SETTINGS arrive (RFC 9113
-/// recommends at least 100).
-const DEFAULT_PEER_MAX_STREAMS: u32 = 100;
-/// How long a WebSocket waits for a new connection's SETTINGS.
+/// How long a new connection waits for the peer's SETTINGS (its PONG).
 const SETTINGS_WAIT: Duration = Duration::from_secs(2);
 
 /// One HTTP/2 connection.
 #[derive(Debug)]
 pub(crate) struct H2Conn {
-    sender: http2::SendRequest<UpstreamBody>,
+    sender: SendRequest<Bytes>,
     active: Arc<AtomicUsize>,
-    peer: Arc<PeerSettings>,
+    /// Set when the connection's task ended (closed by either side).
+    closed: Arc<AtomicBool>,
 }
 
 impl H2Conn {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
     fn has_room(&self, local_max: u32) -> bool {
-        let limit = self.peer.max_streams.load(Ordering::Relaxed).min(local_max) as usize;
-        !self.sender.is_closed() && self.active.load(Ordering::Relaxed) < limit
+        let limit = self
+            .sender
+            .current_max_send_streams()
+            .min(local_max as usize);
+        !self.is_closed() && self.active.load(Ordering::Relaxed) < limit
     }
 }
 
-/// A taken stream slot; dropping it frees the slot.
+/// A taken stream slot of a connection; dropping it frees the slot. Keep
+/// it for as long as the stream is open.
 #[derive(Debug)]
-pub(crate) struct StreamSlot(Arc<AtomicUsize>);
+pub struct StreamSlot(Arc<AtomicUsize>);
 
 impl StreamSlot {
     fn take(c: &H2Conn) -> Self {
@@ -54,6 +66,18 @@ impl Drop for StreamSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// An HTTP/2 stream opened to the upstream: the response to wait for, the
+/// request body's sender, and the stream's slot in its connection.
+#[derive(Debug)]
+pub struct H2Stream {
+    /// Resolves to the response head and its body.
+    pub response: ResponseFuture,
+    /// The request body (unused when the request was sent with its end).
+    pub body: SendStream<Bytes>,
+    /// The slot; dropped when the exchange is over.
+    pub slot: StreamSlot,
 }
 
 /// The HTTP/2 connections of a host pool.
@@ -80,7 +104,7 @@ impl HostPool {
     fn h2_pick(&self) -> Option<(Arc<H2Conn>, StreamSlot)> {
         let local_max = self.h2_local_max();
         let mut conns = self.h2.conns.lock().unwrap_or_else(|p| p.into_inner());
-        conns.retain(|c| !c.sender.is_closed());
+        conns.retain(|c| !c.is_closed());
         let c = conns.iter().find(|c| c.has_room(local_max))?.clone();
         let slot = StreamSlot::take(&c);
         Some((c, slot))
@@ -93,10 +117,11 @@ impl HostPool {
             GaugeGuard::new(&s.cx_active),
             GaugeGuard::new(&s.host_cx_active),
         );
-        let peer = PeerSettings::new(DEFAULT_PEER_MAX_STREAMS);
-        let mut b = http2::Builder::new(TokioExecutor::new());
-        b.timer(TokioTimer::new());
-        let mut flood = FloodLimits::default();
+        let mut b = h2::client::Builder::new();
+        // Until the peer's SETTINGS say otherwise (they arrive before the
+        // PONG awaited below).
+        b.initial_max_send_streams(100);
+        let mut flood = nuncio_h2flood::FloodLimits::default();
         if let Protocol::Http2 {
             initial_stream_window_size,
             initial_connection_window_size,
@@ -104,33 +129,32 @@ impl HostPool {
             ..
         } = self.settings.protocol
         {
-            b.initial_stream_window_size(initial_stream_window_size)
+            b.initial_window_size(initial_stream_window_size)
                 .initial_connection_window_size(initial_connection_window_size);
             flood = f;
         }
         // The server is untrusted too: its frames pass Envoy's flood limits.
         let stream = FloodGuard::client(stream, flood, &s.flood, self.addr);
-        let io = TokioIo::new(SettingsWatcher::new(stream, peer.clone()));
-        let (sender, conn) = b.handshake(io).await?;
-        let waiter = peer.clone();
-        let settings = waiter.notify.notified();
+        let (sender, mut conn) = b.handshake::<_, Bytes>(stream).await?;
+        let ping = conn.ping_pong();
+        let closed = Arc::new(AtomicBool::new(false));
+        let ended = closed.clone();
         // The connection's end is counted by its socket (see pool.rs).
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "upstream h2 connection ended with an error");
             }
+            ended.store(true, Ordering::Relaxed);
             drop(guards);
         });
-        // The peer's first SETTINGS (sent right after its preface) says how
-        // many streams it takes; sending before it arrives gets streams
-        // refused when the limit is small.
-        if !peer.received.load(Ordering::Relaxed) {
-            let _ = tokio::time::timeout(SETTINGS_WAIT, settings).await;
+        if let Some(mut ping) = ping {
+            let pong = ping.ping(h2::Ping::opaque());
+            let _ = tokio::time::timeout(SETTINGS_WAIT, pong).await;
         }
         let c = Arc::new(H2Conn {
             sender,
             active: Arc::new(AtomicUsize::new(0)),
-            peer,
+            closed,
         });
         let slot = StreamSlot::take(&c);
         self.h2
@@ -146,15 +170,22 @@ impl HostPool {
         self.h2
             .conns
             .lock()
-            .map(|c| c.iter().filter(|c| !c.sender.is_closed()).count())
+            .map(|c| c.iter().filter(|c| !c.is_closed()).count())
             .unwrap_or(0)
     }
 
-    pub(crate) async fn send_h2(
+    /// Opens a stream for `req` (its URI absolute: scheme, authority,
+    /// path) on a connection with room, or on a new one; `end`: the
+    /// request has no body. A WebSocket (`h2::ext::Protocol` in the
+    /// extensions) needs a peer that allows extended CONNECT. The request
+    /// is counted (`upstream_rq_total`) once a connection takes it.
+    pub async fn send_h2(
         self: &Arc<Self>,
-        req: Request<UpstreamBody>,
-    ) -> Result<Response<PooledBody>, UpstreamError> {
-        let mut req = absolute_form(req);
+        req: http::Request<()>,
+        end: bool,
+    ) -> Result<H2Stream, UpstreamError> {
+        let extended_connect = req.extensions().get::<h2::ext::Protocol>().is_some();
+        let mut req = Some(req);
         loop {
             let (fresh, (conn, slot)) = match self.h2_pick() {
                 Some(c) => (false, c),
@@ -166,70 +197,31 @@ impl HostPool {
                     }
                 }
             };
-            if req.extensions().get::<hyper::ext::Protocol>().is_some() {
-                // Extended CONNECT may only be sent once the peer's SETTINGS
-                // allowed it (RFC 8441).
-                let p = &conn.peer;
-                let wait = p.notify.notified();
-                if !p.received.load(Ordering::Relaxed) {
-                    let _ = tokio::time::timeout(SETTINGS_WAIT, wait).await;
+            let mut sender = match conn.sender.clone().ready().await {
+                Ok(s) => s,
+                Err(e) => {
+                    // A connection going away takes no new stream: the
+                    // request was never sent, so another one may take it.
+                    conn.closed.store(true, Ordering::Relaxed);
+                    if fresh {
+                        return Err(e.into());
+                    }
+                    continue;
                 }
-                if !p.connect_protocol.load(Ordering::Relaxed) {
-                    return Err(UpstreamError::ExtendedConnectRefused);
-                }
+            };
+            if extended_connect && !sender.is_extended_connect_protocol_enabled() {
+                return Err(UpstreamError::ExtendedConnectRefused);
             }
-            let mut sender = conn.sender.clone();
-            if let Err(e) = sender.ready().await {
-                if fresh {
-                    return Err(e.into());
-                }
-                continue;
-            }
+            let Some(r) = req.take() else {
+                return Err(UpstreamError::ExtendedConnectRefused);
+            };
             self.count_request();
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    let (parts, body) = resp.into_parts();
-                    return Ok(Response::from_parts(
-                        parts,
-                        PooledBody::new(body, Release::Http2 { _slot: slot }),
-                    ));
-                }
-                Err(mut e) => match e.take_message() {
-                    // Never sent (the connection was going away): try another.
-                    Some(back) if !fresh => req = back,
-                    _ => return Err(UpstreamError::Http(e.into_error())),
-                },
-            }
+            let (response, body) = sender.send_request(r, end)?;
+            return Ok(H2Stream {
+                response,
+                body,
+                slot,
+            });
         }
     }
-}
-
-/// HTTP/2 needs `:scheme` and `:authority`: build them from the Host header.
-fn absolute_form(req: Request<UpstreamBody>) -> Request<UpstreamBody> {
-    let (mut parts, body) = req.into_parts();
-    if parts.uri.scheme().is_none() {
-        let authority = parts
-            .headers
-            .remove(header::HOST)
-            .and_then(|h| h.to_str().ok().map(str::to_string))
-            .unwrap_or_else(|| "localhost".into());
-        let pq = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .to_string();
-        if let Ok(u) = Uri::builder()
-            .scheme("http")
-            .authority(authority.as_str())
-            .path_and_query(pq)
-            .build()
-        {
-            parts.uri = u;
-        }
-    } else {
-        parts.headers.remove(header::HOST);
-    }
-    parts.version = http::Version::HTTP_2;
-    Request::from_parts(parts, body)
 }

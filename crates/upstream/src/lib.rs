@@ -9,17 +9,13 @@
 
 #![forbid(unsafe_code)]
 
-mod body;
 mod error;
 mod h2;
-mod h2settings;
 mod pool;
-mod progress;
 mod raw;
 
-pub use body::{PooledBody, UpstreamBody};
-pub use error::{ResetReason, UpstreamError};
+pub use error::{h2_reset_reason, ResetReason, UpstreamError};
+pub use h2::{H2Stream, StreamSlot};
 pub use nuncio_h2flood::{FloodLimits, FloodStats};
 pub use pool::{ConnStats, HostPool, PoolSettings, Protocol};
-pub use progress::BodyProgress;
 pub use raw::RawConn;

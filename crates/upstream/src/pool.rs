@@ -1,17 +1,13 @@
 //! The per-host, per-worker HTTP/1.1 connection pool.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{Request, Response};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use nuncio_stats::io::{Counted, CountedTcp, IoStats};
 use nuncio_stats::{Counter, Gauge, GaugeGuard, Histogram, Http2Stats};
 use tokio::net::TcpStream;
 
-use crate::body::{PooledBody, Release, UpstreamBody};
 use crate::error::UpstreamError;
 use crate::h2::H2Conns;
 use crate::raw::RawIdle;
@@ -111,27 +107,15 @@ pub struct PoolSettings {
     pub max_requests_per_connection: u32,
 }
 
-/// An idle connection.
-#[derive(Debug)]
-pub(crate) struct Idle {
-    sender: http1::SendRequest<UpstreamBody>,
-    since: Instant,
-    uses: u32,
-}
-
 /// Connections to one host, owned by one worker.
 #[derive(Debug)]
 pub struct HostPool {
     pub(crate) addr: SocketAddr,
-    idle: Mutex<Vec<Idle>>,
     pub(crate) h2: H2Conns,
     pub(crate) raw: RawIdle,
     pub(crate) settings: Arc<PoolSettings>,
     pub(crate) stats: Arc<ConnStats>,
 }
-
-/// At most this many idle connections are kept per host and worker.
-const MAX_IDLE: usize = 1024;
 
 /// A request waiting for a new connection (`upstream_rq_pending_active`);
 /// dropped before the connection is made, it was cancelled.
@@ -153,7 +137,6 @@ impl HostPool {
     pub fn new(addr: SocketAddr, settings: Arc<PoolSettings>, stats: Arc<ConnStats>) -> Arc<Self> {
         Arc::new(HostPool {
             addr,
-            idle: Mutex::new(Vec::new()),
             h2: H2Conns::default(),
             raw: RawIdle::default(),
             settings,
@@ -164,34 +147,6 @@ impl HostPool {
     /// The address this pool connects to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// Number of idle connections held.
-    pub fn idle_count(&self) -> usize {
-        self.idle.lock().map(|v| v.len()).unwrap_or(0)
-    }
-
-    fn take_idle(&self) -> Option<Idle> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(c) = idle.pop() {
-            if c.sender.is_closed() || c.since.elapsed() > self.settings.idle_timeout {
-                continue;
-            }
-            return Some(c);
-        }
-        None
-    }
-
-    pub(crate) fn release(&self, mut c: Idle) {
-        let max = self.settings.max_requests_per_connection;
-        if c.sender.is_closed() || (max > 0 && c.uses >= max) {
-            return;
-        }
-        c.since = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(c);
-        }
     }
 
     /// The protocol this pool speaks.
@@ -255,86 +210,6 @@ impl HostPool {
         s.io.closed(remote, ms);
         Err(err)
     }
-
-    async fn connect(&self) -> Result<Idle, UpstreamError> {
-        let stream = self.connect_tcp(false).await?;
-        let s = &self.stats;
-        let guards = (
-            GaugeGuard::new(&s.cx_active),
-            GaugeGuard::new(&s.host_cx_active),
-        );
-        let (sender, conn) = http1::Builder::new()
-            .max_headers(1000)
-            .handshake(TokioIo::new(stream))
-            .await?;
-        // The connection's end is counted by its socket (dropped with
-        // `conn`): remote if the upstream closed it, local if we did.
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-            drop(guards);
-        });
-        Ok(Idle {
-            sender,
-            since: Instant::now(),
-            uses: 0,
-        })
-    }
-
-    /// Sends `req` on a pooled or new connection. A request that a reused
-    /// connection failed to take (it had been closed by the upstream while
-    /// idle) is sent once more on a new connection: such a request never
-    /// reached the upstream, so this is always safe.
-    pub async fn send(
-        self: &Arc<Self>,
-        req: Request<UpstreamBody>,
-    ) -> Result<Response<PooledBody>, UpstreamError> {
-        if let Protocol::Http2 { .. } = self.settings.protocol {
-            return self.send_h2(req).await;
-        }
-        let mut req = req;
-        let mut reused = self.take_idle();
-        loop {
-            let was_reused = reused.is_some();
-            let mut conn = match reused.take() {
-                Some(c) => c,
-                None => self.connect().await?,
-            };
-            if let Err(e) = conn.sender.ready().await {
-                if was_reused {
-                    reused = self.take_idle();
-                    continue;
-                }
-                return Err(e.into());
-            }
-            conn.uses += 1;
-            self.count_request();
-            match conn.sender.try_send_request(req).await {
-                Ok(resp) => {
-                    let (parts, body) = resp.into_parts();
-                    let upgraded = parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
-                    let body = if upgraded {
-                        PooledBody::new(body, Release::None)
-                    } else if http_body::Body::is_end_stream(&body) {
-                        self.release(conn);
-                        PooledBody::new(body, Release::None)
-                    } else {
-                        PooledBody::new(body, Release::Http1(self.clone(), conn))
-                    };
-                    return Ok(Response::from_parts(parts, body));
-                }
-                Err(mut e) => match e.take_message() {
-                    Some(back) if was_reused => {
-                        tracing::debug!(addr = %self.addr, "reused upstream connection was closed; retrying on a new one");
-                        req = back;
-                        reused = self.take_idle();
-                    }
-                    _ => return Err(UpstreamError::Http(e.into_error())),
-                },
-            }
-        }
-    }
 }
 
 /// An HTTP/1.1 pool to `addr` with counted stats, for this crate's tests.
@@ -354,100 +229,4 @@ pub(crate) fn test_pool(addr: SocketAddr) -> (Arc<HostPool>, Arc<ConnStats>) {
         max_requests_per_connection: 0,
     });
     (HostPool::new(addr, settings, stats.clone()), stats)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http_body_util::BodyExt;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    fn pool(addr: SocketAddr) -> (Arc<HostPool>, Arc<ConnStats>) {
-        super::test_pool(addr)
-    }
-
-    fn get() -> Request<UpstreamBody> {
-        Request::builder()
-            .uri("/")
-            .header("host", "x")
-            .body(UpstreamBody::empty())
-            .unwrap()
-    }
-
-    /// A server that answers every request on a connection with `body`,
-    /// closing after `per_conn` responses.
-    async fn server(per_conn: usize) -> SocketAddr {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (mut s, _) = l.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    for _ in 0..per_conn {
-                        let mut got = Vec::new();
-                        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                            let n = s.read(&mut buf).await.unwrap_or(0);
-                            if n == 0 {
-                                return;
-                            }
-                            got.extend_from_slice(&buf[..n]);
-                        }
-                        let _ = s
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                            .await;
-                    }
-                });
-            }
-        });
-        addr
-    }
-
-    #[tokio::test]
-    async fn reuses_connections() {
-        let addr = server(100).await;
-        let (p, stats) = pool(addr);
-        for _ in 0..5 {
-            let r = p.send(get()).await.unwrap();
-            let b = r.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(&b[..], b"ok");
-        }
-        assert_eq!(stats.cx_total.get(), 1);
-        assert_eq!(stats.rq_total.get(), 5);
-        assert_eq!(stats.rq_pending_total.get(), 1);
-        assert_eq!(p.idle_count(), 1);
-    }
-
-    #[tokio::test]
-    async fn retries_when_idle_connection_was_closed() {
-        let addr = server(1).await;
-        let (p, stats) = pool(addr);
-        for _ in 0..3 {
-            let r = p.send(get()).await.unwrap();
-            r.into_body().collect().await.unwrap();
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(stats.cx_total.get(), 3);
-    }
-
-    #[tokio::test]
-    async fn connect_failure_is_counted() {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        drop(l);
-        let (p, stats) = pool(addr);
-        let e = p.send(get()).await.unwrap_err();
-        assert!(e.is_connect_failure());
-        assert_eq!(e.reset_reason().to_string(), "remote connection failure");
-        assert_eq!(stats.cx_connect_fail.get(), 1);
-        // Envoy's counts: the connection is one, the request is not.
-        assert_eq!(stats.cx_total.get(), 1);
-        assert_eq!(stats.cx_http1_total.get(), 1);
-        assert_eq!(stats.rq_total.get(), 0);
-        assert_eq!(stats.rq_pending_total.get(), 1);
-        assert_eq!(stats.rq_pending_failure_eject.get(), 1);
-        assert_eq!(stats.rq_pending_active.get(), 0);
-        assert_eq!(stats.io.destroy_remote.get(), 1);
-    }
 }

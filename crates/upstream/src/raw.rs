@@ -269,6 +269,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn connect_failure_is_counted() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let (p, stats) = pool(addr);
+        let e = p.checkout_raw().await.unwrap_err();
+        assert!(e.is_connect_failure());
+        assert_eq!(e.reset_reason().to_string(), "remote connection failure");
+        assert_eq!(stats.cx_connect_fail.get(), 1);
+        // Envoy's counts: the connection is one, the request is not.
+        assert_eq!(stats.cx_total.get(), 1);
+        assert_eq!(stats.cx_http1_total.get(), 1);
+        assert_eq!(stats.rq_total.get(), 0);
+        assert_eq!(stats.rq_pending_total.get(), 1);
+        assert_eq!(stats.rq_pending_failure_eject.get(), 1);
+        assert_eq!(stats.rq_pending_active.get(), 0);
+        assert_eq!(stats.io.destroy_remote.get(), 1);
+    }
+
+    #[tokio::test]
     async fn a_failed_request_counts_its_connection_with_active_rq() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (p, stats) = pool(l.local_addr().unwrap());

@@ -19,9 +19,11 @@
 //! forward to the drain grace; each wheel notices at its next tick, so
 //! the request path pays nothing for it.
 //!
-//! Under `--runtime work-stealing` a task may move threads; an entry is
-//! then left for its own wheel to drop when it fires (a spurious wake at
-//! worst), so correctness never depends on staying on one thread.
+//! Should a future ever be polled on another thread than the one that
+//! armed it, its entry is left for its own wheel to drop when it fires (a
+//! spurious wake at worst), so correctness never depends on staying on
+//! one thread (each worker is a current-thread runtime, so today none
+//! moves).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -282,7 +284,7 @@ impl Armed {
         WHEEL.with(|w| {
             let mut w = w.borrow_mut();
             if w.id != k.wheel {
-                // Moved to another thread (work-stealing runtime): check
+                // Polled on another thread than its wheel's: check
                 // the time ourselves; the old wheel fires a spurious wake.
                 return if k.passed() {
                     Poll::Ready(())
@@ -478,7 +480,7 @@ mod tests {
 
     #[test]
     fn a_key_is_judged_by_its_own_wheels_clock() {
-        // A task moved to another thread (work-stealing) checks its key
+        // A future polled on another thread checks its key
         // against the arming wheel's origin, not the new thread's.
         let mut w = Wheel::new();
         w.base -= Duration::from_secs(1);

@@ -5,6 +5,14 @@
 
 use super::*;
 
+/// The upstream side of an accepted WebSocket.
+pub(super) enum UpTunnel {
+    /// An HTTP/1.1 socket after its 101, and the bytes it sent past its head.
+    H1(RawConn, BytesMut),
+    /// An HTTP/2 extended CONNECT stream.
+    H2(super::h2up::Tunnel),
+}
+
 /// One request/response exchange with an upstream.
 pub(super) struct Exchange<'a> {
     pub(super) stream: &'a mut TcpStream,
@@ -34,13 +42,15 @@ pub(super) struct Exchange<'a> {
     pub(super) sent: u64,
     pub(super) received: u64,
     pub(super) upgraded: bool,
-    /// After a 101: the upstream socket and bytes it sent past its head.
-    pub(super) tunnel: Option<(RawConn, BytesMut)>,
+    /// After an accepted WebSocket: the upstream side of the tunnel.
+    pub(super) tunnel: Option<UpTunnel>,
     /// The connection manager's codes (`downstream_rq_1xx` for the `100
     /// Continue` sent) and the cluster's (`upstream_rq_1xx` for the
     /// upstream's interim responses), as Envoy counts them.
     pub(super) downstream_codes: &'a nuncio_stats::CodeStats,
     pub(super) upstream_codes: &'a nuncio_stats::CodeStats,
+    /// The cluster's `upstream_rq_tx_reset` (an HTTP/2 stream given up).
+    pub(super) upstream_tx_reset: &'a nuncio_stats::Counter,
 }
 
 impl Exchange<'_> {
@@ -49,6 +59,9 @@ impl Exchange<'_> {
         &mut self,
         pool: &Arc<nuncio_upstream::HostPool>,
     ) -> Result<bool, Fail> {
+        if let Protocol::Http2 { .. } = pool.protocol() {
+            return self.run_h2(pool).await;
+        }
         let idempotent = self.idempotent && self.framing == Framing::Empty;
         loop {
             let mut conn = pool.checkout_raw().await?;
@@ -74,7 +87,7 @@ impl Exchange<'_> {
                     return Err(e);
                 }
                 Ok(_) if self.upgraded => {
-                    self.tunnel = Some((conn, ubuf));
+                    self.tunnel = Some(UpTunnel::H1(conn, ubuf));
                     return Ok(false);
                 }
                 Ok((reusable, keep)) => {
@@ -225,8 +238,19 @@ impl Exchange<'_> {
     /// After a 101 (and outside the route timeout): bytes both ways until
     /// either side closes.
     pub(super) async fn tunnel(&mut self) {
-        let Some((mut conn, leftover)) = self.tunnel.take() else {
-            return;
+        let (mut conn, leftover) = match self.tunnel.take() {
+            Some(UpTunnel::H1(conn, leftover)) => (conn, leftover),
+            Some(UpTunnel::H2(mut t)) => {
+                if !self.buf.is_empty() {
+                    if t.write_all(self.buf).await.is_err() {
+                        return;
+                    }
+                    self.buf.clear();
+                }
+                let _ = tokio::io::copy_bidirectional(self.stream, &mut t).await;
+                return;
+            }
+            None => return,
         };
         let up = &mut conn.stream;
         if !leftover.is_empty() && self.stream.write_all(&leftover).await.is_err() {

@@ -1,11 +1,11 @@
-//! HTTP/2 downstream on the native path: nuncio's own codec
-//! (`crates/h2`: framing, HPACK, flow control, stream state) with
-//! nuncio's request handling. Each stream runs as one task that writes
-//! its HTTP/1.1 request straight onto a pooled upstream socket, reads the
+//! HTTP/2 clients: nuncio's own codec (`crates/h2`: framing, HPACK, flow
+//! control, stream state) with the connection manager's request handling.
+//! Each stream runs as one task. To an HTTP/1.1 cluster it writes its
+//! HTTP/1.1 request straight onto a pooled upstream socket, reads the
 //! response itself and HPACK-encodes the response head straight from the
-//! upstream's header bytes: no `HeaderMap` on either side, no hyper
-//! service, no client dispatch task, no channel. Used when every route
-//! reaches an HTTP/1.1 cluster (`eligible`).
+//! upstream's header bytes: no `HeaderMap` on either side, no client
+//! dispatch task, no channel. To an HTTP/2 cluster the same head goes
+//! through `h2up` (the `h2` crate's client).
 //!
 //! Measured (callgrind, `MIX=h2c bash bench/profile.sh`): the hyper server
 //! plus hyper client path cost ~60.8k instructions per request, this path
@@ -28,7 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::h2guard::PrematureResets;
 use super::h2head::downstream_head;
-use super::h2io::{relay_chunked, send_chunked, H2Duplex, H2Recv, H2Send};
+use super::h2io::{send_chunked, H2Duplex, H2Recv, H2Send};
 use super::head;
 use super::io::Pace;
 use super::relay::{relay, Out, RelayError};
@@ -36,13 +36,13 @@ use super::upstream::{read_response_head, Fail};
 use super::watch::{count_timeouts, until};
 use super::{bufpool, deadline, finish, Done};
 use crate::access_log::LogEntry;
+use crate::flags;
 use crate::local_reply::{LocalReply, RequestKind};
-use crate::proxy::flags;
 use crate::Hcm;
 use nuncio_config::UnderscoresAction;
 
 /// Envoy's response flag for a stream the client reset (`DR`).
-const RESET_BY_CLIENT: &str = "DR";
+const RESET_BY_CLIENT: &str = flags::DOWNSTREAM_RESET;
 
 /// What every stream of one connection shares.
 struct Conn {
@@ -323,8 +323,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         .headers()
         .any(|(n, v)| n == b"via" && crate::via::seen_in(v, &hcm.via_id))
     {
-        hcm.stats.rq_loop_detected.inc();
-        tracing::warn!(cluster = %fwd.cluster.name(), "request loop: this request already passed through this proxy ({}); check that cluster '{}' points at the service, not at proxies that route back", hcm.via_id, fwd.cluster.name());
+        crate::via::loop_detected(&hcm.stats, &hcm.via_id, fwd.cluster.name());
         return reply(
             hcm,
             respond,
@@ -396,7 +395,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         has_ws_version |= n == "sec-websocket-version";
         fields.push((n, v));
     }
-    let ws_key = websocket.then(crate::upgrade::random_key);
+    let ws_key = websocket.then(crate::headers::random_key);
     if let Some(k) = &ws_key {
         if !has_ws_version {
             fields.push(("sec-websocket-version", b"13"));
@@ -461,6 +460,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         },
         reset_by_client: false,
         upstream_codes: &cluster.stats.rq_codes,
+        upstream_tx_reset: &cluster.stats.rq_tx_reset,
     };
     let pool = host.pool(c.worker).clone();
     let result = x.run(&pool, respond, idempotent).await;
@@ -508,6 +508,8 @@ struct Exchange<'a> {
     hcm: &'a Hcm,
     /// The cluster's codes: `upstream_rq_1xx` for interim responses.
     upstream_codes: &'a nuncio_stats::CodeStats,
+    /// The cluster's `upstream_rq_tx_reset` (an HTTP/2 stream given up).
+    upstream_tx_reset: &'a nuncio_stats::Counter,
     /// The client's body (taken by a WebSocket tunnel).
     src: Option<H2Recv>,
     up_head: Vec<u8>,
@@ -543,6 +545,9 @@ impl Exchange<'_> {
         respond: &mut SendResponse,
         idempotent: bool,
     ) -> Result<(), (Fail, bool)> {
+        if let nuncio_upstream::Protocol::Http2 { .. } = pool.protocol() {
+            return self.run_h2(pool, respond).await;
+        }
         let (mut conn, mut ubuf, head) = loop {
             let mut conn = pool.checkout_raw().await.map_err(|e| (e.into(), false))?;
             conn.uses += 1;
@@ -632,6 +637,32 @@ impl Exchange<'_> {
                 Err((e, true))
             }
         }
+    }
+
+    /// [`Exchange::run`] for an HTTP/2 cluster.
+    async fn run_h2(
+        &mut self,
+        pool: &Arc<nuncio_upstream::HostPool>,
+        respond: &mut SendResponse,
+    ) -> Result<(), (Fail, bool)> {
+        let mut out = super::h2up::Outcome::default();
+        let from = super::h2up::FromH2 {
+            hcm: self.hcm,
+            src: &mut self.src,
+            up_head: &self.up_head,
+            framing: self.framing,
+            pace: self.pace,
+            request_deadline: self.request_deadline,
+            route_timeout: self.route_timeout,
+            tx_reset: self.upstream_tx_reset,
+        };
+        let r = super::h2up::forward_h2(from, pool, respond, &mut out).await;
+        self.done.status = out.status;
+        self.done.service_ms = out.service_ms;
+        self.done.sent = out.sent;
+        self.done.received = out.received;
+        self.reset_by_client = out.reset_by_client;
+        r
     }
 
     /// What is left of the route timeout (which started when the request
@@ -750,7 +781,9 @@ impl Exchange<'_> {
             }
         }
         if framing == Framing::Chunked {
-            self.done.sent = relay_chunked(&mut conn.stream, ubuf, sink, self.pace).await?;
+            self.done.sent = super::relay::relay_chunked(&mut conn.stream, ubuf, sink, self.pace)
+                .await
+                .map_err(Fail::from_response_body)?;
             return Ok(());
         }
         match relay(&mut conn.stream, ubuf, sink, framing, Out::Same, self.pace).await {

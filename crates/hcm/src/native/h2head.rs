@@ -53,6 +53,8 @@ pub(super) fn downstream_head(
         let skip = head::hop_by_hop(n, b"")
             || n.eq_ignore_ascii_case("transfer-encoding")
             || (upgraded && n.eq_ignore_ascii_case("sec-websocket-accept"))
+            // Envoy sets its own (a previous hop's is replaced).
+            || (service_ms.is_some() && n.eq_ignore_ascii_case("x-envoy-upstream-service-time"))
             || (!listed.is_empty() && listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes())));
         if !skip {
             hpack::encode_field(out, n.as_bytes(), v);

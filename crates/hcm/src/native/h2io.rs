@@ -11,14 +11,12 @@ use std::task::{ready, Context, Poll};
 
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use nuncio_h1::ChunkedValidator;
+use bytes::{Buf, Bytes};
 use nuncio_h2::{Block, RecvStream, SendStream, StreamError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use super::deadline;
-use super::io::{read_some_hint, Pace};
 use super::upstream::Fail;
+use super::watch::idle_bounded;
 
 fn h2_io(e: StreamError) -> io::Error {
     match e {
@@ -207,12 +205,7 @@ pub(crate) async fn send_chunked(
 ) -> Result<u64, Fail> {
     let mut out = Vec::new();
     loop {
-        let next = match idle {
-            Some(t) => deadline::within(t, src.data())
-                .await
-                .map_err(|_| Fail::StreamIdle)?,
-            None => src.data().await,
-        };
+        let next = idle_bounded(idle, src.data()).await?;
         let data = match next {
             None => break,
             Some(Ok(d)) if d.is_empty() => continue,
@@ -240,7 +233,7 @@ pub(crate) async fn send_chunked(
     Ok(src.total)
 }
 
-fn push_hex(out: &mut Vec<u8>, mut n: usize) {
+pub(crate) fn push_hex(out: &mut Vec<u8>, mut n: usize) {
     let mut digits = [0u8; 16];
     let mut i = digits.len();
     loop {
@@ -254,42 +247,10 @@ fn push_hex(out: &mut Vec<u8>, mut n: usize) {
     out.extend_from_slice(&digits[i..]);
 }
 
-/// Relays a chunked response body as DATA frames, and its trailers as a
-/// trailing HEADERS frame.
-pub(crate) async fn relay_chunked(
-    up: &mut nuncio_stats::io::CountedTcp,
-    ubuf: &mut BytesMut,
-    sink: &mut H2Send,
-    pace: Pace,
-) -> Result<u64, Fail> {
-    let mut v = ChunkedValidator::new();
-    v.keep_trailers();
-    let mut plain = Vec::new();
-    loop {
-        plain.clear();
-        let k = v
-            .feed_with(ubuf, |d| plain.extend_from_slice(d))
-            .map_err(|_| Fail::Protocol)?;
-        ubuf.advance(k);
-        if !plain.is_empty() {
-            sink.write_all(&plain).await.map_err(|_| Fail::Client)?;
-        }
-        if v.is_done() {
-            break;
-        }
-        match read_some_hint(up, ubuf, pace.idle, pace.chunk).await {
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(Fail::StreamIdle),
-            Ok(0) | Err(_) => return Err(Fail::Reset),
-            Ok(_) => {}
-        }
+impl super::relay::TrailerSink for H2Send {
+    fn send_trailers(&mut self, trailers: Vec<(&[u8], &[u8])>) -> io::Result<()> {
+        H2Send::send_trailers(self, trailers)
     }
-    let trailers = v.trailer_fields();
-    if trailers.is_empty() {
-        sink.shutdown().await.map_err(|_| Fail::Client)?;
-    } else {
-        sink.send_trailers(trailers).map_err(|_| Fail::Client)?;
-    }
-    Ok(v.data_bytes())
 }
 
 #[cfg(test)]

@@ -336,6 +336,12 @@ pub(crate) fn downstream_response(
             6 => hop_by_hop(n, v),
             7 => n.eq_ignore_ascii_case("upgrade") && !upgraded,
             17 => n.eq_ignore_ascii_case("transfer-encoding"),
+            // Envoy sets its own (a previous hop's is replaced).
+            29 => {
+                service_time_ms.is_some()
+                    && !upgraded
+                    && n.eq_ignore_ascii_case("x-envoy-upstream-service-time")
+            }
             _ => hop_by_hop(n, v),
         } || (!listed.is_empty()
             && listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes())));

@@ -1,6 +1,6 @@
 //! Socket helpers for the native HTTP/1 path: bounded reads into a buffer
 //! that exists only while a message is in flight, and the byte-for-byte
-//! hand-off of an h2c connection to hyper.
+//! hand-off of an h2c connection to the HTTP/2 path.
 
 use std::io;
 use std::pin::Pin;
@@ -89,7 +89,7 @@ pub(crate) async fn wait_readable(
 }
 
 /// A socket with bytes already read in front of it (the h2c preface the
-/// native path saw before handing the connection to hyper).
+/// HTTP/1.1 path saw before handing the connection to the HTTP/2 path).
 pub struct Prefixed<S> {
     prefix: Bytes,
     inner: S,

@@ -1,13 +1,11 @@
-//! nuncio's own HTTP/1.1 path (issue #4): one task per downstream
+//! nuncio's HTTP/1.1 request path (issue #4): one task per downstream
 //! connection parses each request head with `nuncio_h1` in place, writes
 //! the rewritten head to an upstream socket it checks out of this worker's
 //! pool, relays the bodies by their framing and returns the socket. There
 //! is no header map, no channel and no second task per request, and no
-//! buffer while the connection is idle. A client that opens with the h2c
-//! preface is handed to hyper with the bytes already read.
-//!
-//! Used for connection managers whose routes reach only HTTP/1.1 clusters
-//! (`eligible`); others are served by hyper (`crate::proxy`).
+//! buffer while the connection is idle. A route to an HTTP/2 cluster sends
+//! the same head through `h2up` instead. A client that opens with the h2c
+//! preface is handed to the HTTP/2 path (`h2`) with the bytes already read.
 
 mod bufpool;
 mod date;
@@ -17,6 +15,7 @@ pub(crate) mod h2;
 mod h2guard;
 pub(crate) mod h2head;
 mod h2io;
+mod h2up;
 mod head;
 mod io;
 mod relay;
@@ -31,7 +30,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use nuncio_config::UnderscoresAction;
 use nuncio_h1::{parse_request, request_framing, response_framing, Framing, H1Error, Limits};
 use nuncio_router::path::PathVerdict;
-use nuncio_router::{RouteKind, RouteTable};
+use nuncio_router::RouteKind;
 use nuncio_stats::GaugeGuard;
 use nuncio_upstream::{Protocol, RawConn};
 use tokio::io::AsyncWriteExt;
@@ -39,8 +38,8 @@ use tokio::io::AsyncWriteExt;
 use nuncio_stats::io::CountedTcp as TcpStream;
 
 use crate::access_log::LogEntry;
+use crate::flags;
 use crate::local_reply::{LocalReply, RequestKind};
-use crate::proxy::flags;
 use crate::Hcm;
 use exchange::Exchange;
 use head::BodyOut;
@@ -53,16 +52,6 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// A downstream socket with the bytes already read in front.
 pub(crate) type PrefixedStream = Prefixed<TcpStream>;
-
-/// Whether every route of `routes` forwards to an HTTP/1.1 cluster.
-pub(crate) fn eligible(routes: &RouteTable) -> bool {
-    routes.forwards().all(|f| {
-        matches!(
-            f.cluster.config.protocol,
-            nuncio_config::UpstreamProtocol::Http1
-        )
-    })
-}
 
 /// Envoy's reason phrase for `status` (`Unknown` for codes without one).
 pub(crate) fn reason(status: u16) -> &'static str {
@@ -558,8 +547,7 @@ async fn handle(
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case("via") && crate::via::seen_in(v, &hcm.via_id))
     {
-        hcm.stats.rq_loop_detected.inc();
-        tracing::warn!(cluster = %fwd.cluster.name(), "request loop: this request already passed through this proxy ({}); check that cluster '{}' points at the service, not at proxies that route back", hcm.via_id, fwd.cluster.name());
+        crate::via::loop_detected(&hcm.stats, &hcm.via_id, fwd.cluster.name());
         refuse!(508, "request loop detected", true, flags::NONE)
     }
     let cluster = fwd.cluster.clone();
@@ -602,7 +590,6 @@ async fn handle(
     let _host_active = GaugeGuard::new(&host.stats.rq_active);
     let sent_at = Instant::now();
     let pool = host.pool(worker).clone();
-    debug_assert!(matches!(pool.protocol(), Protocol::Http1));
     let mut x = Exchange {
         stream,
         buf,
@@ -630,6 +617,7 @@ async fn handle(
         upgraded: false,
         downstream_codes: &hcm.stats.rq_codes,
         upstream_codes: &cluster.stats.rq_codes,
+        upstream_tx_reset: &cluster.stats.rq_tx_reset,
     };
     let result = x.run(&pool).await;
     bufpool::give_head(std::mem::take(&mut x.up_head));

@@ -143,6 +143,60 @@ where
     }
 }
 
+/// A body destination that can end with trailers (an HTTP/2 stream).
+pub(crate) trait TrailerSink: AsyncWrite + Unpin {
+    /// Ends the body with `trailers` (non-empty).
+    fn send_trailers(&mut self, trailers: Vec<(&[u8], &[u8])>) -> io::Result<()>;
+}
+
+/// Relays a chunked body into a sink that frames data itself (HTTP/2
+/// DATA frames): the chunks' payload, then the trailers (gRPC's status
+/// crosses this way), or the end of the stream. Returns the payload bytes.
+pub(crate) async fn relay_chunked<R, S>(
+    src: &mut R,
+    pending: &mut BytesMut,
+    sink: &mut S,
+    pace: Pace,
+) -> Result<u64, RelayError>
+where
+    R: AsyncRead + Unpin,
+    S: TrailerSink,
+{
+    let mut v = ChunkedValidator::new();
+    v.keep_trailers();
+    let mut plain = Vec::new();
+    loop {
+        plain.clear();
+        let k = v
+            .feed_with(pending, |d| plain.extend_from_slice(d))
+            .map_err(RelayError::Framing)?;
+        pending.advance(k);
+        if !plain.is_empty() {
+            sink.write_all(&plain).await.map_err(RelayError::Dst)?;
+        }
+        if v.is_done() {
+            break;
+        }
+        if read_some_hint(src, pending, pace.idle, pace.chunk)
+            .await
+            .map_err(RelayError::Src)?
+            == 0
+        {
+            return Err(RelayError::Src(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed before the body ended",
+            )));
+        }
+    }
+    let trailers = v.trailer_fields();
+    if trailers.is_empty() {
+        sink.shutdown().await.map_err(RelayError::Dst)?;
+    } else {
+        sink.send_trailers(trailers).map_err(RelayError::Dst)?;
+    }
+    Ok(v.data_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::io::MAX_READ;

@@ -13,7 +13,7 @@ use nuncio_upstream::{ResetReason, UpstreamError};
 use super::io::read_some;
 use super::relay::RelayError;
 use super::watch::ClientWatch;
-use crate::proxy::flags;
+use crate::flags;
 
 /// Why forwarding failed.
 #[derive(Debug)]
@@ -22,6 +22,9 @@ pub(super) enum Fail {
     /// The connection was not made: `ConnectionFailure` or `ConnectionTimeout`.
     Connect(ResetReason),
     Reset,
+    /// An HTTP/2 upstream stream failed (reset, or its connection ended
+    /// or broke the protocol).
+    Stream(ResetReason),
     Protocol,
     Client,
     /// No body bytes moved for `stream_idle_timeout` (the client's
@@ -44,7 +47,10 @@ impl Fail {
     /// `upstream_cx_protocol_error`): a malformed response, or one cut
     /// short after it started.
     pub(super) fn upstream_protocol_error(&self, response_started: bool) -> bool {
-        matches!(self, Fail::Protocol) || (response_started && matches!(self, Fail::Reset))
+        matches!(
+            self,
+            Fail::Protocol | Fail::Stream(ResetReason::ProtocolError)
+        ) || (response_started && matches!(self, Fail::Reset))
     }
 
     /// The failure of relaying the request body (client → upstream).
@@ -115,6 +121,18 @@ impl Fail {
                 flags::UPSTREAM_TERMINATION,
                 ResetReason::ConnectionTermination.local_reply_body(),
             ),
+            Fail::Stream(reason) => {
+                // A stream reset (an HTTP/2 connection's end is none).
+                if *reason != ResetReason::ConnectionTermination {
+                    cluster.stats.rq_rx_reset.inc();
+                }
+                let (status, flag) = match reason {
+                    ResetReason::ProtocolError => (502, flags::UPSTREAM_RESET),
+                    ResetReason::ConnectionTermination => (503, flags::UPSTREAM_TERMINATION),
+                    _ => (503, flags::UPSTREAM_RESET),
+                };
+                (status, flag, reason.local_reply_body())
+            }
             Fail::Protocol => (
                 502,
                 flags::UPSTREAM_RESET,
@@ -122,7 +140,9 @@ impl Fail {
             ),
             Fail::StreamIdle => (408, flags::STREAM_IDLE_TIMEOUT, "stream timeout"),
             Fail::RequestTimeout => (408, flags::NONE, "request timeout"),
-            Fail::Client | Fail::BadRequestBody(_) => (status.max(400), "DC", ""),
+            Fail::Client | Fail::BadRequestBody(_) => {
+                (status.max(400), flags::DOWNSTREAM_TERMINATION, "")
+            }
         }
     }
 }
@@ -188,10 +208,10 @@ pub(super) async fn read_response_head<T>(
 impl From<UpstreamError> for Fail {
     fn from(e: UpstreamError) -> Self {
         let reason = e.reset_reason();
-        if reason.is_connect_failure() {
-            Fail::Connect(reason)
-        } else {
-            Fail::Reset
+        match e {
+            _ if reason.is_connect_failure() => Fail::Connect(reason),
+            UpstreamError::H2(_) | UpstreamError::ExtendedConnectRefused => Fail::Stream(reason),
+            _ => Fail::Reset,
         }
     }
 }

@@ -31,6 +31,18 @@ pub(super) async fn until<F: Future>(
     }
 }
 
+/// Awaits `f`, failing with [`Fail::StreamIdle`] after `idle`
+/// (`stream_idle_timeout`), if set: one wait for one body chunk.
+pub(super) async fn idle_bounded<F: Future>(
+    idle: Option<std::time::Duration>,
+    f: F,
+) -> Result<F::Output, Fail> {
+    match idle {
+        Some(t) => deadline::within(t, f).await.map_err(|_| Fail::StreamIdle),
+        None => Ok(f.await),
+    }
+}
+
 /// Most pipelined bytes read from a client while its request waits for the
 /// upstream's answer; past this the client is not watched (backpressure).
 const PIPELINE_CAP: usize = 64 * 1024;
