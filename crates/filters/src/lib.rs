@@ -5,9 +5,19 @@
 
 #![forbid(unsafe_code)]
 
+mod civil;
+pub mod formatter;
+pub mod headers;
+
 /// A source of random numbers (Envoy's `RandomGenerator`), so decisions
 /// that sample requests are deterministic in tests.
 pub trait Random {
     /// A uniformly distributed 64-bit number.
     fn random(&mut self) -> u64;
+}
+
+/// Whether a request drawn from `random` falls in `percent` (Envoy's
+/// `featureEnabled` with no runtime override).
+pub fn sampled(percent: &nuncio_config::FractionalPercent, random: &mut dyn Random) -> bool {
+    percent.hit(random.random())
 }
