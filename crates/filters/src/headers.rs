@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 
+use nuncio_config::filters::HeaderMutationAction;
 use nuncio_config::{AppendAction, HeaderMutations, HeaderValueOption};
 
 use crate::formatter::{format, FormatContext};
@@ -143,6 +144,21 @@ pub fn apply_response(m: &HeaderMutations, headers: &mut dyn HeaderEdit, ctx: &d
     );
 }
 
+/// Applies the header mutation filter's ordered `request_mutations` or
+/// `response_mutations`: each `remove` or `append` in turn.
+pub fn apply_actions(
+    actions: &[HeaderMutationAction],
+    headers: &mut dyn HeaderEdit,
+    ctx: &dyn FormatContext,
+) {
+    for a in actions {
+        match a {
+            HeaderMutationAction::Remove(name) => headers.remove(name),
+            HeaderMutationAction::Append(h) => apply(std::slice::from_ref(h), &[], headers, ctx),
+        }
+    }
+}
+
 /// The levels of route configuration that carry header mutations.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Levels<'a> {
@@ -267,6 +283,18 @@ mod tests {
         let mut resp = list(&[("server", "up"), ("x", "y")]);
         apply_response(&m, &mut resp, &ctx);
         assert_eq!(resp, list(&[("x", "y")]));
+    }
+
+    #[test]
+    fn header_mutation_filter_actions() {
+        let actions = [
+            HeaderMutationAction::Append(opt("x", "1", AppendAction::AppendIfExistsOrAdd, false)),
+            HeaderMutationAction::Remove("x".into()),
+            HeaderMutationAction::Append(opt("x", "2", AppendAction::AddIfAbsent, false)),
+        ];
+        let mut h = list(&[("x", "0")]);
+        apply_actions(&actions, &mut h, &Facts::default());
+        assert_eq!(h, list(&[("x", "2")]), "applied one after another");
     }
 
     #[test]

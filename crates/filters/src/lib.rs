@@ -5,9 +5,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod buffer;
 mod civil;
+pub mod cors;
+pub mod fault;
 pub mod formatter;
 pub mod headers;
+pub mod health_check;
+pub mod local_ratelimit;
 
 /// A source of random numbers (Envoy's `RandomGenerator`), so decisions
 /// that sample requests are deterministic in tests.
