@@ -97,6 +97,25 @@ impl<'a> Val<'a> {
         self.uint(0, u64::from(u32::MAX)).map(|v| v as u32)
     }
 
+    /// A floating-point number (quoted or not, as protobuf JSON allows).
+    pub fn f64(&self) -> Result<f64> {
+        let s = self.scalar().ok_or_else(|| self.expected("a number"))?;
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| self.err(format!("expected a number, got '{s}'")))
+    }
+
+    /// A string of at least one byte (Envoy's `min_len: 1`).
+    pub fn non_empty_str(&self) -> Result<String> {
+        let s = self.str()?;
+        if s.is_empty() {
+            return Err(self.err("must not be empty"));
+        }
+        Ok(s)
+    }
+
     /// A boolean (`true`/`false`, any case).
     pub fn bool(&self) -> Result<bool> {
         match self.scalar().map(str::to_ascii_lowercase).as_deref() {
@@ -202,6 +221,24 @@ impl<'a> Val<'a> {
     pub fn to_json(&self) -> serde_json::Value {
         to_json(self.node)
     }
+}
+
+/// Decodes `text` (YAML or JSON) with `f`, as source `name` (unit tests of
+/// the decoders, and [`crate::filters::decode_filter_str`]).
+pub(crate) fn decode_str<T>(
+    name: &str,
+    text: &str,
+    f: impl FnOnce(&Val) -> Result<T>,
+) -> Result<T> {
+    let node = crate::yaml::parse(text).map_err(|e| ConfigError {
+        file: name.to_string(),
+        line: e.mark.line,
+        col: e.mark.col,
+        path: String::new(),
+        message: format!("invalid YAML/JSON: {}", e.message),
+    })?;
+    let ctx = Ctx::new(vec![name.to_string()], false);
+    f(&Val::new(&ctx, &node))
 }
 
 /// A map being decoded.

@@ -16,9 +16,15 @@ mod cluster;
 mod decode;
 pub mod dump;
 mod error;
+pub mod filters;
+mod format;
 mod hcm;
+mod header_matcher;
+mod headers;
 mod http2;
 mod listener;
+mod matcher;
+mod percent;
 mod route;
 pub mod yaml;
 
@@ -26,11 +32,19 @@ pub use address::SocketAddress;
 pub use bootstrap::{Admin, Bootstrap, NodeInfo};
 pub use cluster::{Cluster, DiscoveryType, DnsLookupFamily, LbPolicy, UpstreamProtocol};
 pub use error::ConfigError;
+pub use format::{
+    AddressPart, Command, Endpoint, FormatError, FormatString, HeaderRef, Segment, TimePiece,
+    DEFAULT_START_TIME_FORMAT, SUPPORTED_COMMANDS,
+};
 pub use hcm::{
     AccessLog, CodecType, EscapedSlashes, HttpConnectionManager, PathOptions, UnderscoresAction,
 };
+pub use header_matcher::{HeaderMatch, HeaderMatcher};
+pub use headers::{valid_header_name, AppendAction, HeaderMutations, HeaderValueOption};
 pub use http2::{FloodLimits, Http2Options};
 pub use listener::{FilterChain, Listener, NetworkFilter};
+pub use matcher::{SafeRegex, StringMatcher, StringPattern};
+pub use percent::{Denominator, FractionalPercent, RuntimeFractionalPercent};
 pub use route::{
     Action, PathMatch, Route, RouteAction, RouteConfig, RouteMatch, VirtualHost,
     DEFAULT_ROUTE_TIMEOUT,

@@ -1,0 +1,221 @@
+//! HTTP filters other than the router: each filter's typed, validated
+//! config (one module per filter), and the dispatch from a filter's `@type`
+//! (v3) or name (v2-era `config:` form) to its decoder. Not yet accepted in
+//! `http_filters` or `typed_per_filter_config`: the request path does not
+//! run them yet, and accepting a filter that does nothing would be wrong.
+
+mod buffer;
+mod cors;
+mod fault;
+mod header_mutation;
+mod health_check;
+mod local_ratelimit;
+
+pub use buffer::{Buffer, BufferPerRoute, BUFFER_PER_ROUTE_TYPE, BUFFER_TYPE};
+pub use cors::{CorsPolicy, CORS_POLICY_TYPE, CORS_TYPE};
+pub use fault::{
+    AbortKind, DelayKind, FaultAbort, FaultDelay, HttpFault, FAULT_TYPE, FAULT_TYPE_V2,
+};
+pub use header_mutation::{
+    HeaderMutation, HeaderMutationAction, Mutations, HEADER_MUTATION_PER_ROUTE_TYPE,
+    HEADER_MUTATION_TYPE,
+};
+pub use health_check::{HealthCheck, HEALTH_CHECK_TYPE};
+pub use local_ratelimit::{
+    DescriptorEntry, LocalRateLimit, LocalRateLimitDescriptor, TokenBucket, LOCAL_RATE_LIMIT_TYPE,
+};
+
+use crate::decode::{decode_str, Result, Val};
+use crate::listener::type_name;
+use crate::ConfigError;
+
+/// A decoded HTTP filter config (an `http_filters` entry's settings).
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpFilterConfig {
+    /// `envoy.filters.http.cors`.
+    Cors,
+    /// `envoy.filters.http.local_ratelimit`.
+    LocalRateLimit(Box<LocalRateLimit>),
+    /// `envoy.filters.http.fault`.
+    Fault(Box<HttpFault>),
+    /// `envoy.filters.http.buffer`.
+    Buffer(Buffer),
+    /// `envoy.filters.http.health_check`.
+    HealthCheck(Box<HealthCheck>),
+    /// `envoy.filters.http.header_mutation`.
+    HeaderMutation(Box<HeaderMutation>),
+}
+
+/// A decoded `typed_per_filter_config` value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PerRouteConfig {
+    /// `CorsPolicy`.
+    Cors(Box<CorsPolicy>),
+    /// `LocalRateLimit` (with its own bucket).
+    LocalRateLimit(Box<LocalRateLimit>),
+    /// `HTTPFault`.
+    Fault(Box<HttpFault>),
+    /// `BufferPerRoute`.
+    Buffer(BufferPerRoute),
+    /// `HeaderMutationPerRoute`.
+    HeaderMutation(Box<HeaderMutation>),
+}
+
+const V2_NAMES: &[(&str, &str)] = &[
+    ("envoy.cors", CORS_TYPE),
+    ("envoy.filters.http.cors", CORS_TYPE),
+    ("envoy.fault", FAULT_TYPE),
+    ("envoy.filters.http.fault", FAULT_TYPE),
+    ("envoy.buffer", BUFFER_TYPE),
+    ("envoy.filters.http.buffer", BUFFER_TYPE),
+    ("envoy.health_check", HEALTH_CHECK_TYPE),
+    ("envoy.filters.http.health_check", HEALTH_CHECK_TYPE),
+    ("envoy.filters.http.local_ratelimit", LOCAL_RATE_LIMIT_TYPE),
+    ("envoy.filters.http.header_mutation", HEADER_MUTATION_TYPE),
+];
+
+/// The v3 message of a filter given by `@type` URL, or for the v2-era
+/// `config:` form by name; `None` when nuncio has no decoder for it.
+pub(crate) fn filter_message(type_url: Option<&str>, name: &str) -> Option<&'static str> {
+    match type_url.map(type_name) {
+        Some("envoy.config.filter.http.cors.v2.Cors") => Some(CORS_TYPE),
+        Some(FAULT_TYPE_V2) => Some(FAULT_TYPE),
+        Some("envoy.config.filter.http.buffer.v2.Buffer") => Some(BUFFER_TYPE),
+        Some("envoy.config.filter.http.health_check.v2.HealthCheck") => Some(HEALTH_CHECK_TYPE),
+        Some(t) => [
+            CORS_TYPE,
+            FAULT_TYPE,
+            BUFFER_TYPE,
+            HEALTH_CHECK_TYPE,
+            LOCAL_RATE_LIMIT_TYPE,
+            HEADER_MUTATION_TYPE,
+        ]
+        .into_iter()
+        .find(|m| *m == t),
+        None => V2_NAMES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t),
+    }
+}
+
+/// Decodes an HTTP filter's settings `v`, whose v3 message is `message`
+/// (from [`filter_message`]).
+pub(crate) fn decode_http_filter_config(message: &str, v: &Val) -> Result<HttpFilterConfig> {
+    Ok(match message {
+        CORS_TYPE => {
+            cors::decode(v)?;
+            HttpFilterConfig::Cors
+        }
+        FAULT_TYPE => HttpFilterConfig::Fault(Box::new(fault::decode(v)?)),
+        BUFFER_TYPE => HttpFilterConfig::Buffer(buffer::decode(v)?),
+        HEALTH_CHECK_TYPE => HttpFilterConfig::HealthCheck(Box::new(health_check::decode(v)?)),
+        LOCAL_RATE_LIMIT_TYPE => {
+            HttpFilterConfig::LocalRateLimit(Box::new(local_ratelimit::decode(v)?))
+        }
+        HEADER_MUTATION_TYPE => {
+            HttpFilterConfig::HeaderMutation(Box::new(header_mutation::decode(v)?))
+        }
+        other => return Err(v.err(format!("http filter '{other}' is not supported yet"))),
+    })
+}
+
+/// Decodes one `typed_per_filter_config` value (its `@type` decides).
+pub(crate) fn decode_per_route_config(v: &Val) -> Result<PerRouteConfig> {
+    let o = v.obj()?;
+    let tv = o.req("@type")?;
+    let url = tv.str()?;
+    Ok(match type_name(&url) {
+        CORS_POLICY_TYPE => PerRouteConfig::Cors(Box::new(cors::decode_policy(v)?)),
+        LOCAL_RATE_LIMIT_TYPE => {
+            PerRouteConfig::LocalRateLimit(Box::new(local_ratelimit::decode_per_route(v)?))
+        }
+        FAULT_TYPE | FAULT_TYPE_V2 => PerRouteConfig::Fault(Box::new(fault::decode(v)?)),
+        BUFFER_PER_ROUTE_TYPE => PerRouteConfig::Buffer(buffer::decode_per_route(v)?),
+        HEADER_MUTATION_PER_ROUTE_TYPE => {
+            PerRouteConfig::HeaderMutation(Box::new(header_mutation::decode_per_route(v)?))
+        }
+        other => return Err(tv.err(format!("per-route config '{other}' is not supported yet"))),
+    })
+}
+
+/// Decodes the `cors` field of a virtual host or route action.
+#[allow(
+    dead_code,
+    reason = "route.rs calls it once the request path runs these mutations (issue #13)"
+)]
+pub(crate) fn decode_route_cors(v: &Val) -> Result<CorsPolicy> {
+    cors::decode_route_cors(v)
+}
+
+/// Decodes a filter's `typed_config` written alone (YAML or JSON with its
+/// `@type`), as source `name`: for tests and tools.
+pub fn decode_filter_str(
+    name: &str,
+    text: &str,
+) -> std::result::Result<HttpFilterConfig, ConfigError> {
+    decode_str(name, text, |v| {
+        let o = v.obj()?;
+        let tv = o.req("@type")?;
+        let url = tv.str()?;
+        let Some(message) = filter_message(Some(&url), "") else {
+            return Err(tv.err(format!(
+                "http filter '{}' is not supported yet",
+                type_name(&url)
+            )));
+        };
+        decode_http_filter_config(message, v)
+    })
+}
+
+/// Decodes a `typed_per_filter_config` value written alone (YAML or JSON
+/// with its `@type`), as source `name`.
+pub fn decode_per_route_str(
+    name: &str,
+    text: &str,
+) -> std::result::Result<PerRouteConfig, ConfigError> {
+    decode_str(name, text, decode_per_route_config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatch_by_type_and_name() {
+        assert_eq!(
+            filter_message(
+                Some("type.googleapis.com/envoy.config.filter.http.fault.v2.HTTPFault"),
+                ""
+            ),
+            Some(FAULT_TYPE)
+        );
+        assert_eq!(filter_message(None, "envoy.cors"), Some(CORS_TYPE));
+        assert_eq!(filter_message(None, "envoy.router"), None);
+        let c = decode_filter_str(
+            "f.yaml",
+            "\"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer\nmax_request_bytes: 5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            HttpFilterConfig::Buffer(Buffer {
+                max_request_bytes: 5
+            })
+        );
+        let e = decode_filter_str("f.yaml", "\"@type\": x.Unknown\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.yaml:1:10: @type: http filter 'x.Unknown' is not supported yet"
+        );
+        let p = decode_per_route_str(
+            "r.yaml",
+            "\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy\nmax_age: '5'\n",
+        )
+        .unwrap();
+        assert!(matches!(p, PerRouteConfig::Cors(_)));
+        let e = decode_per_route_str(
+            "r.yaml",
+            "\"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit\nstat_prefix: s\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("token_bucket"), "{e}");
+    }
+}
