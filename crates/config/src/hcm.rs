@@ -100,6 +100,8 @@ pub struct HttpConnectionManager {
     /// What to do with request header names containing `_`
     /// (`common_http_protocol_options.headers_with_underscores_action`).
     pub underscores: UnderscoresAction,
+    /// The HTTP filters before the router, in order.
+    pub http_filters: Vec<crate::filters::HttpFilter>,
 }
 
 /// nuncio's default `request_headers_timeout`: a client gets 10 s from a
@@ -400,6 +402,7 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         suppress_envoy_headers,
         path,
         underscores,
+        http_filters: Vec::new(),
     })
 }
 

@@ -15,6 +15,12 @@ pub struct RouteConfig {
     /// `ignore_port_in_host_matching`: match domains against the Host
     /// without its port (Envoy's default compares the whole Host).
     pub ignore_port_in_host_matching: bool,
+    /// `request_headers_to_add` and the rest at the route config level.
+    pub headers: crate::HeaderMutations,
+    /// `most_specific_header_mutations_wins`.
+    pub most_specific_header_mutations_wins: bool,
+    /// `typed_per_filter_config` at the route config level.
+    pub per_filter: crate::filters::PerFilterConfig,
 }
 
 /// A virtual host.
@@ -26,6 +32,13 @@ pub struct VirtualHost {
     pub domains: Vec<String>,
     /// Routes, first match wins.
     pub routes: Vec<Route>,
+    /// The virtual host's header mutations.
+    pub headers: crate::HeaderMutations,
+    /// The virtual host's `cors` policy (the older field; the v3 way is
+    /// `typed_per_filter_config`).
+    pub cors: Option<crate::filters::CorsPolicy>,
+    /// `typed_per_filter_config`.
+    pub per_filter: crate::filters::PerFilterConfig,
 }
 
 /// A route.
@@ -37,6 +50,12 @@ pub struct Route {
     pub matcher: RouteMatch,
     /// What it does.
     pub action: Action,
+    /// The route's header mutations.
+    pub headers: crate::HeaderMutations,
+    /// The route action's `cors` policy (the older field).
+    pub cors: Option<crate::filters::CorsPolicy>,
+    /// `typed_per_filter_config`.
+    pub per_filter: crate::filters::PerFilterConfig,
 }
 
 /// Path matching.
@@ -155,6 +174,9 @@ pub(crate) fn decode_route_config(v: &Val, clusters: ClusterCheck) -> Result<Rou
         name,
         virtual_hosts,
         ignore_port_in_host_matching,
+        headers: crate::HeaderMutations::default(),
+        most_specific_header_mutations_wins: false,
+        per_filter: Vec::new(),
     })
 }
 
@@ -208,6 +230,9 @@ fn decode_virtual_host(v: &Val, clusters: ClusterCheck) -> Result<VirtualHost> {
         name,
         domains,
         routes,
+        headers: crate::HeaderMutations::default(),
+        cors: None,
+        per_filter: Vec::new(),
     })
 }
 
@@ -254,6 +279,9 @@ fn decode_route(v: &Val, clusters: ClusterCheck) -> Result<Route> {
         name,
         matcher,
         action,
+        headers: crate::HeaderMutations::default(),
+        cors: None,
+        per_filter: Vec::new(),
     })
 }
 

@@ -46,6 +46,37 @@ pub enum HttpFilterConfig {
     HeaderMutation(Box<HeaderMutation>),
 }
 
+/// One `http_filters` entry before the router.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpFilter {
+    /// Its name as configured (`envoy.filters.http.cors`, or any name the
+    /// user chose): `typed_per_filter_config` keys refer to it.
+    pub name: String,
+    /// Its settings.
+    pub config: HttpFilterConfig,
+    /// `disabled: true`: off unless a route's `typed_per_filter_config`
+    /// enables it (Envoy's `HttpFilter.disabled`).
+    pub disabled: bool,
+}
+
+/// What a virtual host or route says about one filter, by its name, in
+/// `typed_per_filter_config`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FilterOverride {
+    /// The filter's per-route settings.
+    Config(PerRouteConfig),
+    /// `envoy.config.route.v3.FilterConfig` with `disabled: true`: the
+    /// filter does not run for this route.
+    Disabled,
+    /// `FilterConfig` with `disabled: false` and no config: a filter
+    /// that is `disabled` in `http_filters` runs for this route.
+    Enabled,
+}
+
+/// `typed_per_filter_config`, in the order written: (filter name, what
+/// it says).
+pub type PerFilterConfig = Vec<(String, FilterOverride)>;
+
 /// A decoded `typed_per_filter_config` value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PerRouteConfig {
