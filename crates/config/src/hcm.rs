@@ -1,12 +1,27 @@
-//! The HTTP connection manager's settings, its HTTP filters (the router)
-//! and access logs.
+//! The HTTP connection manager's settings, its HTTP filters and access
+//! logs.
+//!
+//! `http_filters`: the router, last (Envoy: "terminal filter ... must be
+//! the last filter"; a router with `disabled: true` is refused as Envoy
+//! refuses it), after any of the filters of [`crate::filters`] (cors,
+//! local_ratelimit, fault, buffer, health_check, header_mutation), given by
+//! `typed_config` `@type`, v2-era `config:` or name alone. `disabled: true`
+//! is kept ([`HttpFilter::disabled`]). An `is_optional` filter nuncio does
+//! not have is left out, as Envoy leaves out an optional filter its build
+//! lacks (checked with `envoy --mode validate`: an unknown optional filter
+//! given by name is accepted); any other unknown filter is an error naming
+//! the supported ones. Envoy allows two filters with the same name; so
+//! does nuncio.
 
 use std::time::Duration;
 
 use crate::decode::{Result, Val};
+use crate::filters::{decode_http_filter_config, filter_message, HttpFilter};
 use crate::http2::{decode_http2_options, Http2Options};
 use crate::listener::{type_name, typed_or_v2};
 use crate::route::{decode_route_config, decode_upgrade_config, ClusterCheck, RouteConfig};
+use crate::yaml::{Node, NodeKind};
+use crate::ConfigError;
 
 pub(crate) const HCM_TYPES: &[&str] = &[
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -101,7 +116,7 @@ pub struct HttpConnectionManager {
     /// (`common_http_protocol_options.headers_with_underscores_action`).
     pub underscores: UnderscoresAction,
     /// The HTTP filters before the router, in order.
-    pub http_filters: Vec<crate::filters::HttpFilter>,
+    pub http_filters: Vec<HttpFilter>,
 }
 
 /// nuncio's default `request_headers_timeout`: a client gets 10 s from a
@@ -179,25 +194,15 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         }
         None => return Err(o.err("missing required field 'route_config'")),
     };
-    let mut suppress_envoy_headers = false;
     let hf = o.get("http_filters");
-    let filters = hf
-        .as_ref()
-        .map(|h| h.list())
-        .transpose()?
-        .unwrap_or_default();
-    for (i, f) in filters.iter().enumerate() {
-        let is_last = i + 1 == filters.len();
-        suppress_envoy_headers |= decode_http_filter(f, is_last)?;
-    }
-    if filters.is_empty() {
-        let at = hf.as_ref().map(|h| h.err("")).unwrap_or_else(|| o.err(""));
-        return Err(crate::ConfigError {
-            message: "http_filters must end with the router filter (envoy.filters.http.router)"
-                .into(),
-            ..at
-        });
-    }
+    let (http_filters, suppress_envoy_headers) = match &hf {
+        Some(h) => decode_http_filters(h)?,
+        None => {
+            return Err(
+                o.err("http_filters must end with the router filter (envoy.filters.http.router)")
+            )
+        }
+    };
     let mut access_logs = Vec::new();
     for a in o
         .get("access_log")
@@ -402,55 +407,150 @@ pub(crate) fn decode_hcm(v: &Val, clusters: ClusterCheck) -> Result<HttpConnecti
         suppress_envoy_headers,
         path,
         underscores,
-        http_filters: Vec::new(),
+        http_filters,
     })
 }
 
-/// Decodes one HTTP filter; returns the router's `suppress_envoy_headers`.
-fn decode_http_filter(v: &Val, is_last: bool) -> Result<bool> {
+/// The filters nuncio runs besides the router, for error messages.
+const SUPPORTED_FILTERS: &str = "the router (envoy.filters.http.router, v2-era envoy.router) and \
+envoy.filters.http.cors, local_ratelimit, fault, buffer, health_check, header_mutation";
+
+/// One `http_filters` entry, decoded.
+enum Entry {
+    /// The router, with its `suppress_envoy_headers`.
+    Router(bool),
+    /// A filter before the router.
+    Filter(HttpFilter),
+    /// An `is_optional` filter nuncio does not have: left out, as Envoy
+    /// leaves out an optional filter its build lacks.
+    Skipped,
+}
+
+/// Decodes `http_filters`: the filters before the router, in order, and
+/// the router's `suppress_envoy_headers`. The router must be last, as in
+/// Envoy ("terminal filter ... must be the last filter").
+fn decode_http_filters(h: &Val) -> Result<(Vec<HttpFilter>, bool)> {
+    let items = h.list()?;
+    let mut filters = Vec::new();
+    let mut router = None;
+    for (i, f) in items.iter().enumerate() {
+        if router.is_some() {
+            return Err(items[i - 1].err("the router must be the last http filter"));
+        }
+        match decode_http_filter(f)? {
+            Entry::Router(suppress) => router = Some(suppress),
+            Entry::Filter(x) => filters.push(x),
+            Entry::Skipped => {}
+        }
+    }
+    match router {
+        Some(suppress) => Ok((filters, suppress)),
+        None => {
+            let at = items.last().unwrap_or(h);
+            Err(at.err("http_filters must end with the router filter (envoy.filters.http.router)"))
+        }
+    }
+}
+
+/// Decodes one `http_filters` entry: by its `typed_config` `@type` (v3),
+/// or by its name (v2-era `config:`, or the name alone, which works where
+/// the filter's empty config is valid: cors, fault, header_mutation).
+/// Envoy 1.40 itself refuses a filter without `typed_config` ("Didn't find
+/// a registered implementation for 'envoy.filters.http.cors' with type URL:
+/// ''"); nuncio accepts the name alone as its v2-era syntax, as it does for
+/// `envoy.router`.
+fn decode_http_filter(v: &Val) -> Result<Entry> {
     let o = v.obj()?;
-    let name = o.req("name")?.str()?;
+    let name = o.req("name")?.non_empty_str()?;
     let t = typed_or_v2(&o)?;
-    o.ignore("is_optional");
-    o.ignore("disabled");
+    let is_optional = o
+        .get("is_optional")
+        .map(|b| b.bool())
+        .transpose()?
+        .unwrap_or(false);
+    let disabled = o
+        .get("disabled")
+        .map(|b| b.bool())
+        .transpose()?
+        .unwrap_or(false);
     o.finish_with(&["config_discovery"])?;
     let is_router = match &t.type_url {
         Some(url) => ROUTER_TYPES.contains(&type_name(url)),
         None => ROUTER_NAMES.contains(&name.as_str()),
     };
-    if !is_router {
-        let what = t.type_url.as_deref().unwrap_or(&name);
-        return Err(v.err(format!(
-            "http filter '{what}' is not supported yet; nuncio supports the router (envoy.filters.http.router, v2-era envoy.router)"
-        )));
-    }
-    if !is_last {
-        return Err(v.err("the router must be the last http filter"));
-    }
-    let mut suppress = false;
-    if let Some(c) = t.config {
-        let co = c.obj()?;
-        co.ignore("@type");
-        suppress = co
-            .get("suppress_envoy_headers")
-            .map(|b| b.bool())
-            .transpose()?
-            .unwrap_or(false);
-        for k in [
-            "dynamic_stats",
-            "start_child_span",
-            "respect_expected_rq_timeout",
-            "suppress_grpc_request_failure_code_stats",
-        ] {
-            co.ignore(k);
+    if is_router {
+        if disabled {
+            return Err(v.err(format!(
+                "the last (terminal) filter ({name}) in the chain cannot be disabled by default"
+            )));
         }
-        co.finish_with(&[
-            "upstream_log",
-            "upstream_log_options",
-            "strict_check_headers",
-            "upstream_http_filters",
-        ])?;
+        return Ok(Entry::Router(decode_router(t.config.as_ref())?));
     }
+    let Some(message) = filter_message(t.type_url.as_deref(), &name) else {
+        if is_optional {
+            return Ok(Entry::Skipped);
+        }
+        let what = t.type_url.as_deref().map(type_name).unwrap_or(&name);
+        return Err(v.err(format!(
+            "http filter '{what}' is not supported yet; nuncio supports {SUPPORTED_FILTERS}"
+        )));
+    };
+    let config = match &t.config {
+        Some(c) => decode_http_filter_config(message, c)?,
+        None => {
+            // The name alone: the filter's empty config, with errors
+            // (a required field) placed at the entry.
+            let empty = Node {
+                kind: NodeKind::Scalar {
+                    value: String::new(),
+                    plain: true,
+                },
+                mark: v.node.mark,
+            };
+            let ev = Val {
+                ctx: v.ctx,
+                node: &empty,
+                path: v.path.clone(),
+            };
+            decode_http_filter_config(message, &ev).map_err(|e| ConfigError {
+                message: format!("'{name}' needs a typed_config: {}", e.message),
+                ..e
+            })?
+        }
+    };
+    Ok(Entry::Filter(HttpFilter {
+        name,
+        config,
+        disabled,
+    }))
+}
+
+/// Decodes the router's settings; returns its `suppress_envoy_headers`.
+fn decode_router(config: Option<&Val>) -> Result<bool> {
+    let Some(c) = config else {
+        return Ok(false);
+    };
+    let co = c.obj()?;
+    co.ignore("@type");
+    let suppress = co
+        .get("suppress_envoy_headers")
+        .map(|b| b.bool())
+        .transpose()?
+        .unwrap_or(false);
+    for k in [
+        "dynamic_stats",
+        "start_child_span",
+        "respect_expected_rq_timeout",
+        "suppress_grpc_request_failure_code_stats",
+    ] {
+        co.ignore(k);
+    }
+    co.finish_with(&[
+        "upstream_log",
+        "upstream_log_options",
+        "strict_check_headers",
+        "upstream_http_filters",
+    ])?;
     Ok(suppress)
 }
 

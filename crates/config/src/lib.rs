@@ -160,3 +160,5 @@ pub fn load_str(name: &str, text: &str) -> Result<Bootstrap, ConfigError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_filters;

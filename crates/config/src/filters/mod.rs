@@ -1,8 +1,8 @@
 //! HTTP filters other than the router: each filter's typed, validated
 //! config (one module per filter), and the dispatch from a filter's `@type`
-//! (v3) or name (v2-era `config:` form) to its decoder. Not yet accepted in
-//! `http_filters` or `typed_per_filter_config`: the request path does not
-//! run them yet, and accepting a filter that does nothing would be wrong.
+//! (v3) or name (v2-era `config:` form) to its decoder. `hcm.rs` reads
+//! `http_filters` entries with them; `route.rs` reads `typed_per_filter_config`
+//! and the `cors` fields.
 
 mod buffer;
 mod cors;
