@@ -211,6 +211,38 @@ impl<'a> Val<'a> {
         }
     }
 
+    /// The entries of a map whose keys are data (protobuf `map<string, _>`),
+    /// in document order, each with its path `<path>.<key>`; null is empty.
+    pub fn entries(&self) -> Result<Vec<(String, Val<'a>)>> {
+        match &self.node.kind {
+            NodeKind::Map(entries) => Ok(entries
+                .iter()
+                .map(|e| {
+                    let v = Val {
+                        ctx: self.ctx,
+                        node: &e.value,
+                        path: if self.path.is_empty() {
+                            e.key.clone()
+                        } else {
+                            format!("{}.{}", self.path, e.key)
+                        },
+                    };
+                    (e.key.clone(), v)
+                })
+                .collect()),
+            _ if self.node.is_null() => Ok(Vec::new()),
+            _ => Err(self.expected("a map")),
+        }
+    }
+
+    /// Whether this is an empty map (`{}`) or null.
+    pub fn is_empty_map(&self) -> bool {
+        match &self.node.kind {
+            NodeKind::Map(entries) => entries.is_empty(),
+            _ => self.node.is_null(),
+        }
+    }
+
     /// A list of strings.
     pub fn str_list(&self) -> Result<Vec<String>> {
         self.list()?.iter().map(Val::str).collect()

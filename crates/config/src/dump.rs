@@ -4,12 +4,13 @@
 use serde_json::{json, Map, Value};
 
 use crate::cluster::{Cluster, DnsLookupFamily, UpstreamProtocol};
+use crate::dump_filters::{http_filter, route_level};
 use crate::hcm::{CodecType, HttpConnectionManager};
 use crate::listener::{Listener, NetworkFilter};
 use crate::route::{Action, PathMatch, RouteConfig};
 use crate::{Bootstrap, Http2Options, SocketAddress};
 
-fn dur(d: std::time::Duration) -> String {
+pub(crate) fn dur(d: std::time::Duration) -> String {
     let s = format!("{}.{:09}", d.as_secs(), d.subsec_nanos());
     let s = s.trim_end_matches('0').trim_end_matches('.');
     format!("{s}s")
@@ -123,6 +124,8 @@ fn route_config(rc: &RouteConfig) -> Value {
                                     json!([{"upgrade_type": "websocket", "enabled": ws}]),
                                 );
                             }
+                            // The route's `cors` is a RouteAction field.
+                            route_level(&mut ra, &Default::default(), &Vec::new(), r.cors.as_ref());
                             out.insert("route".into(), Value::Object(ra));
                         }
                         Action::DirectResponse { status, body } => {
@@ -133,13 +136,26 @@ fn route_config(rc: &RouteConfig) -> Value {
                             out.insert("direct_response".into(), d);
                         }
                     }
+                    route_level(&mut out, &r.headers, &r.per_filter, None);
                     Value::Object(out)
                 })
                 .collect();
-            json!({"name": vh.name, "domains": vh.domains, "routes": routes})
+            let mut v = Map::new();
+            v.insert("name".into(), vh.name.clone().into());
+            v.insert("domains".into(), vh.domains.clone().into());
+            v.insert("routes".into(), routes.into());
+            route_level(&mut v, &vh.headers, &vh.per_filter, vh.cors.as_ref());
+            Value::Object(v)
         })
         .collect();
-    json!({"name": rc.name, "virtual_hosts": vhs})
+    let mut v = Map::new();
+    v.insert("name".into(), rc.name.clone().into());
+    v.insert("virtual_hosts".into(), vhs.into());
+    route_level(&mut v, &rc.headers, &rc.per_filter, None);
+    if rc.most_specific_header_mutations_wins {
+        v.insert("most_specific_header_mutations_wins".into(), true.into());
+    }
+    Value::Object(v)
 }
 
 fn hcm(h: &HttpConnectionManager) -> Value {
@@ -167,13 +183,13 @@ fn hcm(h: &HttpConnectionManager) -> Value {
         "stat_prefix": h.stat_prefix,
         "codec_type": codec,
         "route_config": route_config(&h.route_config),
-        "http_filters": [{
+        "http_filters": h.http_filters.iter().map(http_filter).chain([json!({
             "name": "envoy.filters.http.router",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
                 "suppress_envoy_headers": h.suppress_envoy_headers,
             },
-        }],
+        })]).collect::<Vec<_>>(),
         "server_name": h.server_name,
         "use_remote_address": h.use_remote_address,
         "generate_request_id": h.generate_request_id,

@@ -87,10 +87,6 @@ fn is_protected(name: &str) -> bool {
 /// Reads the four lists from the object that holds them (a route
 /// configuration, virtual host, route or weighted-cluster entry). The
 /// caller must not also read those keys.
-#[allow(
-    dead_code,
-    reason = "route.rs calls it once the request path runs these mutations (issue #13)"
-)]
 pub(crate) fn decode_header_mutations(o: &Obj) -> Result<HeaderMutations> {
     let adds = |k: &'static str| -> Result<Vec<HeaderValueOption>> {
         o.get(k)
@@ -197,10 +193,6 @@ pub(crate) fn decode_header_value(v: &Val) -> Result<(String, FormatString)> {
 }
 
 /// Decodes a `*_headers_to_remove` list.
-#[allow(
-    dead_code,
-    reason = "route.rs calls it once the request path runs these mutations (issue #13)"
-)]
 pub(crate) fn decode_headers_to_remove(v: &Val) -> Result<Vec<String>> {
     let items = v.list()?;
     if items.len() > 1000 {

@@ -15,6 +15,7 @@ mod bootstrap;
 mod cluster;
 mod decode;
 pub mod dump;
+mod dump_filters;
 mod error;
 pub mod filters;
 mod format;

@@ -1,9 +1,20 @@
 //! Route configuration: virtual hosts (matched on the Host header) and
 //! their ordered routes (matched on the path), each with an action.
+//!
+//! Each of the three levels (route configuration, virtual host, route)
+//! carries its header lists (`request_headers_to_add` and the rest,
+//! [`HeaderMutations`]) and `typed_per_filter_config` (v2-era
+//! `per_filter_config` on virtual hosts and routes); the virtual host and
+//! the route action carry the older `cors` field, kept on the [`Route`].
+//! `most_specific_header_mutations_wins` is a route configuration field
+//! (Envoy refuses it on a virtual host). Header lists of weighted-cluster
+//! entries are out of scope: `weighted_clusters` is refused.
 
 use std::time::Duration;
 
 use crate::decode::{Result, Val};
+use crate::filters::{decode_per_filter, decode_route_cors, CorsPolicy, PerFilterConfig};
+use crate::headers::{decode_header_mutations, HeaderMutations};
 
 /// A `RouteConfiguration`.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,11 +27,11 @@ pub struct RouteConfig {
     /// without its port (Envoy's default compares the whole Host).
     pub ignore_port_in_host_matching: bool,
     /// `request_headers_to_add` and the rest at the route config level.
-    pub headers: crate::HeaderMutations,
+    pub headers: HeaderMutations,
     /// `most_specific_header_mutations_wins`.
     pub most_specific_header_mutations_wins: bool,
     /// `typed_per_filter_config` at the route config level.
-    pub per_filter: crate::filters::PerFilterConfig,
+    pub per_filter: PerFilterConfig,
 }
 
 /// A virtual host.
@@ -33,12 +44,12 @@ pub struct VirtualHost {
     /// Routes, first match wins.
     pub routes: Vec<Route>,
     /// The virtual host's header mutations.
-    pub headers: crate::HeaderMutations,
+    pub headers: HeaderMutations,
     /// The virtual host's `cors` policy (the older field; the v3 way is
     /// `typed_per_filter_config`).
-    pub cors: Option<crate::filters::CorsPolicy>,
+    pub cors: Option<CorsPolicy>,
     /// `typed_per_filter_config`.
-    pub per_filter: crate::filters::PerFilterConfig,
+    pub per_filter: PerFilterConfig,
 }
 
 /// A route.
@@ -51,11 +62,11 @@ pub struct Route {
     /// What it does.
     pub action: Action,
     /// The route's header mutations.
-    pub headers: crate::HeaderMutations,
+    pub headers: HeaderMutations,
     /// The route action's `cors` policy (the older field).
-    pub cors: Option<crate::filters::CorsPolicy>,
+    pub cors: Option<CorsPolicy>,
     /// `typed_per_filter_config`.
-    pub per_filter: crate::filters::PerFilterConfig,
+    pub per_filter: PerFilterConfig,
 }
 
 /// Path matching.
@@ -145,15 +156,16 @@ pub(crate) fn decode_route_config(v: &Val, clusters: ClusterCheck) -> Result<Rou
         .map(|b| b.bool())
         .transpose()?
         .unwrap_or(false);
+    let headers = decode_header_mutations(&o)?;
+    let most_specific_header_mutations_wins = o
+        .get("most_specific_header_mutations_wins")
+        .map(|b| b.bool())
+        .transpose()?
+        .unwrap_or(false);
+    let per_filter = decode_per_filter(o.get("typed_per_filter_config"), None)?;
     o.finish_with(&[
         "internal_only_headers",
-        "response_headers_to_add",
-        "response_headers_to_remove",
-        "request_headers_to_add",
-        "request_headers_to_remove",
         "vhds",
-        "most_specific_header_mutations_wins",
-        "typed_per_filter_config",
         "cluster_specifier_plugins",
         "request_mirror_policies",
         "max_direct_response_body_size_bytes",
@@ -174,9 +186,9 @@ pub(crate) fn decode_route_config(v: &Val, clusters: ClusterCheck) -> Result<Rou
         name,
         virtual_hosts,
         ignore_port_in_host_matching,
-        headers: crate::HeaderMutations::default(),
-        most_specific_header_mutations_wins: false,
-        per_filter: Vec::new(),
+        headers,
+        most_specific_header_mutations_wins,
+        per_filter,
     })
 }
 
@@ -206,17 +218,14 @@ fn decode_virtual_host(v: &Val, clusters: ClusterCheck) -> Result<VirtualHost> {
     {
         routes.push(decode_route(&r, clusters)?);
     }
+    let headers = decode_header_mutations(&o)?;
+    let cors = o.get("cors").map(|c| decode_route_cors(&c)).transpose()?;
+    let per_filter =
+        decode_per_filter(o.get("typed_per_filter_config"), o.get("per_filter_config"))?;
     o.finish_with(&[
         "require_tls",
         "virtual_clusters",
         "rate_limits",
-        "request_headers_to_add",
-        "request_headers_to_remove",
-        "response_headers_to_add",
-        "response_headers_to_remove",
-        "cors",
-        "typed_per_filter_config",
-        "per_filter_config",
         "include_request_attempt_count",
         "include_attempt_count_in_response",
         "retry_policy",
@@ -230,9 +239,9 @@ fn decode_virtual_host(v: &Val, clusters: ClusterCheck) -> Result<VirtualHost> {
         name,
         domains,
         routes,
-        headers: crate::HeaderMutations::default(),
-        cors: None,
-        per_filter: Vec::new(),
+        headers,
+        cors,
+        per_filter,
     })
 }
 
@@ -246,8 +255,13 @@ fn decode_route(v: &Val, clusters: ClusterCheck) -> Result<Route> {
     let matcher = decode_match(&o.req("match")?)?;
     let route = o.get("route");
     let direct = o.get("direct_response");
+    let mut cors = None;
     let action = match (route, direct) {
-        (Some(r), None) => Action::Route(decode_route_action(&r, clusters)?),
+        (Some(r), None) => {
+            let (a, c) = decode_route_action(&r, clusters)?;
+            cors = c;
+            Action::Route(a)
+        }
         (None, Some(d)) => decode_direct_response(&d)?,
         (Some(_), Some(d)) => {
             return Err(d.err("a route takes one of 'route' and 'direct_response'"))
@@ -261,16 +275,13 @@ fn decode_route(v: &Val, clusters: ClusterCheck) -> Result<Route> {
     };
     o.ignore("decorator");
     o.ignore("metadata");
+    let headers = decode_header_mutations(&o)?;
+    let per_filter =
+        decode_per_filter(o.get("typed_per_filter_config"), o.get("per_filter_config"))?;
     o.finish_with(&[
         "redirect",
         "filter_action",
         "non_forwarding_action",
-        "typed_per_filter_config",
-        "per_filter_config",
-        "request_headers_to_add",
-        "request_headers_to_remove",
-        "response_headers_to_add",
-        "response_headers_to_remove",
         "tracing",
         "per_request_buffer_limit_bytes",
         "stat_prefix",
@@ -279,9 +290,9 @@ fn decode_route(v: &Val, clusters: ClusterCheck) -> Result<Route> {
         name,
         matcher,
         action,
-        headers: crate::HeaderMutations::default(),
-        cors: None,
-        per_filter: Vec::new(),
+        headers,
+        cors,
+        per_filter,
     })
 }
 
@@ -337,7 +348,11 @@ fn decode_match(v: &Val) -> Result<RouteMatch> {
     })
 }
 
-fn decode_route_action(v: &Val, clusters: ClusterCheck) -> Result<RouteAction> {
+/// Decodes a `RouteAction`, and its `cors` policy (kept on the [`Route`]).
+fn decode_route_action(
+    v: &Val,
+    clusters: ClusterCheck,
+) -> Result<(RouteAction, Option<CorsPolicy>)> {
     let o = v.obj()?;
     let cv = o.get("cluster");
     let cluster = match &cv {
@@ -382,6 +397,7 @@ fn decode_route_action(v: &Val, clusters: ClusterCheck) -> Result<RouteAction> {
     }
     o.ignore("idle_timeout");
     o.ignore("priority");
+    let cors = o.get("cors").map(|c| decode_route_cors(&c)).transpose()?;
     o.finish_with(&[
         "cluster_header",
         "weighted_clusters",
@@ -400,20 +416,22 @@ fn decode_route_action(v: &Val, clusters: ClusterCheck) -> Result<RouteAction> {
         "rate_limits",
         "include_vh_rate_limits",
         "hash_policy",
-        "cors",
         "max_grpc_timeout",
         "grpc_timeout_offset",
         "internal_redirect_policy",
         "max_stream_duration",
         "hedge_policy",
     ])?;
-    Ok(RouteAction {
-        cluster,
-        timeout,
-        prefix_rewrite,
-        host_rewrite,
-        websocket,
-    })
+    Ok((
+        RouteAction {
+            cluster,
+            timeout,
+            prefix_rewrite,
+            host_rewrite,
+            websocket,
+        },
+        cors,
+    ))
 }
 
 /// Decodes an `UpgradeConfig`: `{upgrade_type, enabled}`.

@@ -5,7 +5,7 @@
 //! (Envoy 1.40); the messages follow Envoy's where it has one.
 
 use super::*;
-use crate::filters::{HttpFilter, HttpFilterConfig};
+use crate::filters::{FilterOverride, HttpFilter, HttpFilterConfig, PerRouteConfig};
 
 const ROUTER: &str = "          - name: envoy.filters.http.router\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\n";
 
@@ -40,7 +40,7 @@ fn filters_of(filters: &str) -> Vec<HttpFilter> {
 fn line_of(filters: &str, needle: &str) -> usize {
     let text = front_proxy().replacen(ROUTER, filters, 1);
     let at = text.find(needle).unwrap_or_else(|| panic!("{needle}"));
-    text[..at].lines().count() + usize::from(text[..at].ends_with('\n'))
+    text[..at].matches('\n').count() + 1
 }
 
 #[test]
@@ -219,4 +219,334 @@ fn router_last_and_not_disabled() {
             .ends_with("http_filters[0].typed_config.max_request_bytes"),
         "{e}"
     );
+}
+
+/// Text to insert at each level of the front proxy's route config, each
+/// line already indented for its level (12, 14, 16 and 18 spaces).
+#[derive(Default)]
+struct Levels<'a> {
+    rc: &'a str,
+    vh: &'a str,
+    route: &'a str,
+    action: &'a str,
+}
+
+fn route_text(l: &Levels) -> String {
+    let mut t = front_proxy();
+    for (after, extra) in [
+        ("            name: local_route\n", l.rc),
+        ("              domains: [\"*\"]\n", l.vh),
+        ("                  prefix: \"/\"\n", l.route),
+        ("                  cluster: myservice\n", l.action),
+    ] {
+        assert!(t.contains(after), "the example changed");
+        t = t.replacen(after, &format!("{after}{extra}"), 1);
+    }
+    t
+}
+
+fn with_levels(l: &Levels) -> std::result::Result<Bootstrap, ConfigError> {
+    load_str("t.yaml", &route_text(l))
+}
+
+fn line_in(l: &Levels, needle: &str) -> usize {
+    let t = route_text(l);
+    let at = t.find(needle).unwrap_or_else(|| panic!("{needle}"));
+    t[..at].matches('\n').count() + 1
+}
+
+#[test]
+fn header_lists_at_three_levels() {
+    let b = with_levels(&Levels {
+        rc: "            response_headers_to_add: [{header: {key: x-rc, value: \"%PROTOCOL%\"}}]\n            most_specific_header_mutations_wins: true\n            request_headers_to_remove: [X-Rc-Drop]\n",
+        vh: "              request_headers_to_add:\n              - header: {key: x-vh, value: v}\n                append_action: OVERWRITE_IF_EXISTS_OR_ADD\n",
+        route: "                response_headers_to_remove: [x-secret]\n                request_headers_to_add: [{header: {key: x-r, value: r}, append: false}]\n",
+        action: "",
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rc = &hcm(&b).route_config;
+    assert!(rc.most_specific_header_mutations_wins);
+    assert_eq!(rc.headers.response_headers_to_add[0].name, "x-rc");
+    assert_eq!(rc.headers.request_headers_to_remove, ["x-rc-drop"]);
+    let vh = &rc.virtual_hosts[0];
+    assert_eq!(
+        vh.headers.request_headers_to_add[0].append_action,
+        AppendAction::OverwriteIfExistsOrAdd
+    );
+    let r = &vh.routes[0];
+    assert_eq!(r.headers.response_headers_to_remove, ["x-secret"]);
+    assert_eq!(
+        r.headers.request_headers_to_add[0].append_action,
+        AppendAction::OverwriteIfExistsOrAdd
+    );
+    // Dumped as configured, at the level where each was given.
+    let d = dump::config_dump(&b);
+    let rcj = &d["configs"][0]["bootstrap"]["static_resources"]["listeners"][0]["filter_chains"][0]
+        ["filters"][0]["typed_config"]["route_config"];
+    assert_eq!(rcj["most_specific_header_mutations_wins"], true);
+    assert_eq!(
+        rcj["response_headers_to_add"],
+        serde_json::json!([{"header": {"key": "x-rc", "value": "%PROTOCOL%"}}])
+    );
+    assert_eq!(
+        rcj["virtual_hosts"][0]["request_headers_to_add"][0]["append_action"],
+        "OVERWRITE_IF_EXISTS_OR_ADD"
+    );
+    assert_eq!(
+        rcj["virtual_hosts"][0]["routes"][0]["response_headers_to_remove"],
+        serde_json::json!(["x-secret"])
+    );
+}
+
+#[test]
+fn header_list_refusals_point_at_the_field() {
+    let l = Levels {
+        vh: "              request_headers_to_add: [{header: {key: host, value: v}}]\n",
+        ..Levels::default()
+    };
+    let e = with_levels(&l).unwrap_err();
+    assert_eq!(
+        e.line,
+        line_in(&l, "request_headers_to_add: [{header: {key: host")
+    );
+    assert_eq!(
+        e.path,
+        "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].request_headers_to_add[0].header.key"
+    );
+    assert!(e.message.contains("may not be modified"), "{e}");
+    // Envoy: most_specific_header_mutations_wins is not a virtual host field.
+    let e = with_levels(&Levels {
+        vh: "              most_specific_header_mutations_wins: true\n",
+        ..Levels::default()
+    })
+    .unwrap_err();
+    assert!(e.message.contains("unknown field"), "{e}");
+    let e = with_levels(&Levels {
+        route: "                response_headers_to_remove: [':status']\n",
+        ..Levels::default()
+    })
+    .unwrap_err();
+    assert!(
+        e.path.ends_with("routes[0].response_headers_to_remove[0]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn cors_fields_on_virtual_host_and_route_action() {
+    let b = with_levels(&Levels {
+        vh: "              cors:\n                allow_origin_string_match: [{exact: \"https://a.example\"}]\n                allow_methods: GET\n",
+        action: "                  cors: {allow_origin: [\"https://b.example\"], enabled: false}\n",
+        ..Levels::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let vh = &hcm(&b).route_config.virtual_hosts[0];
+    let c = vh.cors.as_ref().unwrap();
+    assert!(c.allow_origin[0].matches("https://a.example"));
+    assert_eq!(c.allow_methods.as_deref(), Some("GET"));
+    let rc = vh.routes[0].cors.as_ref().unwrap();
+    assert!(rc.allow_origin[0].matches("https://b.example"));
+    assert_eq!(
+        rc.filter_enabled.as_ref().unwrap().default_value.numerator,
+        0
+    );
+    let d = dump::config_dump(&b);
+    let vhj = &d["configs"][0]["bootstrap"]["static_resources"]["listeners"][0]["filter_chains"][0]
+        ["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0];
+    assert_eq!(
+        vhj["cors"],
+        serde_json::json!({"allow_origin_string_match": [{"exact": "https://a.example"}], "allow_methods": "GET"})
+    );
+    // The v2-era fields come out in their v3 form.
+    assert_eq!(
+        vhj["routes"][0]["route"]["cors"],
+        serde_json::json!({"allow_origin_string_match": [{"exact": "https://b.example"}], "filter_enabled": {"default_value": {"numerator": 0}}})
+    );
+    // `cors` directly on a route is not a Route field (Envoy: unknown field).
+    let e = with_levels(&Levels {
+        route: "                cors: {allow_methods: GET}\n",
+        ..Levels::default()
+    })
+    .unwrap_err();
+    assert!(e.message.contains("unknown field 'cors'"), "{e}");
+}
+
+const CORS_POLICY: &str = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy";
+const FILTER_CONFIG: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
+
+#[test]
+fn typed_per_filter_config_at_three_levels() {
+    let rc = format!(
+        "            typed_per_filter_config:\n              envoy.filters.http.cors:\n                \"@type\": {CORS_POLICY}\n                max_age: \"60\"\n"
+    );
+    let vh = format!(
+        "              typed_per_filter_config:\n                envoy.filters.http.buffer: {{\"@type\": {FILTER_CONFIG}, disabled: true}}\n                my_limiter: {{\"@type\": {FILTER_CONFIG}, config: {{}}}}\n                envoy.filters.http.lua: {{\"@type\": {FILTER_CONFIG}, is_optional: true, config: {{\"@type\": type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute, disabled: true}}}}\n"
+    );
+    let route = format!(
+        "                typed_per_filter_config:\n                  envoy.filters.http.fault:\n                    \"@type\": {FILTER_CONFIG}\n                    config: {{\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault, abort: {{http_status: 418, percentage: {{numerator: 100}}}}}}\n                  envoy.filters.http.header_mutation:\n                    \"@type\": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute\n                    mutations: {{response_mutations: [{{remove: x-a}}]}}\n"
+    );
+    let b = with_levels(&Levels {
+        rc: &rc,
+        vh: &vh,
+        route: &route,
+        action: "",
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rcm = &hcm(&b).route_config;
+    assert_eq!(rcm.per_filter.len(), 1);
+    assert_eq!(rcm.per_filter[0].0, "envoy.filters.http.cors");
+    assert!(
+        matches!(&rcm.per_filter[0].1, FilterOverride::Config(PerRouteConfig::Cors(p)) if p.max_age.as_deref() == Some("60"))
+    );
+    let vhm = &rcm.virtual_hosts[0];
+    assert_eq!(
+        vhm.per_filter,
+        vec![
+            (
+                "envoy.filters.http.buffer".to_string(),
+                FilterOverride::Disabled
+            ),
+            ("my_limiter".to_string(), FilterOverride::Enabled),
+            (
+                "envoy.filters.http.lua".to_string(),
+                FilterOverride::Enabled
+            ),
+        ]
+    );
+    let r = &vhm.routes[0].per_filter;
+    assert!(
+        matches!(&r[0].1, FilterOverride::Config(PerRouteConfig::Fault(f)) if f.abort.is_some())
+    );
+    assert!(matches!(
+        &r[1].1,
+        FilterOverride::Config(PerRouteConfig::HeaderMutation(_))
+    ));
+    let d = dump::config_dump(&b);
+    let rcj = &d["configs"][0]["bootstrap"]["static_resources"]["listeners"][0]["filter_chains"][0]
+        ["filters"][0]["typed_config"]["route_config"];
+    assert_eq!(
+        rcj["typed_per_filter_config"],
+        serde_json::json!({"envoy.filters.http.cors": {"@type": CORS_POLICY, "max_age": "60"}})
+    );
+    assert_eq!(
+        rcj["virtual_hosts"][0]["typed_per_filter_config"]["envoy.filters.http.buffer"],
+        serde_json::json!({"@type": FILTER_CONFIG, "disabled": true})
+    );
+    assert_eq!(
+        rcj["virtual_hosts"][0]["routes"][0]["typed_per_filter_config"]
+            ["envoy.filters.http.header_mutation"],
+        serde_json::json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute",
+            "mutations": {"response_mutations": [{"remove": "x-a"}]},
+        })
+    );
+}
+
+#[test]
+fn v2_era_per_filter_config() {
+    let b = with_levels(&Levels {
+        route: "                per_filter_config:\n                  envoy.fault: {delay: {fixed_delay: 2s, percentage: {numerator: 10}}}\n                  envoy.buffer: {disabled: true}\n",
+        ..Levels::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let r = &hcm(&b).route_config.virtual_hosts[0].routes[0].per_filter;
+    assert!(
+        matches!(&r[0].1, FilterOverride::Config(PerRouteConfig::Fault(f)) if f.delay.is_some())
+    );
+    assert_eq!(
+        r[1].1,
+        FilterOverride::Config(PerRouteConfig::Buffer(filters::BufferPerRoute::Disabled))
+    );
+    let e = with_levels(&Levels {
+        vh: "              per_filter_config: {envoy.lua: {}}\n",
+        ..Levels::default()
+    })
+    .unwrap_err();
+    assert!(
+        e.path
+            .ends_with("virtual_hosts[0].per_filter_config.envoy.lua"),
+        "{e}"
+    );
+    assert!(e.message.contains("use typed_per_filter_config"), "{e}");
+    let e = with_levels(&Levels {
+        vh: "              per_filter_config: {envoy.fault: {}}\n              typed_per_filter_config: {}\n",
+        ..Levels::default()
+    })
+    .unwrap_err();
+    assert!(e.message.contains("not both"), "{e}");
+}
+
+#[test]
+fn typed_per_filter_config_refused_as_envoy_refuses() {
+    let at_vh = |value: &str| {
+        let vh = format!("              typed_per_filter_config:\n                f:\n{value}");
+        let l = Levels {
+            vh: &vh,
+            ..Levels::default()
+        };
+        with_levels(&l).unwrap_err()
+    };
+    // Envoy: "could not find @type 'type.googleapis.com/foo.Bar'".
+    let e = at_vh("                  \"@type\": type.googleapis.com/foo.Bar\n");
+    assert!(e.path.ends_with("typed_per_filter_config.f.@type"), "{e}");
+    assert!(
+        e.message
+            .contains("per-route config 'foo.Bar' is not supported"),
+        "{e}"
+    );
+    let e = at_vh(&format!("                  \"@type\": {FILTER_CONFIG}\n"));
+    assert_eq!(
+        e.message,
+        "Empty route/virtual host per filter configuration for f filter"
+    );
+    let e = at_vh(&format!(
+        "                  \"@type\": {FILTER_CONFIG}\n                  is_optional: true\n"
+    ));
+    assert!(e.message.starts_with("Empty route/virtual host"), "{e}");
+    let e = at_vh("                  \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\n");
+    assert_eq!(
+        e.message,
+        "The filter f doesn't support virtual host or route specific configurations"
+    );
+    let e = at_vh(&format!(
+        "                  \"@type\": {FILTER_CONFIG}\n                  config: {{\"@type\": type.googleapis.com/foo.Bar}}\n"
+    ));
+    assert!(e.path.ends_with("f.config.@type"), "{e}");
+    let e = at_vh(&format!(
+        "                  \"@type\": {FILTER_CONFIG}\n                  disabld: true\n"
+    ));
+    assert!(e.message.contains("did you mean 'disabled'"), "{e}");
+    let e = at_vh("                  max_age: \"5\"\n");
+    assert!(e.message.contains("missing required field '@type'"), "{e}");
+    // A decoder's own check, at its path.
+    let e = at_vh(&format!(
+        "                  \"@type\": {CORS_POLICY}\n                  allow_credentials: yes\n"
+    ));
+    assert!(e.path.ends_with("f.allow_credentials"), "{e}");
+}
+
+#[test]
+fn http_filters_dump_with_their_typed_config() {
+    let b = with_filters(&format!(
+        "          - name: envoy.filters.http.cors\n          - name: rl\n            disabled: true\n            typed_config: {{\"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: rl, token_bucket: {{max_tokens: 3, fill_interval: 0.5s}}, filter_enabled: {{default_value: {{numerator: 100}}}}}}\n{ROUTER}"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let d = dump::config_dump(&b);
+    let hf = &d["configs"][0]["bootstrap"]["static_resources"]["listeners"][0]["filter_chains"][0]
+        ["filters"][0]["typed_config"]["http_filters"];
+    assert_eq!(
+        hf[0],
+        serde_json::json!({"name": "envoy.filters.http.cors", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}})
+    );
+    assert_eq!(
+        hf[1],
+        serde_json::json!({"name": "rl", "disabled": true, "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "rl",
+            "token_bucket": {"max_tokens": 3, "tokens_per_fill": 1, "fill_interval": "0.5s"},
+            "filter_enabled": {"default_value": {"numerator": 100}},
+        }})
+    );
+    assert_eq!(hf[2]["name"], "envoy.filters.http.router");
+    assert_eq!(hf.as_array().map(Vec::len), Some(3));
 }

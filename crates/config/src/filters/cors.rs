@@ -61,10 +61,6 @@ pub(crate) fn decode_policy(v: &Val) -> Result<CorsPolicy> {
 
 /// Decodes the `cors` field of a virtual host or route action (also takes
 /// the v2-era fields).
-#[allow(
-    dead_code,
-    reason = "route.rs calls it once the request path runs these mutations (issue #13)"
-)]
 pub(crate) fn decode_route_cors(v: &Val) -> Result<CorsPolicy> {
     decode_any(v, true)
 }

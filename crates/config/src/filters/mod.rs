@@ -167,11 +167,143 @@ pub(crate) fn decode_per_route_config(v: &Val) -> Result<PerRouteConfig> {
     })
 }
 
+/// `envoy.config.route.v3.FilterConfig`, the wrapper that can disable a
+/// filter for a route.
+pub const FILTER_CONFIG_TYPE: &str = "envoy.config.route.v3.FilterConfig";
+
+/// Filter types that take no per-route config: Envoy says "The filter X
+/// doesn't support virtual host or route specific configurations".
+const NO_PER_ROUTE: &[&str] = &[
+    "envoy.extensions.filters.http.router.v3.Router",
+    "envoy.config.filter.http.router.v2.Router",
+    HEALTH_CHECK_TYPE,
+    "envoy.config.filter.http.health_check.v2.HealthCheck",
+];
+
+/// The per-route `@type`s nuncio decodes.
+const PER_ROUTE_TYPES: &[&str] = &[
+    CORS_POLICY_TYPE,
+    LOCAL_RATE_LIMIT_TYPE,
+    FAULT_TYPE,
+    FAULT_TYPE_V2,
+    BUFFER_PER_ROUTE_TYPE,
+    HEADER_MUTATION_PER_ROUTE_TYPE,
+];
+
+/// Decodes `typed_per_filter_config` (v3) and the v2-era
+/// `per_filter_config` of one level (route configuration, virtual host or
+/// route), which may not both be given.
+///
+/// Keys are filter names (`http_filters[].name`); as in Envoy, a key need
+/// not name a filter of the chain, and the value's `@type` (not the key)
+/// decides how it is read. Checked with `envoy --mode validate` (1.40):
+/// an unknown `@type` is an error; `FilterConfig` with `disabled: true` is
+/// [`FilterOverride::Disabled`] whatever its `config`; without `config` it
+/// is "Empty route/virtual host per filter configuration for X filter";
+/// `config: {}` (an empty `Any`) enables the filter
+/// ([`FilterOverride::Enabled`]); with `is_optional: true` a config nuncio
+/// cannot read (or a filter without per-route config) enables the filter
+/// without settings, as Envoy does when the factory is missing; the router
+/// and health check refuse per-route config ("The filter X doesn't support
+/// virtual host or route specific configurations").
+pub(crate) fn decode_per_filter(typed: Option<Val>, v2: Option<Val>) -> Result<PerFilterConfig> {
+    let mut out = Vec::new();
+    match (typed, v2) {
+        (Some(_), Some(p)) => {
+            return Err(p.err(
+                "give 'typed_per_filter_config' (v3) or 'per_filter_config' (v2-era), not both",
+            ))
+        }
+        (Some(t), None) => {
+            for (name, v) in t.entries()? {
+                let o = decode_filter_override(&name, &v)?;
+                out.push((name, o));
+            }
+        }
+        (None, Some(p)) => {
+            for (name, v) in p.entries()? {
+                let c = decode_v2_per_filter(&name, &v)?;
+                out.push((name, FilterOverride::Config(c)));
+            }
+        }
+        (None, None) => {}
+    }
+    Ok(out)
+}
+
+/// One `typed_per_filter_config` value, for the filter named `name`.
+fn decode_filter_override(name: &str, v: &Val) -> Result<FilterOverride> {
+    let o = v.obj()?;
+    let tv = o.req("@type")?;
+    let url = tv.str()?;
+    if type_name(&url) != FILTER_CONFIG_TYPE {
+        return per_route(name, v, false);
+    }
+    let disabled = o
+        .get("disabled")
+        .map(|b| b.bool())
+        .transpose()?
+        .unwrap_or(false);
+    let is_optional = o
+        .get("is_optional")
+        .map(|b| b.bool())
+        .transpose()?
+        .unwrap_or(false);
+    let config = o.get("config");
+    o.finish()?;
+    if disabled {
+        // Envoy ignores the config of a disabled filter.
+        return Ok(FilterOverride::Disabled);
+    }
+    match config {
+        None => Err(v.err(format!(
+            "Empty route/virtual host per filter configuration for {name} filter"
+        ))),
+        Some(c) if c.is_empty_map() => Ok(FilterOverride::Enabled),
+        Some(c) => per_route(name, &c, is_optional),
+    }
+}
+
+/// A per-route config given by `@type`; `optional` turns what nuncio
+/// cannot use into "enabled, no settings".
+fn per_route(name: &str, v: &Val, optional: bool) -> Result<FilterOverride> {
+    let o = v.obj()?;
+    let tv = o.req("@type")?;
+    let url = tv.str()?;
+    let t = type_name(&url);
+    if PER_ROUTE_TYPES.contains(&t) {
+        return Ok(FilterOverride::Config(decode_per_route_config(v)?));
+    }
+    if optional {
+        return Ok(FilterOverride::Enabled);
+    }
+    if NO_PER_ROUTE.contains(&t) {
+        return Err(tv.err(format!(
+            "The filter {name} doesn't support virtual host or route specific configurations"
+        )));
+    }
+    Err(tv.err(format!(
+        "per-route config '{t}' is not supported yet; nuncio reads the cors, local_ratelimit, fault, buffer and header_mutation filters' (CorsPolicy, LocalRateLimit, HTTPFault, BufferPerRoute, HeaderMutationPerRoute) and FilterConfig"
+    )))
+}
+
+/// A v2-era `per_filter_config` value (a struct read by the filter's
+/// name): the fault filter's `HTTPFault` or the buffer's `BufferPerRoute`.
+fn decode_v2_per_filter(name: &str, v: &Val) -> Result<PerRouteConfig> {
+    match name {
+        "envoy.fault" | "envoy.filters.http.fault" => {
+            Ok(PerRouteConfig::Fault(Box::new(fault::decode(v)?)))
+        }
+        "envoy.buffer" | "envoy.filters.http.buffer" => {
+            Ok(PerRouteConfig::Buffer(buffer::decode_per_route(v)?))
+        }
+        other => Err(v.err(format!(
+            "per_filter_config for '{other}' is not supported; nuncio reads it for envoy.fault and envoy.buffer (use typed_per_filter_config)"
+        ))),
+    }
+}
+
 /// Decodes the `cors` field of a virtual host or route action.
-#[allow(
-    dead_code,
-    reason = "route.rs calls it once the request path runs these mutations (issue #13)"
-)]
 pub(crate) fn decode_route_cors(v: &Val) -> Result<CorsPolicy> {
     cors::decode_route_cors(v)
 }
