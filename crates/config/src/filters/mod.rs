@@ -59,17 +59,22 @@ pub struct HttpFilter {
     pub disabled: bool,
 }
 
-/// What a virtual host or route says about one filter, by its name, in
-/// `typed_per_filter_config`.
+/// What a route configuration, virtual host or route says about one
+/// filter, by its name, in `typed_per_filter_config`. As in Envoy
+/// (`PerFilterConfigs`), [`FilterOverride::Config`] and
+/// [`FilterOverride::Enabled`] both enable a filter that is `disabled` in
+/// `http_filters`; only [`FilterOverride::Disabled`] turns one off.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FilterOverride {
-    /// The filter's per-route settings.
+    /// The filter's per-route settings (given directly, or as the
+    /// `config` of an `envoy.config.route.v3.FilterConfig`).
     Config(PerRouteConfig),
-    /// `envoy.config.route.v3.FilterConfig` with `disabled: true`: the
-    /// filter does not run for this route.
+    /// `FilterConfig` with `disabled: true` (its `config` is ignored, as
+    /// Envoy ignores it): the filter does not run here.
     Disabled,
-    /// `FilterConfig` with `disabled: false` and no config: a filter
-    /// that is `disabled` in `http_filters` runs for this route.
+    /// `FilterConfig` with `config: {}`, or with `is_optional: true` and a
+    /// config nuncio does not read: the filter runs here, without
+    /// per-route settings.
     Enabled,
 }
 
