@@ -37,7 +37,7 @@ static_resources:
           stat_prefix: ingress
 $hcm_extra          route_config:
             name: local
-            virtual_hosts:
+$rc_extra            virtual_hosts:
             - name: named
               domains: ["named.test"]
               routes:
@@ -55,7 +55,7 @@ $hcm_extra          route_config:
                 direct_response: {status: 200, body: {inline_string: "pre\\n"}}
             - name: main
               domains: ["*"]
-              routes:
+$main_extra              routes:
 $routes_extra              - match: {prefix: "/down"}
                 route: {cluster: down}
               - match: {prefix: "/t/"}
@@ -69,7 +69,7 @@ $routes_extra              - match: {prefix: "/down"}
               - match: {prefix: "/"}
                 route: {cluster: origin}
           http_filters:
-          - name: envoy.filters.http.router
+$filters_extra          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
@@ -120,6 +120,98 @@ GRPC_ROUTES = """\
 """
 
 
+# The "filters" variant. Route configuration: a request header with
+# Envoy's formatters, a response header reading the request and the code.
+FILTER_RC = """\
+            request_headers_to_add:
+            - header: {key: x-rc, value: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%|%PROTOCOL%"}
+            response_headers_to_add:
+            - header: {key: x-rc-code, value: "%REQ(x-in)%-%RESPONSE_CODE%"}
+            response_headers_to_remove: [x-origin-drop]
+"""
+# Virtual host `main`: a CORS policy, header levels with OVERWRITE.
+FILTER_MAIN = """\
+              request_headers_to_add:
+              - header: {key: x-level, value: vhost}
+                append_action: OVERWRITE_IF_EXISTS_OR_ADD
+              typed_per_filter_config:
+                envoy.filters.http.cors:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
+                  allow_origin_string_match: [{exact: "http://ok.test"}, {suffix: ".trusted.test"}]
+                  allow_methods: "GET, POST"
+                  allow_headers: "x-custom"
+                  expose_headers: "x-expose"
+                  max_age: "600"
+"""
+# Routes: a rate-limited route (one token), a buffered route, a route
+# that disables the fault filter, a route with its own mutations.
+FILTER_ROUTES = """\
+              - match: {prefix: "/rl"}
+                route: {cluster: origin}
+                typed_per_filter_config:
+                  envoy.filters.http.local_ratelimit:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+                    stat_prefix: rl_route
+                    token_bucket: {max_tokens: 1, tokens_per_fill: 1, fill_interval: 3600s}
+                    filter_enabled: {default_value: {numerator: 100, denominator: HUNDRED}}
+                    filter_enforced: {default_value: {numerator: 100, denominator: HUNDRED}}
+                    enable_x_ratelimit_headers: DRAFT_VERSION_03
+              - match: {prefix: "/buffered"}
+                route: {cluster: origin, prefix_rewrite: "/echo"}
+                typed_per_filter_config:
+                  envoy.filters.http.buffer:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
+                    buffer: {max_request_bytes: 8}
+              - match: {prefix: "/nofault"}
+                route: {cluster: origin}
+                typed_per_filter_config:
+                  envoy.filters.http.fault:
+                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                    disabled: true
+              - match: {prefix: "/levels"}
+                route: {cluster: origin}
+                request_headers_to_add:
+                - header: {key: x-level, value: route}
+                  append_action: OVERWRITE_IF_EXISTS_OR_ADD
+                - header: {key: x-empty, value: ""}
+                - header: {key: x-kept, value: ""}
+                  keep_empty_value: true
+                request_headers_to_remove: [x-drop]
+                response_headers_to_add:
+                - header: {key: x-route-resp, value: "r"}
+"""
+# The chain: cors, fault (header controlled), the rate limiter (enabled
+# per route only), buffer (per route only: disabled by default), a header
+# mutation filter.
+FILTER_CHAIN = """\
+          - name: envoy.filters.http.cors
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}
+          - name: envoy.filters.http.fault
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+              abort: {header_abort: {}, percentage: {numerator: 100}}
+              delay: {header_delay: {}, percentage: {numerator: 100}}
+          - name: envoy.filters.http.local_ratelimit
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+              stat_prefix: rl_filter
+          - name: envoy.filters.http.buffer
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+              max_request_bytes: 1048576
+            disabled: true
+          - name: envoy.filters.http.header_mutation
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation
+              mutations:
+                request_mutations:
+                - remove: x-secret
+                - append: {header: {key: x-hm, value: "hm-%REQ(x-in)%"}}
+                response_mutations:
+                - append: {header: {key: x-hm-resp, value: "%REQ(x-in)%"}}
+"""
+
+
 def hcm(*lines):
     """HCM fields, one per argument, indented for the template."""
     return "".join(f"          {line}\n" for line in lines)
@@ -135,6 +227,9 @@ class Variant:
     routes_extra: str = ""
     clusters_extra: str = ""
     grpc: bool = False
+    rc_extra: str = ""
+    main_extra: str = ""
+    filters_extra: str = ""
 
     @property
     def clusters(self):
@@ -142,7 +237,8 @@ class Variant:
 
     def render(self, **ports):
         text = Template(TEMPLATE).safe_substitute(
-            hcm_extra=self.hcm_extra, routes_extra=self.routes_extra, clusters_extra=self.clusters_extra)
+            hcm_extra=self.hcm_extra, routes_extra=self.routes_extra, clusters_extra=self.clusters_extra,
+            rc_extra=self.rc_extra, main_extra=self.main_extra, filters_extra=self.filters_extra)
         return Template(text).substitute(**{k: str(v) for k, v in ports.items()})
 
 
@@ -168,4 +264,8 @@ VARIANTS = {v.name: v for v in [
             hcm("request_headers_timeout: 1s")),
     Variant("grpc", "HTTP/2 (h2c) clusters to a grpcio server and to a down port",
             routes_extra=GRPC_ROUTES, clusters_extra=GRPC_CLUSTERS, grpc=True),
+    Variant("filters", "HTTP filters (cors, fault, local_ratelimit, buffer, header_mutation) and route "
+            "header mutations; see FILTER_* below",
+            rc_extra=FILTER_RC, main_extra=FILTER_MAIN, routes_extra=FILTER_ROUTES,
+            filters_extra=FILTER_CHAIN),
 ]}

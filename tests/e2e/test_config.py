@@ -47,7 +47,7 @@ def test_bad_values(tmp_path):
         ("connect_timeout: 0.25s", "connect_timeout: 250ms", r"clusters\[0\]\.connect_timeout: expected a duration .*got '250ms'"),
         ("port_value: 8001", "port_value: 80001", r"admin\.address\.socket_address\.port_value: expected an integer from 0 to 65535, got 80001"),
         ("cluster: myservice", "cluster: nosuch", r"routes\[0\]\.route\.cluster: unknown cluster 'nosuch'"),
-        ("name: envoy.router", "name: envoy.cors", r"http_filters\[0\]: http filter 'envoy.cors' is not supported yet"),
+        ("name: envoy.router", "name: envoy.lua", r"http_filters\[0\]: http filter 'envoy.lua' is not supported yet"),
     ]
     for old, new, want in cases:
         cfg = write_config(tmp_path, base.replace(old, new, 1), name="c.yaml")

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -83,8 +83,6 @@ pub struct AdminState {
     pub shutdown: Arc<Notify>,
     /// POST /drain_listeners sends here (true: `?graceful`).
     pub drain_listeners: tokio::sync::mpsc::UnboundedSender<bool>,
-    /// Set by POST /healthcheck/fail.
-    pub healthcheck_failed: AtomicBool,
     /// Admin access log file, if any.
     pub access_log: Option<Mutex<std::fs::File>>,
 }
@@ -258,7 +256,7 @@ pub fn handle(state: &AdminState, method: &Method, path: &str, query: &str) -> R
             text(s)
         }
         "/ready" => {
-            if state.healthcheck_failed.load(Ordering::Relaxed) {
+            if nuncio_filters::health_check::server_failing() {
                 reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain; charset=UTF-8",
@@ -270,7 +268,7 @@ pub fn handle(state: &AdminState, method: &Method, path: &str, query: &str) -> R
         }
         "/server_info" => json(&serde_json::json!({
             "version": format!("nuncio/{}", env!("CARGO_PKG_VERSION")),
-            "state": if state.healthcheck_failed.load(Ordering::Relaxed) { "DRAINING" } else { "LIVE" },
+            "state": if nuncio_filters::health_check::server_failing() { "DRAINING" } else { "LIVE" },
             "uptime_current_epoch": format!("{}s", state.started.elapsed().as_secs()),
             "uptime_all_epochs": format!("{}s", state.started.elapsed().as_secs()),
             "hot_restart_version": "disabled",
@@ -335,11 +333,11 @@ pub fn handle(state: &AdminState, method: &Method, path: &str, query: &str) -> R
             text("OK\n")
         }
         "/healthcheck/fail" => {
-            state.healthcheck_failed.store(true, Ordering::Relaxed);
+            nuncio_filters::health_check::set_server_failing(true);
             text("OK\n")
         }
         "/healthcheck/ok" => {
-            state.healthcheck_failed.store(false, Ordering::Relaxed);
+            nuncio_filters::health_check::set_server_failing(false);
             text("OK\n")
         }
         "/reset_counters" => {

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 
 use nuncio_config::filters::HeaderMutationAction;
-use nuncio_config::{AppendAction, HeaderMutations, HeaderValueOption};
+use nuncio_config::{AppendAction, FormatString, HeaderMutations, HeaderValueOption};
 
 use crate::formatter::{format, FormatContext};
 
@@ -88,12 +88,26 @@ impl HeaderEdit for HeaderList {
     }
 }
 
-/// Removes `remove`, then adds `add` (Envoy's `evaluateHeaders`).
+/// Removes `remove`, then adds `add` (Envoy's `evaluateHeaders`), values
+/// formatted against `ctx`.
 pub fn apply(
     add: &[HeaderValueOption],
     remove: &[String],
     headers: &mut dyn HeaderEdit,
     ctx: &dyn FormatContext,
+) {
+    apply_formatted(add, remove, headers, &|f, _| format(f, ctx));
+}
+
+/// [`apply`] where a value's formatting may read the headers being edited
+/// (as they are after the removals): `format` is given each value and the
+/// headers, and builds its context from them (request headers formatted
+/// with `%REQ(...)%` of the request itself).
+pub fn apply_formatted(
+    add: &[HeaderValueOption],
+    remove: &[String],
+    headers: &mut dyn HeaderEdit,
+    format: &dyn Fn(&FormatString, &dyn HeaderLookup) -> String,
 ) {
     for name in remove {
         headers.remove(name);
@@ -101,7 +115,7 @@ pub fn apply(
     let mut overwrite: Vec<(&str, String)> = Vec::new();
     let mut append: Vec<(&str, String)> = Vec::new();
     for h in add {
-        let value = format(&h.value, ctx);
+        let value = format(&h.value, &*headers);
         if value.is_empty() && !h.keep_empty_value {
             continue;
         }
@@ -145,16 +159,19 @@ pub fn apply_response(m: &HeaderMutations, headers: &mut dyn HeaderEdit, ctx: &d
 }
 
 /// Applies the header mutation filter's ordered `request_mutations` or
-/// `response_mutations`: each `remove` or `append` in turn.
+/// `response_mutations`: each `remove` or `append` in turn (`format` as in
+/// [`apply_formatted`]).
 pub fn apply_actions(
     actions: &[HeaderMutationAction],
     headers: &mut dyn HeaderEdit,
-    ctx: &dyn FormatContext,
+    format: &dyn Fn(&FormatString, &dyn HeaderLookup) -> String,
 ) {
     for a in actions {
         match a {
             HeaderMutationAction::Remove(name) => headers.remove(name),
-            HeaderMutationAction::Append(h) => apply(std::slice::from_ref(h), &[], headers, ctx),
+            HeaderMutationAction::Append(h) => {
+                apply_formatted(std::slice::from_ref(h), &[], headers, format)
+            }
         }
     }
 }
@@ -293,7 +310,8 @@ mod tests {
             HeaderMutationAction::Append(opt("x", "2", AppendAction::AddIfAbsent, false)),
         ];
         let mut h = list(&[("x", "0")]);
-        apply_actions(&actions, &mut h, &Facts::default());
+        let facts = Facts::default();
+        apply_actions(&actions, &mut h, &|f, _| format(f, &facts));
         assert_eq!(h, list(&[("x", "2")]), "applied one after another");
     }
 

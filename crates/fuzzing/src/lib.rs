@@ -68,7 +68,8 @@ impl Http1Harness {
             clusters.initialize().await;
             let NetworkFilter::HttpConnectionManager(cfg) = &b.listeners[0].filter_chains[0].filter;
             let limit = b.listeners[0].per_connection_buffer_limit_bytes;
-            let hcms = vec![Hcm::new(cfg, "127.0.0.1:0", limit, &clusters, &store).expect("hcm")];
+            let hcms =
+                vec![Hcm::new(cfg, "127.0.0.1:0", limit, &clusters, &store, &b.node).expect("hcm")];
             let downstream = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             (hcms, downstream)
         });

@@ -59,6 +59,13 @@ pub struct Hcm {
     max_header_bytes: usize,
     /// The listener's `per_connection_buffer_limit_bytes`.
     buffer_limit: usize,
+    /// The HTTP filters before the router.
+    chain: nuncio_filters::FilterChain,
+    /// Filters or route header mutations exist: requests go through
+    /// `native::filtering`.
+    filtering: bool,
+    /// The response phase formats request headers: keep them.
+    keep_request_headers: bool,
     /// Its drain state.
     pub drain: drain::Drain,
 }
@@ -73,9 +80,17 @@ impl Hcm {
         buffer_limit: u32,
         clusters: &ClusterManager,
         store: &Arc<Store>,
+        node: &nuncio_config::NodeInfo,
     ) -> Result<Arc<Self>, HcmError> {
         let routes = RouteTable::new(&config.route_config, config.websocket, clusters)?;
+        let chain = build_chain(config, clusters, store, node);
+        let keep_request_headers =
+            chain.needs_request_headers() || response_mutations_read_request(&config.route_config);
+        let filtering = !chain.is_empty() || mutates_headers(&config.route_config);
         Ok(Arc::new(Hcm {
+            chain,
+            filtering,
+            keep_request_headers,
             config: config.clone(),
             routes,
             stats: HcmStats::new(
@@ -90,6 +105,12 @@ impl Hcm {
             buffer_limit: buffer_limit as usize,
             drain: drain::Drain::default(),
         }))
+    }
+
+    /// Whether requests go through the filter chain or route header
+    /// mutations.
+    pub fn is_filtering(&self) -> bool {
+        self.filtering
     }
 
     /// Starts draining this connection manager (see [`drain`]); idle
@@ -117,7 +138,11 @@ impl Hcm {
         peer: SocketAddr,
         worker: usize,
     ) {
-        native::h2::serve(self.clone(), io, peer, worker).await;
+        let local = self
+            .filtering
+            .then(|| io.get_ref().get_ref().local_addr().ok())
+            .flatten();
+        native::h2::serve(self.clone(), io, peer, local, worker).await;
     }
 
     /// Serves one accepted connection until it closes. `worker` selects the
@@ -141,9 +166,78 @@ impl Hcm {
         // of ~1 KB).
         if self.config.codec_type == CodecType::Http2 {
             self.stats.cx_http2_total.inc();
-            Box::pin(native::h2::serve(self.clone(), stream, peer, worker)).await;
+            let local = self
+                .filtering
+                .then(|| stream.get_ref().local_addr().ok())
+                .flatten();
+            Box::pin(native::h2::serve(self.clone(), stream, peer, local, worker)).await;
         } else {
             native::serve(self.clone(), stream, peer, worker).await;
         }
     }
+}
+
+/// The listener's filter chain, built from `http_filters`.
+fn build_chain(
+    config: &nuncio_config::HttpConnectionManager,
+    clusters: &ClusterManager,
+    store: &Arc<Store>,
+    node: &nuncio_config::NodeInfo,
+) -> nuncio_filters::FilterChain {
+    let prefix = &config.stat_prefix;
+    let http = store.scope(
+        &format!("http.{prefix}."),
+        "http.",
+        &[("envoy_http_conn_manager_prefix", prefix)],
+    );
+    // The clusters a health check filter watches, resolved now.
+    let watched: Vec<(String, Arc<nuncio_cluster::Cluster>)> = clusters
+        .clusters()
+        .iter()
+        .map(|c| (c.name().to_string(), c.clone()))
+        .collect();
+    let cluster_health: nuncio_filters::health_check::ClusterHealthFn = Arc::new(move |name| {
+        let (_, c) = watched.iter().find(|(n, _)| n == name)?;
+        let hosts = c.hosts();
+        let healthy = hosts.iter().filter(|h| h.healthy()).count() as u64;
+        Some(nuncio_filters::health_check::ClusterHealth {
+            total: hosts.len() as u64,
+            healthy,
+            degraded: 0,
+        })
+    });
+    nuncio_filters::registry::build_chain(
+        &config.http_filters,
+        &nuncio_filters::registry::BuildContext {
+            http: &http,
+            root: &store.root(),
+            cluster_health,
+            service_cluster: &node.cluster,
+        },
+    )
+}
+
+/// Every level of a route configuration's header mutations.
+fn levels(
+    rc: &nuncio_config::RouteConfig,
+) -> impl Iterator<Item = &nuncio_config::HeaderMutations> {
+    std::iter::once(&rc.headers).chain(
+        rc.virtual_hosts
+            .iter()
+            .flat_map(|v| std::iter::once(&v.headers).chain(v.routes.iter().map(|r| &r.headers))),
+    )
+}
+
+/// Whether any level of `rc` mutates headers.
+fn mutates_headers(rc: &nuncio_config::RouteConfig) -> bool {
+    levels(rc).any(|h| !h.is_empty())
+}
+
+/// Whether a response-side header value formats a request header.
+fn response_mutations_read_request(rc: &nuncio_config::RouteConfig) -> bool {
+    levels(rc).any(|h| {
+        h.response_headers_to_add
+            .iter()
+            .any(|o| nuncio_filters::header_mutation::reads_request(&o.value))
+    })
 }

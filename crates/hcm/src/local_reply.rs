@@ -73,6 +73,9 @@ pub struct LocalReply<'a> {
     pub head: bool,
     /// Answer with an HTTP/1.0 status line.
     pub http10: bool,
+    /// The `grpc-status` a filter chose (a fault's `grpc_status`), instead
+    /// of the one Envoy's table gives the HTTP status.
+    pub grpc_status: Option<u8>,
 }
 
 impl<'a> LocalReply<'a> {
@@ -84,6 +87,7 @@ impl<'a> LocalReply<'a> {
             grpc: kind.grpc,
             head: kind.head,
             http10: kind.http10,
+            grpc_status: None,
         }
     }
 
@@ -119,7 +123,7 @@ impl<'a> LocalReply<'a> {
     pub fn fields(&self, mut add: impl FnMut(&[u8], &[u8])) {
         if self.grpc {
             add(b"content-type", b"application/grpc");
-            let status = grpc_status(self.status);
+            let status = self.grpc_status.unwrap_or_else(|| grpc_status(self.status));
             let mut digits = [0u8; 2];
             let n = if status >= 10 {
                 digits = [b'0' + status / 10, b'0' + status % 10];

@@ -79,6 +79,8 @@ pub struct HcmStats {
     pub rq_redirected_with_normalized_path: Counter,
     /// `downstream_rq_failed_path_normalization`.
     pub rq_failed_path_normalization: Counter,
+    /// `downstream_rq_too_large`: 413s for a body over the buffer limit.
+    pub rq_too_large: Counter,
     /// `downstream_rq_too_many_premature_resets` (HTTP/2 rapid reset).
     pub rq_too_many_premature_resets: Counter,
     /// `downstream_rq_idle_timeout`: streams ended by `stream_idle_timeout`.
@@ -135,7 +137,6 @@ impl HcmStats {
             "downstream_rq_non_relative_path",
             "downstream_rq_overload_close",
             "downstream_rq_response_before_rq_complete",
-            "downstream_rq_too_large",
             "rs_too_large",
         ] {
             let _ = s.counter(z);
@@ -193,6 +194,7 @@ impl HcmStats {
             rq_redirected_with_normalized_path: s
                 .counter("downstream_rq_redirected_with_normalized_path"),
             rq_failed_path_normalization: s.counter("downstream_rq_failed_path_normalization"),
+            rq_too_large: s.counter("downstream_rq_too_large"),
             rq_too_many_premature_resets: s.counter("downstream_rq_too_many_premature_resets"),
             rq_idle_timeout: s.counter("downstream_rq_idle_timeout"),
             rq_timeout: s.counter("downstream_rq_timeout"),

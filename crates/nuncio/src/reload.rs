@@ -111,6 +111,7 @@ pub(crate) fn build_hcms(
                 l.per_connection_buffer_limit_bytes,
                 clusters,
                 store,
+                &b.node,
             )
             .with_context(|| format!("listener '{}'", l.name))
         })

@@ -3,7 +3,6 @@
 //! admin server, start the workers, wait for a stop signal.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -195,7 +194,6 @@ pub fn run(args: &Args) -> Result<()> {
                 started,
                 shutdown: shutdown.clone(),
                 drain_listeners: drain_tx.clone(),
-                healthcheck_failed: AtomicBool::new(false),
             });
             admin_state = Some(state.clone());
             tokio::spawn(nuncio_admin::serve(listener, state));

@@ -16,7 +16,31 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderValue;
 use nuncio_cluster::{Cluster, ClusterManager};
-use nuncio_config::{Action, PathMatch, RouteConfig};
+use nuncio_config::filters::{CorsPolicy, FilterOverride, PerFilterConfig};
+use nuncio_config::{Action, HeaderMutations, PathMatch, RouteConfig};
+use nuncio_filters::chain::RouteConfigs;
+
+/// What one level (route, virtual host, route configuration) gives its
+/// requests beyond matching: header mutations, a `cors` policy,
+/// `typed_per_filter_config`.
+#[derive(Debug, Default)]
+pub struct Level {
+    /// `request_headers_to_add` and the rest.
+    pub headers: HeaderMutations,
+    /// The older `cors` field.
+    pub cors: Option<CorsPolicy>,
+    /// `typed_per_filter_config`.
+    pub per_filter: PerFilterConfig,
+}
+
+impl Level {
+    fn filter(&self, name: &str) -> Option<&FilterOverride> {
+        self.per_filter
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, o)| o)
+    }
+}
 
 /// A route table could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +111,59 @@ pub struct RouteEntry {
     case_sensitive: bool,
     /// Its action.
     pub kind: RouteKind,
+    /// The route's own level.
+    pub level: Level,
+    /// Its virtual host's level.
+    pub vhost: Arc<Level>,
+    /// The route configuration's level.
+    pub table: Arc<Level>,
+    /// `most_specific_header_mutations_wins`.
+    pub most_specific_wins: bool,
+}
+
+impl RouteConfigs for RouteEntry {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn cluster(&self) -> Option<&str> {
+        match &self.kind {
+            RouteKind::Forward(f) => Some(f.cluster.name()),
+            RouteKind::Direct { .. } => None,
+        }
+    }
+    fn overrides(&self, name: &str) -> [Option<&FilterOverride>; 3] {
+        [
+            self.level.filter(name),
+            self.vhost.filter(name),
+            self.table.filter(name),
+        ]
+    }
+    fn cors_fields(&self) -> [Option<&CorsPolicy>; 2] {
+        [self.level.cors.as_ref(), self.vhost.cors.as_ref()]
+    }
 }
 
 impl RouteEntry {
+    /// The header mutation levels in the order Envoy applies them: route,
+    /// virtual host, route configuration (the reverse with
+    /// `most_specific_header_mutations_wins`).
+    pub fn header_levels(&self) -> [&HeaderMutations; 3] {
+        let mut l = [
+            &self.level.headers,
+            &self.vhost.headers,
+            &self.table.headers,
+        ];
+        if self.most_specific_wins {
+            l.reverse();
+        }
+        l
+    }
+
+    /// Whether any level mutates headers.
+    pub fn mutates_headers(&self) -> bool {
+        self.header_levels().iter().any(|h| !h.is_empty())
+    }
+
     fn matches(&self, path: &str) -> bool {
         match &self.matcher {
             Matcher::Prefix(p) => {
@@ -160,7 +234,17 @@ impl RouteTable {
             ignore_port: cfg.ignore_port_in_host_matching,
             ..RouteTable::default()
         };
+        let table = Arc::new(Level {
+            headers: cfg.headers.clone(),
+            cors: None,
+            per_filter: cfg.per_filter.clone(),
+        });
         for (vi, vh) in cfg.virtual_hosts.iter().enumerate() {
+            let vhost = Arc::new(Level {
+                headers: vh.headers.clone(),
+                cors: vh.cors.clone(),
+                per_filter: vh.per_filter.clone(),
+            });
             let mut routes = Vec::new();
             for (ri, r) in vh.routes.iter().enumerate() {
                 let kind = match &r.action {
@@ -217,6 +301,14 @@ impl RouteTable {
                     matcher,
                     case_sensitive: r.matcher.case_sensitive,
                     kind,
+                    level: Level {
+                        headers: r.headers.clone(),
+                        cors: r.cors.clone(),
+                        per_filter: r.per_filter.clone(),
+                    },
+                    vhost: vhost.clone(),
+                    table: table.clone(),
+                    most_specific_wins: cfg.most_specific_header_mutations_wins,
                 });
             }
             for d in &vh.domains {

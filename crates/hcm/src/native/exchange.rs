@@ -51,6 +51,8 @@ pub(super) struct Exchange<'a> {
     pub(super) upstream_codes: &'a nuncio_stats::CodeStats,
     /// The cluster's `upstream_rq_tx_reset` (an HTTP/2 stream given up).
     pub(super) upstream_tx_reset: &'a nuncio_stats::Counter,
+    /// The filters' response phase, when the connection manager has any.
+    pub(super) hook: Option<super::filtering::ResponseHook<'a>>,
 }
 
 impl Exchange<'_> {
@@ -185,6 +187,7 @@ impl Exchange<'_> {
                 self.service_ms = Some(service_ms);
                 let service = (!self.suppress).then_some(service_ms);
                 let mut out = bufpool::take_head(r.len + 128);
+                let edits = self.hook.as_mut().map(|h| h.edits(r.status, &r.headers));
                 head::downstream_response(
                     &mut out,
                     &r,
@@ -198,6 +201,7 @@ impl Exchange<'_> {
                         head::ClientVersion::Http11
                     },
                     upgraded,
+                    edits,
                 );
                 self.status = r.status;
                 let up_close = r.close || framing == Framing::UntilClose;

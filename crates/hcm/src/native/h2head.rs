@@ -34,8 +34,10 @@ pub(super) fn downstream_head(
     server: &str,
     service_ms: Option<u64>,
     upgraded: bool,
+    edits: Option<&nuncio_filters::Edits>,
     out: &mut Vec<u8>,
 ) -> u16 {
+    let edits = edits.filter(|e| !e.is_empty());
     let status = if upgraded { 200 } else { r.status };
     hpack::encode_status(out, status);
     let listed = head::connection_listed(&r.headers);
@@ -55,6 +57,7 @@ pub(super) fn downstream_head(
             || (upgraded && n.eq_ignore_ascii_case("sec-websocket-accept"))
             // Envoy sets its own (a previous hop's is replaced).
             || (service_ms.is_some() && n.eq_ignore_ascii_case("x-envoy-upstream-service-time"))
+            || edits.is_some_and(|e| e.removes(n))
             || (!listed.is_empty() && listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes())));
         if !skip {
             hpack::encode_field(out, n.as_bytes(), v);
@@ -71,6 +74,9 @@ pub(super) fn downstream_head(
     }
     if !server_sent {
         hpack::encode_field(out, b"server", server.as_bytes());
+    }
+    for (n, v) in edits.into_iter().flat_map(nuncio_filters::Edits::added) {
+        hpack::encode_field(out, n.as_bytes(), v.as_bytes());
     }
     status
 }
@@ -94,7 +100,10 @@ mod tests {
 Transfer-Encoding: chunked\r\nX-Hop: 1\r\nTE: trailers\r\nServer: origin\r\nX-Kept: yes\r\nUpgrade: h2c\r\n\r\n";
         let r = parse_response(raw, 32, 4096).unwrap().unwrap();
         let mut out = Vec::new();
-        assert_eq!(downstream_head(&r, "envoy", Some(7), false, &mut out), 200);
+        assert_eq!(
+            downstream_head(&r, "envoy", Some(7), false, None, &mut out),
+            200
+        );
         let h = decode(&out);
         for gone in [
             "connection",
@@ -120,7 +129,10 @@ Transfer-Encoding: chunked\r\nX-Hop: 1\r\nTE: trailers\r\nServer: origin\r\nX-Ke
 Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
         let r = parse_response(raw, 32, 4096).unwrap().unwrap();
         let mut out = Vec::new();
-        assert_eq!(downstream_head(&r, "envoy", None, true, &mut out), 200);
+        assert_eq!(
+            downstream_head(&r, "envoy", None, true, None, &mut out),
+            200
+        );
         let h = decode(&out);
         assert_eq!(h.get(":status"), Some(&b"200"[..]));
         assert!(h.get("sec-websocket-accept").is_none());

@@ -47,10 +47,18 @@ impl H2Recv {
     /// returned at once.
     pub(crate) async fn data(&mut self) -> Option<io::Result<Bytes>> {
         if !self.pending.is_empty() {
+            self.total += self.pending.len() as u64;
             return Some(Ok(std::mem::take(&mut self.pending)));
         }
         let r = self.rx.data().await?;
         Some(r.map_err(h2_io).inspect(|b| self.total += b.len() as u64))
+    }
+
+    /// Puts `data` back in front of what is still to be read (a body
+    /// read whole by the buffer filter).
+    pub(crate) fn put_back(&mut self, data: Bytes) {
+        self.total = self.total.saturating_sub(data.len() as u64);
+        self.pending = data;
     }
 
     /// The trailers, after the last DATA frame.

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use nuncio_filters::Edits;
 use nuncio_h1::{RequestHead, ResponseHead};
 
 /// Headers that never cross a hop, plus those we set ourselves. Matched
@@ -87,6 +88,20 @@ pub(crate) struct RequestAdds<'a> {
     /// Add `content-length: 0` (a bodyless request whose method may carry
     /// a body, as Envoy's codec does).
     pub zero_length: bool,
+    /// The filters' and the route's edits (`native/filtering.rs`).
+    pub edits: Option<&'a Edits>,
+}
+
+/// Writes what `edits` added, after a head's own fields.
+fn push_added(out: &mut Vec<u8>, edits: Option<&Edits>) {
+    for (n, v) in edits.into_iter().flat_map(Edits::added) {
+        push_header(out, n, v.as_bytes());
+    }
+}
+
+/// Whether `edits` removed the head's own `name` fields.
+fn removed(edits: Option<&Edits>, name: &str) -> bool {
+    edits.is_some_and(|e| e.removes(name))
 }
 
 /// Methods whose requests carry no body (Envoy's `requestShouldHaveNoBody`):
@@ -112,6 +127,7 @@ pub(crate) fn upstream_request_on_route(
     received: http::Version,
     bodyless: bool,
     original_path: Option<&str>,
+    edits: Option<&Edits>,
 ) -> Option<[u8; 36]> {
     let cfg = &hcm.config;
     let edge = cfg.use_remote_address;
@@ -157,6 +173,7 @@ pub(crate) fn upstream_request_on_route(
                 && h.upgrade.is_none()
                 && !has_no_body_by_method(h.method)
                 && h.get("content-length").is_none(),
+            edits,
         },
     );
     request_id
@@ -176,10 +193,14 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
     let edge = a.use_remote_address;
     let mut via: Vec<&[u8]> = Vec::new();
     let mut chunked = false;
+    let edits = a.edits.filter(|e| !e.is_empty());
     for (n, v) in &h.headers {
         if hop_by_hop(n, v)
             || crate::headers::dropped_from_client(n, edge)
             || listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes()))
+            || (edits.is_some()
+                && removed(edits, n)
+                && !n.eq_ignore_ascii_case("transfer-encoding"))
         {
             continue;
         }
@@ -220,8 +241,10 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
     if let (false, Some(hv)) = (has_host, host) {
         push_header(out, "host", hv);
     }
-    if edge {
+    if edge && !removed(edits, "x-envoy-external-address") {
         push_header(out, "x-envoy-external-address", a.external_ip.as_bytes());
+    }
+    if edge {
         // Envoy joins with a bare comma.
         let mut v = xff.map(<[u8]>::to_vec).unwrap_or_default();
         if let Some(ip) = a.xff_ip {
@@ -230,15 +253,19 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
             }
             v.extend_from_slice(ip.as_bytes());
         }
-        if !v.is_empty() {
+        if !v.is_empty() && !removed(edits, "x-forwarded-for") {
             push_header(out, "x-forwarded-for", &v);
         }
-        push_header(out, "x-forwarded-proto", b"http");
-    } else if !has_proto {
+        if !removed(edits, "x-forwarded-proto") {
+            push_header(out, "x-forwarded-proto", b"http");
+        }
+    } else if !has_proto && !removed(edits, "x-forwarded-proto") {
         push_header(out, "x-forwarded-proto", b"http");
     }
     if let (false, Some(id)) = (has_id && !a.force_request_id, a.request_id) {
-        push_header(out, "x-request-id", id);
+        if !removed(edits, "x-request-id") {
+            push_header(out, "x-request-id", id);
+        }
     }
     if let Some(t) = a.timeout_ms {
         push_header(out, "x-envoy-expected-rq-timeout-ms", t);
@@ -252,7 +279,8 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
     if a.zero_length {
         push_header(out, "content-length", b"0");
     }
-    if chunked {
+    // The buffer filter replaces a chunked body's framing with a length.
+    if chunked && !removed(edits, "transfer-encoding") {
         push_header(out, "transfer-encoding", b"chunked");
     }
     out.extend_from_slice(b"via: ");
@@ -272,6 +300,7 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
         push_header(out, "connection", conn);
         push_header(out, "upgrade", h.upgrade.unwrap_or(b"websocket"));
     }
+    push_added(out, edits);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -308,7 +337,9 @@ pub(crate) fn downstream_response(
     close: bool,
     version: ClientVersion,
     upgraded: bool,
+    edits: Option<&Edits>,
 ) {
+    let edits = edits.filter(|e| !e.is_empty());
     out.extend_from_slice(match version {
         ClientVersion::Http11 => b"HTTP/1.1 ",
         ClientVersion::Http10 { .. } => b"HTTP/1.0 ",
@@ -344,7 +375,8 @@ pub(crate) fn downstream_response(
             }
             _ => hop_by_hop(n, v),
         } || (!listed.is_empty()
-            && listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes())));
+            && listed.iter().any(|l| l.eq_ignore_ascii_case(n.as_bytes())))
+            || removed(edits, n);
         if !skip {
             push_header(out, n, v);
         }
@@ -377,6 +409,7 @@ pub(crate) fn downstream_response(
     } else if version == (ClientVersion::Http10 { keep_alive: true }) {
         push_header(out, "connection", b"keep-alive");
     }
+    push_added(out, edits);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -397,6 +430,7 @@ pub(crate) fn local_reply(
     date: &[u8],
     close: bool,
     location: Option<&str>,
+    edits: Option<&Edits>,
 ) -> Vec<u8> {
     let (status, body) = (r.wire_status(), r.wire_body());
     let mut out = Vec::with_capacity(160 + r.body.len());
@@ -406,6 +440,8 @@ pub(crate) fn local_reply(
         if r.http10 { 0 } else { 1 },
         super::reason(status)
     );
+    // Envoy sets a local reply's added headers before its own.
+    push_added(&mut out, edits);
     r.fields(|n, v| {
         out.extend_from_slice(n);
         out.extend_from_slice(b": ");
@@ -455,6 +491,7 @@ mod tests {
                 via: b"1.1 nuncio-x",
                 websocket: false,
                 zero_length: false,
+                edits: None,
             },
         );
         let s = String::from_utf8(out).unwrap();
@@ -486,6 +523,7 @@ mod tests {
                 via: b"1.1 nuncio-x",
                 websocket: false,
                 zero_length: false,
+                edits: None,
             },
         );
         assert_eq!(
@@ -514,6 +552,7 @@ mod tests {
                 via: b"1.0 nuncio-x",
                 websocket: false,
                 zero_length: false,
+                edits: None,
             },
         );
         assert_eq!(
@@ -598,6 +637,7 @@ mod tests {
                 !upgraded,
                 ClientVersion::Http11,
                 upgraded,
+                None,
             );
             assert_eq!(without_date(out), want);
         }
@@ -617,6 +657,7 @@ mod tests {
             false,
             ClientVersion::Http11,
             false,
+            None,
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),

@@ -18,8 +18,10 @@ use crate::native::watch::until;
 use crate::native::{bufpool, h2io};
 
 /// The response side: an HTTP/1.1 client's socket.
-struct H1Respond<'a, W> {
+struct H1Respond<'a, 'h, W> {
     w: &'a mut W,
+    /// The filters' response phase.
+    hook: Option<&'a mut crate::native::filtering::ResponseHook<'h>>,
     server: &'a str,
     suppress: bool,
     client_close: bool,
@@ -31,7 +33,7 @@ struct H1Respond<'a, W> {
     close: bool,
 }
 
-impl<W: AsyncWrite + Unpin> Respond for H1Respond<'_, W> {
+impl<W: AsyncWrite + Unpin> Respond for H1Respond<'_, '_, W> {
     fn poll_gone(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         // The client's socket is the upload's while the head is awaited.
         std::task::Poll::Pending
@@ -72,6 +74,7 @@ impl<W: AsyncWrite + Unpin> Respond for H1Respond<'_, W> {
                 ClientVersion::Http11
             },
             upgraded,
+            self.hook.as_mut().map(|h| h.edits(r.status, &r.headers)),
         );
         let written = self.w.write_all(&out).await;
         bufpool::give_head(out);
@@ -144,6 +147,7 @@ impl Exchange<'_> {
         };
         let mut respond = H1Respond {
             w: &mut wr,
+            hook: self.hook.as_mut(),
             server: self.server,
             suppress: self.suppress,
             client_close: self.client_close,

@@ -23,8 +23,10 @@ use crate::native::watch::{idle_bounded, until};
 use crate::Hcm;
 
 /// The response side: the client's stream.
-struct H2Respond<'a> {
+struct H2Respond<'a, 'h> {
     respond: &'a mut SendResponse,
+    /// The filters' response phase.
+    hook: Option<&'a mut crate::native::filtering::ResponseHook<'h>>,
     tx: Option<H2Send>,
     server: &'a str,
     suppress: bool,
@@ -32,7 +34,7 @@ struct H2Respond<'a> {
     reset: bool,
 }
 
-impl Respond for H2Respond<'_> {
+impl Respond for H2Respond<'_, '_> {
     fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match self.respond.poll_reset(cx) {
             Poll::Ready(_) => {
@@ -56,6 +58,7 @@ impl Respond for H2Respond<'_> {
             self.server,
             (!self.suppress).then_some(service_ms),
             upgraded,
+            self.hook.as_mut().map(|h| h.edits(r.status, &r.headers)),
             &mut block,
         );
         let sent = self.respond.send_block(&block, end);
@@ -85,7 +88,7 @@ impl Respond for H2Respond<'_> {
 }
 
 /// What an HTTP/2 client's request brings to the exchange.
-pub(in crate::native) struct FromH2<'a> {
+pub(in crate::native) struct FromH2<'a, 'h> {
     pub(in crate::native) hcm: &'a Hcm,
     /// The client's body; taken by an accepted WebSocket's tunnel.
     pub(in crate::native) src: &'a mut Option<H2Recv>,
@@ -97,13 +100,15 @@ pub(in crate::native) struct FromH2<'a> {
     pub(in crate::native) route_timeout: Option<Duration>,
     /// The cluster's `upstream_rq_tx_reset`.
     pub(in crate::native) tx_reset: &'a nuncio_stats::Counter,
+    /// The filters' response phase.
+    pub(in crate::native) hook: Option<&'a mut crate::native::filtering::ResponseHook<'h>>,
 }
 
 /// Forwards an HTTP/2 client's request to an HTTP/2 cluster's `pool`. On
 /// failure, says whether the response head had already gone out (the
 /// stream is then reset, never left looking complete).
 pub(in crate::native) async fn forward(
-    x: FromH2<'_>,
+    x: FromH2<'_, '_>,
     pool: &Arc<HostPool>,
     respond: &mut SendResponse,
     out: &mut Outcome,
@@ -120,6 +125,7 @@ pub(in crate::native) async fn forward(
     };
     let mut h2 = H2Respond {
         respond,
+        hook: x.hook,
         tx: None,
         server: &x.hcm.config.server_name,
         suppress: x.hcm.config.suppress_envoy_headers,

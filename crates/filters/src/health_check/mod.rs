@@ -15,6 +15,10 @@
 //! percentage: the configured value is truncated) gives 503; a server
 //! failing its health checks (draining) gives 503.
 
+mod filter;
+
+pub use filter::{server_failing, set_server_failing, ClusterHealthFn, HealthCheckFilter};
+
 use std::time::{Duration, Instant};
 
 use nuncio_config::filters::HealthCheck;

@@ -8,6 +8,10 @@
 //! request headers); a chunked 12-byte body gets 413. A `Content-Length`
 //! above the limit is not refused up front: Envoy waits for the bytes.
 
+mod filter;
+
+pub use filter::BufferFilter;
+
 use nuncio_config::filters::{Buffer, BufferPerRoute};
 
 /// What to do with a request's body.

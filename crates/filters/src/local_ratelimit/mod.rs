@@ -15,6 +15,10 @@
 //! rate_limited: 4` (and `shadow_mode: 0`). `x-ratelimit-reset` is whole
 //! seconds rounded up until the next token; `remaining` is rounded down.
 
+mod filter;
+
+pub use filter::LocalRateLimitFilter;
+
 use std::time::{Duration, Instant};
 
 use nuncio_config::filters::{DescriptorEntry, LocalRateLimit, TokenBucket};

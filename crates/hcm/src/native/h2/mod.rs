@@ -11,6 +11,9 @@
 //! plus hyper client path cost ~60.8k instructions per request, this path
 //! on the `h2` crate ~41k; see bench/RESULTS.md for this module's figure.
 
+mod exchange;
+
+use exchange::Exchange;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,18 +29,19 @@ use nuncio_stats::GaugeGuard;
 use nuncio_upstream::RawConn;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::h2guard::PrematureResets;
-use super::h2head::downstream_head;
-use super::h2io::{send_chunked, H2Duplex, H2Recv, H2Send};
-use super::head;
-use super::io::Pace;
-use super::relay::{relay, Out, RelayError};
-use super::upstream::{read_response_head, Fail};
-use super::watch::{count_timeouts, until};
-use super::{bufpool, deadline, finish, Done};
 use crate::access_log::LogEntry;
 use crate::flags;
 use crate::local_reply::{LocalReply, RequestKind};
+use crate::native::filtering::{self, Decision, RequestView};
+use crate::native::h2guard::PrematureResets;
+use crate::native::h2head::downstream_head;
+use crate::native::h2io::{send_chunked, H2Duplex, H2Recv, H2Send};
+use crate::native::head;
+use crate::native::io::Pace;
+use crate::native::relay::{relay, Out, RelayError};
+use crate::native::upstream::{read_response_head, Fail};
+use crate::native::watch::{count_timeouts, until};
+use crate::native::{bufpool, deadline, finish, Done, Local};
 use crate::Hcm;
 use nuncio_config::UnderscoresAction;
 
@@ -48,14 +52,21 @@ const RESET_BY_CLIENT: &str = flags::DOWNSTREAM_RESET;
 struct Conn {
     hcm: Arc<Hcm>,
     peer: SocketAddr,
+    /// The listener side of the socket (read only when filters need it).
+    local: Option<SocketAddr>,
     worker: usize,
     resets: PrematureResets,
 }
 
 /// Serves one HTTP/2 connection (its preface may already be in `io`'s
 /// prefix) until the client closes it, or a drain ends it with GOAWAY.
-pub(crate) async fn serve<T>(hcm: Arc<Hcm>, io: T, peer: SocketAddr, worker: usize)
-where
+pub(crate) async fn serve<T>(
+    hcm: Arc<Hcm>,
+    io: T,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    worker: usize,
+) where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let cfg = &hcm.config;
@@ -79,6 +90,7 @@ where
     let ctx = Arc::new(Conn {
         hcm: hcm.clone(),
         peer,
+        local,
         worker,
         resets: PrematureResets::default(),
     });
@@ -203,27 +215,30 @@ async fn reply(
     body: &str,
     flag: &'static str,
 ) -> Done {
-    reply_with(hcm, respond, kind, status, body, flag, None).await
+    reply_local(hcm, respond, kind, Local::new(status, body, flag)).await
 }
 
-/// [`reply`] with a `location` header (redirects).
-async fn reply_with(
+/// Writes a local reply on the stream.
+async fn reply_local(
     hcm: &Hcm,
     respond: &mut SendResponse,
     kind: RequestKind,
-    status: u16,
-    body: &str,
-    flag: &'static str,
-    location: Option<&str>,
+    l: Local<'_>,
 ) -> Done {
-    let r = LocalReply::new(status, body, kind);
+    let flag = l.flag;
+    let mut r = LocalReply::new(l.status, l.body, kind);
+    r.grpc_status = l.grpc_status;
     let body = r.wire_body();
     let sent = respond.send_response(r.wire_status(), body.is_empty(), |f| {
+        // Envoy sets a local reply's added headers before its own.
+        for (n, v) in l.edits.into_iter().flat_map(nuncio_filters::Edits::added) {
+            f.add(n.as_bytes(), v.as_bytes());
+        }
         r.fields(|n, v| f.add(n, v));
         f.add(b"date", &super::date::now());
         f.add(b"server", hcm.config.server_name.as_bytes());
-        if let Some(l) = location {
-            f.add(b"location", l.as_bytes());
+        if let Some(loc) = l.location {
+            f.add(b"location", loc.as_bytes());
         }
     });
     if let (Ok(tx), false) = (sent, body.is_empty()) {
@@ -234,6 +249,7 @@ async fn reply_with(
 
 /// Routes and forwards one request; returns what became of it.
 async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut SendResponse) -> Done {
+    let mut src = H2Recv::new(body);
     let hcm = &c.hcm;
     let cfg = &hcm.config;
     let kind = RequestKind {
@@ -296,61 +312,127 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         }
         PathVerdict::Redirect(to) => {
             hcm.stats.rq_redirected_with_normalized_path.inc();
-            return reply_with(hcm, respond, kind, 307, "", flags::NONE, Some(&to)).await;
+            let l = Local {
+                location: Some(&to),
+                ..Local::new(307, "", flags::NONE)
+            };
+            return reply_local(hcm, respond, kind, l).await;
         }
     };
-    let Some(route) = hcm
+    let route = hcm
         .routes
-        .route(authority.trim_end_matches([' ', '\t']), &target)
-    else {
+        .route(authority.trim_end_matches([' ', '\t']), &target);
+    // Once filters ran, every reply goes back through them.
+    let mut filtered: Option<Box<filtering::Filtered>> = None;
+    if hcm.is_filtering() {
+        let view_fields: Vec<(&str, &[u8])> = req
+            .headers()
+            .filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, v)))
+            .collect();
+        let view = RequestView {
+            method,
+            path: &target,
+            authority,
+            fields: &view_fields,
+            protocol: nuncio_filters::formatter::Protocol::Http2,
+            bodyless: req.is_end_stream(),
+            peer: c.peer,
+            local: c.local,
+        };
+        match filtering::on_request(hcm, route, view).await {
+            Some(Decision::Continue(f)) => filtered = Some(f),
+            Some(Decision::Reply(mut f, r)) => {
+                for (n, v) in &r.headers {
+                    f.response.append(n, v);
+                }
+                let edits = filtering::on_response(hcm, &mut f, route, r.status, &[], true, None);
+                let l = Local {
+                    grpc_status: r.grpc_status.and_then(|g| u8::try_from(g).ok()),
+                    edits: Some(edits),
+                    ..Local::new(r.status, &r.body, r.flag)
+                };
+                return reply_local(hcm, respond, kind, l).await;
+            }
+            None => {}
+        }
+    }
+    macro_rules! refuse {
+        ($status:expr, $body:expr, $flag:expr) => {{
+            let status: u16 = $status;
+            let edits = filtered
+                .as_deref_mut()
+                .map(|f| &*filtering::on_response(hcm, f, route, status, &[], true, None));
+            let l = Local {
+                edits,
+                ..Local::new(status, $body, $flag)
+            };
+            return reply_local(hcm, respond, kind, l).await;
+        }};
+    }
+    // A filter asked for the whole body first (the buffer filter).
+    let mut buffered: Option<u64> = None;
+    let limit = filtered.as_ref().and_then(|f| f.buffer_request);
+    if let (Some(limit), false) = (limit, req.is_end_stream()) {
+        let deadline = cfg.request_timeout.map(|t| Instant::now() + t);
+        match crate::native::buffering::read_h2(&mut src, limit, Pace::of(hcm), deadline).await {
+            Ok(n) => {
+                if let Some(f) = filtered.as_deref_mut() {
+                    f.request.set("content-length", &n.to_string());
+                }
+                buffered = Some(n);
+            }
+            Err(crate::native::buffering::Refused::TooLarge) => {
+                hcm.stats.rq_too_large.inc();
+                refuse!(413, crate::native::buffering::TOO_LARGE, flags::NONE)
+            }
+            Err(crate::native::buffering::Refused::Failed(fail)) => {
+                count_timeouts(hcm, &fail);
+                match fail {
+                    Fail::StreamIdle => refuse!(408, "stream timeout", flags::STREAM_IDLE_TIMEOUT),
+                    Fail::RequestTimeout => refuse!(408, "request timeout", flags::NONE),
+                    _ => {
+                        hcm.stats.rq_rx_reset.inc();
+                        return Done::local(0, RESET_BY_CLIENT, 0);
+                    }
+                }
+            }
+        }
+    }
+    let Some(route) = route else {
         hcm.stats.no_route.inc();
-        return reply(hcm, respond, kind, 404, "", flags::NO_ROUTE).await;
+        refuse!(404, "", flags::NO_ROUTE)
     };
     hcm.stats.router_rq_total.inc();
     let fwd = match &route.kind {
         RouteKind::Direct { status, body } => {
             hcm.stats.rq_direct_response.inc();
             let text = String::from_utf8_lossy(body);
-            return reply(hcm, respond, kind, *status, &text, flags::NONE).await;
+            refuse!(*status, &text, flags::NONE)
         }
         RouteKind::Forward(f) => f,
     };
     if websocket && !fwd.websocket {
         hcm.stats.ws_on_non_ws_route.inc();
-        return reply(hcm, respond, kind, 403, "", flags::NONE).await;
+        refuse!(403, "", flags::NONE)
     }
     if req
         .headers()
         .any(|(n, v)| n == b"via" && crate::via::seen_in(v, &hcm.via_id))
     {
         crate::via::loop_detected(&hcm.stats, &hcm.via_id, fwd.cluster.name());
-        return reply(
-            hcm,
-            respond,
-            kind,
-            508,
-            "request loop detected",
-            flags::NONE,
-        )
-        .await;
+        refuse!(508, "request loop detected", flags::NONE)
     }
     let cluster = fwd.cluster.clone();
     let Some(host) = cluster.choose_host() else {
-        return reply(
-            hcm,
-            respond,
-            kind,
-            503,
-            "no healthy upstream",
-            flags::NO_HEALTHY_UPSTREAM,
-        )
-        .await;
+        refuse!(503, "no healthy upstream", flags::NO_HEALTHY_UPSTREAM)
     };
 
     // The request body's framing upstream: as received when the client
     // gave a length, else chunked.
     let framing = if req.is_end_stream() || websocket {
         Framing::Empty
+    } else if let Some(n) = buffered {
+        Framing::Length(n)
     } else {
         match req.content_length() {
             Some(n) => Framing::Length(n),
@@ -427,6 +509,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         http::Version::HTTP_2,
         framing == Framing::Empty,
         (*path != *target).then_some(&*target),
+        filtered.as_deref().map(|f| &f.request),
     );
     if framing == Framing::UntilClose {
         up_head.truncate(up_head.len() - 2);
@@ -440,7 +523,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     let idempotent = framing == Framing::Empty && matches!(method, "GET" | "HEAD" | "OPTIONS");
     let mut x = Exchange {
         hcm,
-        src: Some(H2Recv::new(body)),
+        src: Some(src),
         up_head,
         framing,
         is_head,
@@ -461,6 +544,7 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
         reset_by_client: false,
         upstream_codes: &cluster.stats.rq_codes,
         upstream_tx_reset: &cluster.stats.rq_tx_reset,
+        hook: filtering::ResponseHook::of(hcm, filtered.as_deref_mut(), route, host.addr),
     };
     let pool = host.pool(c.worker).clone();
     let result = x.run(&pool, respond, idempotent).await;
@@ -494,323 +578,15 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
             if !fail.is_downstream_timeout() {
                 cluster.stats.rq_codes.record(status);
             }
-            let mut d = reply(hcm, respond, kind, status, text, flag).await;
+            let l = Local {
+                edits: x.hook.as_mut().map(|h| h.local(status)),
+                ..Local::new(status, text, flag)
+            };
+            let mut d = reply_local(hcm, respond, kind, l).await;
             d.upstream = x.done.upstream;
             d.request_id = x.done.request_id;
             d.received = x.done.received;
             d
         }
-    }
-}
-
-/// One stream's exchange with an upstream over a raw HTTP/1.1 socket.
-struct Exchange<'a> {
-    hcm: &'a Hcm,
-    /// The cluster's codes: `upstream_rq_1xx` for interim responses.
-    upstream_codes: &'a nuncio_stats::CodeStats,
-    /// The cluster's `upstream_rq_tx_reset` (an HTTP/2 stream given up).
-    upstream_tx_reset: &'a nuncio_stats::Counter,
-    /// The client's body (taken by a WebSocket tunnel).
-    src: Option<H2Recv>,
-    up_head: Vec<u8>,
-    framing: Framing,
-    is_head: bool,
-    websocket: bool,
-    sent_at: Instant,
-    pace: Pace,
-    /// When the whole request must have arrived (`request_timeout`).
-    request_deadline: Option<Instant>,
-    route_timeout: Option<Duration>,
-    done: Done,
-    /// The client reset the stream.
-    reset_by_client: bool,
-}
-
-/// A response head taken off the upstream socket.
-struct UpstreamHead {
-    /// The client's response head, HPACK-encoded (bufpool head buffer).
-    block: Vec<u8>,
-    framing: Framing,
-    /// The upstream will close after this response.
-    up_close: bool,
-    upgraded: bool,
-}
-
-impl Exchange<'_> {
-    /// Sends the request and relays the response. On failure, says whether
-    /// the response head had already gone to the client.
-    async fn run(
-        &mut self,
-        pool: &Arc<nuncio_upstream::HostPool>,
-        respond: &mut SendResponse,
-        idempotent: bool,
-    ) -> Result<(), (Fail, bool)> {
-        if let nuncio_upstream::Protocol::Http2 { .. } = pool.protocol() {
-            return self.run_h2(pool, respond).await;
-        }
-        let (mut conn, mut ubuf, head) = loop {
-            let mut conn = pool.checkout_raw().await.map_err(|e| (e.into(), false))?;
-            conn.uses += 1;
-            let mut ubuf = bufpool::take();
-            // Until the response head: a client reset cancels the upstream
-            // request (the socket is dropped, never reused).
-            let r = tokio::select! {
-                r = self.send_and_head(&mut conn, &mut ubuf) => r,
-                _ = poll_fn(|cx| respond.poll_reset(cx)) => {
-                    self.hcm.stats.rq_rx_reset.inc();
-                    self.reset_by_client = true;
-                    Err(Fail::Client)
-                }
-            };
-            match r {
-                Ok(head) => break (conn, ubuf, head),
-                // The upstream closed this pooled socket while it idled: the
-                // request never reached it, so try the next one.
-                Err(Fail::Reset) if conn.reused && idempotent && self.done.status == 0 => {
-                    tracing::debug!("pooled upstream socket was closed; retrying");
-                    bufpool::give(ubuf);
-                    pool.discard_raw(conn);
-                }
-                Err(e) => {
-                    bufpool::give(ubuf);
-                    pool.discard_raw_failed(conn, e.upstream_protocol_error(false));
-                    return Err((e, false));
-                }
-            }
-        };
-        let end = head.framing == Framing::Empty && !head.upgraded;
-        let sent = respond.send_block(&head.block, end);
-        bufpool::give_head(head.block);
-        let tx = match sent {
-            Ok(tx) => tx,
-            Err(_) => {
-                bufpool::give(ubuf);
-                pool.discard_raw(conn);
-                return Err((Fail::Client, false));
-            }
-        };
-        let mut sink = H2Send::new(tx);
-        if head.upgraded {
-            self.tunnel(conn, ubuf, sink).await;
-            return Ok(());
-        }
-        if end {
-            let reusable = !head.up_close && ubuf.is_empty();
-            bufpool::give(ubuf);
-            if reusable {
-                pool.checkin_raw(conn);
-            } else {
-                pool.discard_raw(conn);
-            }
-            return Ok(());
-        }
-        let remaining = self.remaining();
-        // Pinned here and borrowed by the timeout: moved into it, the
-        // body future would be stored (and copied) twice.
-        let r = {
-            let mut body =
-                std::pin::pin!(self.relay_body(&mut conn, &mut ubuf, &mut sink, head.framing));
-            match remaining {
-                Some(t) => deadline::within(t, body.as_mut())
-                    .await
-                    .unwrap_or(Err(Fail::Timeout)),
-                None => body.await,
-            }
-        };
-        match r {
-            Ok(()) => {
-                let reusable =
-                    head.framing != Framing::UntilClose && !head.up_close && ubuf.is_empty();
-                bufpool::give(ubuf);
-                if reusable {
-                    pool.checkin_raw(conn);
-                } else {
-                    pool.discard_raw(conn);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                tracing::debug!(error = ?e, "response aborted mid-body");
-                sink.abort();
-                bufpool::give(ubuf);
-                pool.discard_raw_failed(conn, e.upstream_protocol_error(true));
-                Err((e, true))
-            }
-        }
-    }
-
-    /// [`Exchange::run`] for an HTTP/2 cluster.
-    async fn run_h2(
-        &mut self,
-        pool: &Arc<nuncio_upstream::HostPool>,
-        respond: &mut SendResponse,
-    ) -> Result<(), (Fail, bool)> {
-        let mut out = super::h2up::Outcome::default();
-        let from = super::h2up::FromH2 {
-            hcm: self.hcm,
-            src: &mut self.src,
-            up_head: &self.up_head,
-            framing: self.framing,
-            pace: self.pace,
-            request_deadline: self.request_deadline,
-            route_timeout: self.route_timeout,
-            tx_reset: self.upstream_tx_reset,
-        };
-        let r = super::h2up::forward_h2(from, pool, respond, &mut out).await;
-        self.done.status = out.status;
-        self.done.service_ms = out.service_ms;
-        self.done.sent = out.sent;
-        self.done.received = out.received;
-        self.reset_by_client = out.reset_by_client;
-        r
-    }
-
-    /// What is left of the route timeout (which started when the request
-    /// ended), if there is one.
-    fn remaining(&self) -> Option<Duration> {
-        self.route_timeout.map(|t| {
-            t.saturating_sub(self.sent_at.elapsed())
-                .max(Duration::from_millis(1))
-        })
-    }
-
-    /// Writes the request (head and body) and reads the response head.
-    async fn send_and_head(
-        &mut self,
-        conn: &mut RawConn,
-        ubuf: &mut BytesMut,
-    ) -> Result<UpstreamHead, Fail> {
-        let up = &mut conn.stream;
-        up.write_all(&self.up_head).await.map_err(|_| Fail::Reset)?;
-        if self.framing != Framing::Empty {
-            let out = if self.framing == Framing::UntilClose {
-                Out::Rechunk
-            } else {
-                Out::Same
-            };
-            let Some(src) = self.src.as_mut() else {
-                return Err(Fail::Client);
-            };
-            if self.framing == Framing::UntilClose {
-                self.done.received = {
-                    let upload = std::pin::pin!(send_chunked(src, up, self.pace.idle));
-                    until(self.request_deadline, upload).await??
-                };
-                return self.after_request(up, ubuf).await;
-            }
-            let mut pending = BytesMut::new();
-            let upload = std::pin::pin!(relay(src, &mut pending, up, self.framing, out, self.pace));
-            match until(self.request_deadline, upload).await? {
-                Ok(n) => self.done.received = n,
-                Err(e) => return Err(Fail::from_request_body(e)),
-            }
-        }
-        self.after_request(up, ubuf).await
-    }
-
-    /// Reads the response head once the request is out.
-    async fn after_request(
-        &mut self,
-        up: &mut nuncio_stats::io::CountedTcp,
-        ubuf: &mut BytesMut,
-    ) -> Result<UpstreamHead, Fail> {
-        // Envoy's route timeout runs from the end of the request.
-        self.sent_at = Instant::now();
-        if let Some((_, _, at)) = &mut self.done.upstream {
-            *at = self.sent_at;
-        }
-        let timeout = self.route_timeout;
-        let mut head = std::pin::pin!(self.read_head(up, ubuf));
-        match timeout {
-            Some(t) => deadline::within(t, head.as_mut())
-                .await
-                .unwrap_or(Err(Fail::Timeout)),
-            None => head.await,
-        }
-    }
-
-    /// Reads the response head (1xx other than 101 are skipped) and turns
-    /// it into the client's HTTP/2 response.
-    async fn read_head(
-        &mut self,
-        up: &mut nuncio_stats::io::CountedTcp,
-        ubuf: &mut BytesMut,
-    ) -> Result<UpstreamHead, Fail> {
-        read_response_head(up, ubuf, None, self.upstream_codes, |r| {
-            let upgraded = self.websocket && r.status == 101;
-            if r.status == 101 && !upgraded {
-                return Err(Fail::Protocol);
-            }
-            let framing = response_framing(&r, if self.is_head { "HEAD" } else { "GET" })
-                .map_err(|_| Fail::Protocol)?;
-            let service_ms = self.sent_at.elapsed().as_millis() as u64;
-            self.done.service_ms = Some(service_ms);
-            let mut block = bufpool::take_head(64 + r.len);
-            self.done.status = downstream_head(
-                &r,
-                &self.hcm.config.server_name,
-                (!self.hcm.config.suppress_envoy_headers).then_some(service_ms),
-                upgraded,
-                &mut block,
-            );
-            Ok(UpstreamHead {
-                block,
-                framing: if upgraded { Framing::Empty } else { framing },
-                up_close: r.close || framing == Framing::UntilClose,
-                upgraded,
-            })
-        })
-        .await
-    }
-
-    /// Relays the response body into DATA frames.
-    async fn relay_body(
-        &mut self,
-        conn: &mut RawConn,
-        ubuf: &mut BytesMut,
-        sink: &mut H2Send,
-        framing: Framing,
-    ) -> Result<(), Fail> {
-        // A small body already in hand goes out as one DATA frame.
-        if let Framing::Length(n) = framing {
-            if (ubuf.len() as u64) >= n && n <= 16 * 1024 {
-                let sent = sink.send_last(&ubuf[..n as usize]).await;
-                ubuf.advance(n as usize);
-                self.done.sent = n;
-                return sent.map_err(|_| Fail::Client);
-            }
-        }
-        if framing == Framing::Chunked {
-            self.done.sent = super::relay::relay_chunked(&mut conn.stream, ubuf, sink, self.pace)
-                .await
-                .map_err(Fail::from_response_body)?;
-            return Ok(());
-        }
-        match relay(&mut conn.stream, ubuf, sink, framing, Out::Same, self.pace).await {
-            Ok(n) => self.done.sent = n,
-            Err(e) => {
-                // The client's side failed: its stream was reset.
-                self.reset_by_client = matches!(e, RelayError::Dst(_));
-                return Err(Fail::from_response_body(e));
-            }
-        }
-        sink.shutdown().await.map_err(|_| Fail::Client)
-    }
-
-    /// After a WebSocket was accepted: bytes both ways until either side
-    /// ends (outside the route timeout, as Envoy does for upgrades).
-    async fn tunnel(&mut self, mut conn: RawConn, leftover: BytesMut, mut tx: H2Send) {
-        let hcm = self.hcm;
-        hcm.stats.cx_upgrades_total.inc();
-        let _active = GaugeGuard::new(&hcm.stats.cx_upgrades_active);
-        if !leftover.is_empty() && tx.write_all(&leftover).await.is_err() {
-            return;
-        }
-        let Some(src) = self.src.take() else {
-            return;
-        };
-        let mut down = H2Duplex { rx: src, tx };
-        let _ = tokio::io::copy_bidirectional(&mut down, &mut conn.stream).await;
-        let _ = down.shutdown().await;
     }
 }

@@ -26,6 +26,10 @@
 //! `x-envoy-downstream-service-cluster: dc1`
 //! `http.<prefix>.fault.dc1.aborts_injected`.
 
+mod filter;
+
+pub use filter::FaultFilter;
+
 use std::time::Duration;
 
 use nuncio_config::filters::{AbortKind, DelayKind, FaultAbort, FaultDelay, HttpFault};

@@ -25,6 +25,10 @@
 //! - stats `http.<stat_prefix>.cors.origin_valid` / `origin_invalid`, only
 //!   for requests with an `Origin`.
 
+mod filter;
+
+pub use filter::CorsFilter;
+
 use nuncio_config::filters::CorsPolicy;
 use nuncio_config::{RuntimeFractionalPercent, StringMatcher};
 

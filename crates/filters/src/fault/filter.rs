@@ -1,0 +1,88 @@
+//! The fault filter on the request path: a delay holds the request on a
+//! timer ([`Flow::Pause`]), an abort answers it. A route's own `HTTPFault`
+//! replaces the filter's settings. `fault.active_faults` counts requests
+//! holding a fault until they end.
+
+use nuncio_config::filters::{HttpFault, PerRouteConfig};
+use nuncio_stats::{Counter, Gauge, GaugeGuard, Scope};
+
+use super::{after_delay, on_request, Abort, Decision, ABORT_BODY, ACTIVE_FAULTS};
+use crate::chain::{Flow, HttpFilter, LocalResponse, RequestCx};
+use crate::ThreadRandom;
+
+/// `envoy.filters.http.fault`.
+#[derive(Debug)]
+pub struct FaultFilter {
+    cfg: HttpFault,
+    http: Scope,
+    active: Gauge,
+}
+
+impl FaultFilter {
+    /// The filter, counting under the connection manager's `http.<prefix>.`.
+    pub fn new(cfg: HttpFault, http: &Scope) -> Self {
+        FaultFilter {
+            cfg,
+            active: http.gauge(ACTIVE_FAULTS),
+            http: http.clone(),
+        }
+    }
+
+    fn counters(&self, names: &[String]) -> Vec<Counter> {
+        names.iter().map(|n| self.http.counter(n)).collect()
+    }
+}
+
+fn abort_reply(a: Abort) -> Flow {
+    Flow::Reply(LocalResponse {
+        grpc_status: a.grpc_status,
+        ..LocalResponse::new(a.http_status, ABORT_BODY, "FI")
+    })
+}
+
+impl HttpFilter for FaultFilter {
+    fn on_request(&self, cx: &mut RequestCx<'_, '_>) -> Flow {
+        let cfg = cx
+            .overrides()
+            .find_map(|c| match c {
+                PerRouteConfig::Fault(c) => Some(&**c),
+                _ => None,
+            })
+            .unwrap_or(&self.cfg);
+        let cluster = cx.route.and_then(|r| r.cluster());
+        let out = on_request(
+            cfg,
+            cluster,
+            &cx.matchable(),
+            self.active.get().max(0) as u64,
+            &mut ThreadRandom,
+        );
+        for c in self.counters(&out.stats) {
+            c.inc();
+        }
+        if out.took_active_slot {
+            cx.hold(GaugeGuard::new(&self.active));
+        }
+        match out.decision {
+            Decision::None => Flow::Continue,
+            Decision::Abort(a) => abort_reply(a),
+            Decision::Delay(d) => {
+                // Whether to abort after the delay is drawn now, from the
+                // headers at hand (the future outlives their borrow); its
+                // counters move when the delay ends, as in Envoy.
+                let (abort, stats) = after_delay(cfg, &cx.matchable(), &mut ThreadRandom);
+                let counters = self.counters(&stats);
+                Flow::Pause(Box::pin(async move {
+                    tokio::time::sleep(d).await;
+                    for c in counters {
+                        c.inc();
+                    }
+                    match abort {
+                        Some(a) => abort_reply(a),
+                        None => Flow::Continue,
+                    }
+                }))
+            }
+        }
+    }
+}
