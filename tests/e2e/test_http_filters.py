@@ -17,7 +17,7 @@ HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_mana
 ROUTER = '          - name: envoy.filters.http.router\n            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}\n'
 
 
-def config(listen, admin, port, filters="", route_config="", vhost="", routes=None, h2=False):
+def config(listen, admin, port, filters="", route_config="", vhost="", routes=None, h2=False, hcm_extra=""):
     """A v3 config: one listener, one virtual host `vh`, cluster `o`."""
     routes = routes or '              - match: {prefix: "/"}\n                route: {cluster: o}\n'
     proto = (
@@ -37,7 +37,7 @@ static_resources:
         typed_config:
           "@type": {HCM}
           stat_prefix: ingress
-          route_config:
+{hcm_extra}          route_config:
 {route_config}            virtual_hosts:
             - name: vh
               domains: ["*"]
@@ -359,3 +359,32 @@ def test_health_check_answers_and_follows_admin_fail(procs, tmp_path):
     assert curl(f"http://{p.base}/healthz")[0] == 200
     assert p.stat("http.ingress.health_check.request") == 3
     assert p.stat("http.ingress.health_check.failed") == 1
+
+
+@pytest.mark.parametrize("h2_client", [False, True], ids=["http1", "http2"])
+@pytest.mark.parametrize("h2_cluster", [False, True], ids=["to-h1", "to-h2"])
+def test_access_log_route_name_and_response_headers(procs, tmp_path, h2_client, h2_cluster):
+    """%ROUTE_NAME% and %RESP(...)% come from the one request path, for
+    every client and cluster protocol (they were empty on two of the
+    three engines before issue 13)."""
+    e = Echo(procs, "127.0.0.1")
+    log = tmp_path / "access.log"
+    hcm_extra = (
+        '          access_log:\n'
+        '          - name: envoy.access_loggers.file\n'
+        '            typed_config:\n'
+        '              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n'
+        f'              path: {log}\n'
+        '              log_format: {text_format_source: {inline_string: '
+        '"%ROUTE_NAME%|%RESP(content-type)%|%RESPONSE_CODE%|%BYTES_RECEIVED%\\n"}}\n'
+    )
+    routes = '              - name: r1\n                match: {prefix: "/"}\n                route: {cluster: o}\n'
+    p = start(procs, tmp_path, e.port, routes=routes, h2=h2_cluster, hcm_extra=hcm_extra)
+    extra = ["--http2-prior-knowledge"] if h2_client else []
+    status, h, _ = curl(*extra, f"http://{p.base}/echo", "--data-binary", "hello")
+    assert status == 200
+    for _ in range(50):
+        if log.exists() and log.read_text():
+            break
+        time.sleep(0.05)
+    assert log.read_text().strip() == f"r1|{h['content-type']}|200|5", log.read_text()

@@ -322,6 +322,9 @@ pub fn iso8601(t: SystemTime) -> String {
 #[derive(Debug)]
 pub struct AccessLogger {
     sinks: Vec<(Format, Mutex<File>)>,
+    /// Some format prints a response header other than the service time
+    /// (`%RESP(...)%`): requests then keep the upstream's response head.
+    reads_response: bool,
 }
 
 impl AccessLogger {
@@ -338,11 +341,25 @@ impl AccessLogger {
             let file = OpenOptions::new().create(true).append(true).open(&l.path)?;
             sinks.push((format, Mutex::new(file)));
         }
+        let reads_response = sinks.iter().any(|(f, _)| {
+            f.0.iter().any(
+                |op| matches!(op, Op::Resp(name, _) if name != "x-envoy-upstream-service-time"),
+            )
+        });
         Ok(if sinks.is_empty() {
             None
         } else {
-            Some(AccessLogger { sinks })
+            Some(AccessLogger {
+                sinks,
+                reads_response,
+            })
         })
+    }
+
+    /// Whether some format prints a response header (`%RESP(...)%`) that
+    /// only the upstream's head has.
+    pub fn reads_response_headers(&self) -> bool {
+        self.reads_response
     }
 
     /// Writes one entry to every sink.

@@ -53,6 +53,10 @@ pub(super) struct Exchange<'a> {
     pub(super) upstream_tx_reset: &'a nuncio_stats::Counter,
     /// The filters' response phase, when the connection manager has any.
     pub(super) hook: Option<super::filtering::ResponseHook<'a>>,
+    /// The access log wants the response head (`%RESP(...)%`).
+    pub(super) log_response: bool,
+    /// The response head, kept for the access log.
+    pub(super) resp_headers: super::Capture,
 }
 
 impl Exchange<'_> {
@@ -187,6 +191,7 @@ impl Exchange<'_> {
                 self.service_ms = Some(service_ms);
                 let service = (!self.suppress).then_some(service_ms);
                 let mut out = bufpool::take_head(r.len + 128);
+                self.resp_headers = super::capture(self.log_response, &r);
                 let edits = self.hook.as_mut().map(|h| h.edits(r.status, &r.headers));
                 head::downstream_response(
                     &mut out,

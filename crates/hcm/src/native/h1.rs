@@ -74,7 +74,7 @@ pub(super) async fn handle(
         let dropped = (before - head.headers.len()) as u64;
         hcm.stats.codec.h1_dropped_underscores.add(dropped);
     }
-    let log = hcm.access_log.as_ref().map(|_| {
+    let mut log = hcm.access_log.as_ref().map(|_| {
         LogEntry::from_fields(
             start_sys.unwrap_or_else(SystemTime::now),
             head.method,
@@ -176,6 +176,9 @@ pub(super) async fn handle(
         refuse!(404, "", has_body || head.close, flags::NONE)
     }
     let route = hcm.routes.route(host, &target);
+    if let (Some(l), Some(r)) = (log.as_mut(), route) {
+        l.route_name.clone_from(&r.name);
+    }
     if hcm.is_filtering() {
         routed = route;
         let view = filtering::RequestView {
@@ -372,6 +375,12 @@ pub(super) async fn handle(
         upstream_codes: &cluster.stats.rq_codes,
         upstream_tx_reset: &cluster.stats.rq_tx_reset,
         hook: filtering::ResponseHook::of(hcm, filtered.as_deref_mut(), route, host.addr),
+        log_response: log.is_some()
+            && hcm
+                .access_log
+                .as_ref()
+                .is_some_and(|a| a.reads_response_headers()),
+        resp_headers: None,
     };
     let result = x.run(&pool).await;
     bufpool::give_head(std::mem::take(&mut x.up_head));
@@ -384,6 +393,7 @@ pub(super) async fn handle(
         received: x.received,
         upstream: upstream.clone(),
         request_id,
+        resp_headers: x.resp_headers.clone(),
     };
     match result {
         Ok(keep) => {

@@ -83,6 +83,23 @@ struct Done {
     /// The `x-request-id` nuncio generated for the upstream request, for
     /// the access log's `%REQ(X-REQUEST-ID)%`.
     request_id: Option<[u8; 36]>,
+    /// The upstream's response head, kept when the access log prints
+    /// `%RESP(...)%` ([`Capture`]).
+    resp_headers: Capture,
+}
+
+/// A response head kept for the access log: `None` when no format prints
+/// one of its fields.
+pub(super) type Capture = Option<Vec<(String, Vec<u8>)>>;
+
+/// The fields of `r` when the access log wants them.
+pub(super) fn capture(wanted: bool, r: &nuncio_h1::ResponseHead<'_>) -> Capture {
+    wanted.then(|| {
+        r.headers
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_vec()))
+            .collect()
+    })
 }
 
 impl Done {
@@ -96,6 +113,7 @@ impl Done {
             received: 0,
             upstream: None,
             request_id: None,
+            resp_headers: None,
         }
     }
 }
@@ -381,6 +399,14 @@ fn finish(hcm: &Hcm, start: Instant, d: Done, log: Option<Box<LogEntry>>) {
             .and_then(|id| http::HeaderValue::from_bytes(&id).ok())
         {
             l.req_headers.insert(crate::headers::X_REQUEST_ID, v);
+        }
+        for (n, v) in d.resp_headers.into_iter().flatten() {
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(n.as_bytes()),
+                http::HeaderValue::from_bytes(&v),
+            ) {
+                l.resp_headers.append(n, v);
+            }
         }
         logger.log(&l);
     }

@@ -15,6 +15,8 @@ pub(super) struct Exchange<'a> {
     pub(super) upstream_tx_reset: &'a nuncio_stats::Counter,
     /// The filters' response phase, when the connection manager has any.
     pub(super) hook: Option<filtering::ResponseHook<'a>>,
+    /// The access log wants the response head (`%RESP(...)%`).
+    pub(super) log_response: bool,
     /// The client's body (taken by a WebSocket tunnel).
     pub(super) src: Option<H2Recv>,
     pub(super) up_head: Vec<u8>,
@@ -161,12 +163,14 @@ impl Exchange<'_> {
             route_timeout: self.route_timeout,
             tx_reset: self.upstream_tx_reset,
             hook: self.hook.as_mut(),
+            log_response: self.log_response,
         };
         let r = crate::native::h2up::forward_h2(from, pool, respond, &mut out).await;
         self.done.status = out.status;
         self.done.service_ms = out.service_ms;
         self.done.sent = out.sent;
         self.done.received = out.received;
+        self.done.resp_headers = out.resp_headers.take();
         self.reset_by_client = out.reset_by_client;
         r
     }
@@ -252,6 +256,7 @@ impl Exchange<'_> {
             let service_ms = self.sent_at.elapsed().as_millis() as u64;
             self.done.service_ms = Some(service_ms);
             let mut block = bufpool::take_head(64 + r.len);
+            self.done.resp_headers = crate::native::capture(self.log_response, &r);
             let edits = self.hook.as_mut().map(|h| h.edits(r.status, &r.headers));
             self.done.status = downstream_head(
                 &r,

@@ -177,7 +177,7 @@ async fn stream(c: Arc<Conn>, req: Request, rx: RecvStream, mut respond: SendRes
     hcm.stats.rq_total.inc();
     hcm.stats.rq_http2_total.inc();
     let _active = GaugeGuard::new(&hcm.stats.rq_active);
-    let log = hcm.access_log.as_ref().map(|_| {
+    let mut log = hcm.access_log.as_ref().map(|_| {
         let authority = req
             .authority()
             .or_else(|| req.header("host").and_then(|h| std::str::from_utf8(h).ok()))
@@ -198,7 +198,7 @@ async fn stream(c: Arc<Conn>, req: Request, rx: RecvStream, mut respond: SendRes
         hcm.stats.rq_rx_reset.inc();
         Done::local(0, RESET_BY_CLIENT, 0)
     } else {
-        handle(&c, req, rx, &mut respond).await
+        handle(&c, req, rx, &mut respond, &mut log).await
     };
     c.resets
         .stream_closed(start.elapsed(), done.flags == RESET_BY_CLIENT);
@@ -248,7 +248,13 @@ async fn reply_local(
 }
 
 /// Routes and forwards one request; returns what became of it.
-async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut SendResponse) -> Done {
+async fn handle(
+    c: &Conn,
+    mut req: Request,
+    body: RecvStream,
+    respond: &mut SendResponse,
+    log: &mut Option<Box<LogEntry>>,
+) -> Done {
     let mut src = H2Recv::new(body);
     let hcm = &c.hcm;
     let cfg = &hcm.config;
@@ -322,6 +328,9 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
     let route = hcm
         .routes
         .route(authority.trim_end_matches([' ', '\t']), &target);
+    if let (Some(l), Some(r)) = (log.as_mut(), route) {
+        l.route_name.clone_from(&r.name);
+    }
     // Once filters ran, every reply goes back through them.
     let mut filtered: Option<Box<filtering::Filtered>> = None;
     if hcm.is_filtering() {
@@ -540,7 +549,13 @@ async fn handle(c: &Conn, mut req: Request, body: RecvStream, respond: &mut Send
             received: 0,
             upstream: Some((cluster.clone(), host.clone(), Instant::now())),
             request_id,
+            resp_headers: None,
         },
+        log_response: log.is_some()
+            && hcm
+                .access_log
+                .as_ref()
+                .is_some_and(|a| a.reads_response_headers()),
         reset_by_client: false,
         upstream_codes: &cluster.stats.rq_codes,
         upstream_tx_reset: &cluster.stats.rq_tx_reset,

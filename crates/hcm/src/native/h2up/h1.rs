@@ -164,6 +164,7 @@ impl Exchange<'_> {
             route_timeout: self.route_timeout,
             idle: self.pace.idle,
             tx_reset: self.upstream_tx_reset,
+            log_response: self.log_response,
         };
         let result = exchange(params, r, upload, &mut respond, &mut out).await;
         let close = respond.close;
@@ -172,6 +173,7 @@ impl Exchange<'_> {
         self.sent = out.sent;
         self.received = out.received;
         self.head_sent = out.head_sent;
+        self.resp_headers = out.resp_headers.take();
         result?;
         if let Some(t) = out.tunnel {
             self.upgraded = true;

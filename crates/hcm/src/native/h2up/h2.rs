@@ -102,6 +102,8 @@ pub(in crate::native) struct FromH2<'a, 'h> {
     pub(in crate::native) tx_reset: &'a nuncio_stats::Counter,
     /// The filters' response phase.
     pub(in crate::native) hook: Option<&'a mut crate::native::filtering::ResponseHook<'h>>,
+    /// The access log wants the response head (`%RESP(...)%`).
+    pub(in crate::native) log_response: bool,
 }
 
 /// Forwards an HTTP/2 client's request to an HTTP/2 cluster's `pool`. On
@@ -137,6 +139,7 @@ pub(in crate::native) async fn forward(
         route_timeout: x.route_timeout,
         idle: pace.idle,
         tx_reset: x.tx_reset,
+        log_response: x.log_response,
     };
     let result = exchange(params, r, upload, &mut h2, out).await;
     out.reset_by_client = h2.reset;

@@ -154,6 +154,8 @@ pub(super) struct Params<'a> {
     pub(super) idle: Option<Duration>,
     /// The cluster's `upstream_rq_tx_reset`.
     pub(super) tx_reset: &'a nuncio_stats::Counter,
+    /// The access log wants the response head (`%RESP(...)%`).
+    pub(super) log_response: bool,
 }
 
 /// What became of an exchange, for stats and the access log.
@@ -172,6 +174,8 @@ pub(super) struct Outcome {
     pub(super) request_unfinished: bool,
     /// The client reset its stream (HTTP/2).
     pub(super) reset_by_client: bool,
+    /// The response head, kept for the access log.
+    pub(super) resp_headers: super::Capture,
     /// An accepted WebSocket's upstream stream.
     pub(super) tunnel: Option<Tunnel>,
 }
@@ -433,6 +437,7 @@ where
         len: 0,
         close: false,
     };
+    out.resp_headers = super::capture(p.log_response, &view);
     out.status = respond
         .head(&view, service_ms, upgraded, no_body && !upgraded)
         .await?;
