@@ -84,22 +84,16 @@ pub(super) fn request(up_head: &[u8]) -> Result<H2Request, Fail> {
     let mut headers = HeaderMap::with_capacity(h.headers.len());
     let mut websocket_key = None;
     for (n, v) in &h.headers {
-        let skip = match n.len() {
-            2 => n.eq_ignore_ascii_case("te") && !v.eq_ignore_ascii_case(b"trailers"),
-            4 => n.eq_ignore_ascii_case("host"),
-            7 => n.eq_ignore_ascii_case("upgrade"),
-            10 => n.eq_ignore_ascii_case("connection") || n.eq_ignore_ascii_case("keep-alive"),
-            16 => n.eq_ignore_ascii_case("proxy-connection"),
-            17 => {
-                if websocket && n.eq_ignore_ascii_case("sec-websocket-key") {
-                    websocket_key = Some(v.to_vec());
-                    true
-                } else {
-                    n.eq_ignore_ascii_case("transfer-encoding")
-                }
-            }
-            _ => false,
-        };
+        // The one hop-by-hop set (head.rs), plus what HTTP/2 carries
+        // elsewhere: Host as `:authority`, framing in its frames, the
+        // WebSocket key (an extended CONNECT has none).
+        if websocket && n.eq_ignore_ascii_case("sec-websocket-key") {
+            websocket_key = Some(v.to_vec());
+            continue;
+        }
+        let skip = crate::native::head::hop_by_hop(n, v)
+            || n.eq_ignore_ascii_case("host")
+            || n.eq_ignore_ascii_case("transfer-encoding");
         if skip {
             continue;
         }
