@@ -388,3 +388,31 @@ def test_access_log_route_name_and_response_headers(procs, tmp_path, h2_client, 
             break
         time.sleep(0.05)
     assert log.read_text().strip() == f"r1|{h['content-type']}|200|5", log.read_text()
+
+
+def test_access_log_response_flags_of_filters(procs, tmp_path):
+    """Envoy's %RESPONSE_FLAGS%: FI for a fault's abort, DI for its delay,
+    RL for a rate limiter's 429, NR for no route (checked on Envoy 1.40)."""
+    e = Echo(procs, "127.0.0.1")
+    log = tmp_path / "access.log"
+    hcm_extra = (
+        '          access_log:\n'
+        '          - name: envoy.access_loggers.file\n'
+        '            typed_config:\n'
+        '              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n'
+        f'              path: {log}\n'
+        '              log_format: {text_format_source: {inline_string: "%RESPONSE_CODE% %RESPONSE_FLAGS%\\n"}}\n'
+    )
+    rl = RATE_LIMIT.replace("max_tokens: 2", "max_tokens: 3")
+    p = start(procs, tmp_path, e.port, filters=FAULT + rl, hcm_extra=hcm_extra,
+              routes='              - match: {prefix: "/"}\n                route: {cluster: o}\n')
+    curl(f"http://{p.base}/", "-H", "x-envoy-fault-abort-request: 418")
+    curl(f"http://{p.base}/", "-H", "x-envoy-fault-delay-request: 10")
+    curl(f"http://{p.base}/")
+    curl(f"http://{p.base}/")
+    curl(f"http://{p.base}/")
+    for _ in range(50):
+        if log.exists() and len(log.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    assert log.read_text().splitlines() == ["418 FI", "200 DI", "200 -", "200 -", "429 RL"], log.read_text()

@@ -65,7 +65,7 @@ impl std::fmt::Debug for Flow {
 }
 
 /// The response flag of a reply that is no failure (`-`).
-pub const NO_FLAG: &str = "-";
+pub const NO_FLAG: crate::flags::ResponseFlags = crate::flags::ResponseFlags::NONE;
 
 /// A local reply a filter sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +76,8 @@ pub struct LocalResponse {
     pub body: String,
     /// Headers added to the reply, in order.
     pub headers: Vec<(String, String)>,
-    /// Envoy's response flag for the access log (`FI`, `RL`, `-`).
-    pub flag: &'static str,
+    /// Envoy's response flags for the access log (`FI`, `RL`, none).
+    pub flag: crate::flags::ResponseFlags,
     /// For a gRPC request: the `grpc-status` to answer with (HTTP 200).
     pub grpc_status: Option<u32>,
     /// Sent as Envoy's `sendLocalReply` (true), which adds the route's
@@ -88,7 +88,7 @@ pub struct LocalResponse {
 
 impl LocalResponse {
     /// A reply of `status` with `body` and no extra header.
-    pub fn new(status: u16, body: impl Into<String>, flag: &'static str) -> Self {
+    pub fn new(status: u16, body: impl Into<String>, flag: crate::flags::ResponseFlags) -> Self {
         LocalResponse {
             status,
             body: body.into(),
@@ -242,6 +242,8 @@ pub struct RequestCx<'a, 'b> {
     /// on (the buffer filter): read it first, up to this many bytes
     /// (413 beyond).
     pub buffer_request: Option<u32>,
+    /// Response flags a filter sets without replying (`DI`).
+    pub flags: crate::flags::ResponseFlags,
 }
 
 /// The request's headers with Envoy's pseudo-headers (`:path`,

@@ -15,6 +15,7 @@ mod civil;
 pub mod cors;
 pub mod edits;
 pub mod fault;
+pub mod flags;
 pub mod formatter;
 pub mod header_mutation;
 pub mod headers;
@@ -27,6 +28,7 @@ pub use chain::{
     Verdict,
 };
 pub use edits::{Edits, Fields};
+pub use flags::ResponseFlags;
 
 /// A source of random numbers (Envoy's `RandomGenerator`), so decisions
 /// that sample requests are deterministic in tests.

@@ -58,7 +58,7 @@ pub struct LogEntry {
     /// Status sent.
     pub code: u16,
     /// Envoy response flags (`UH`, `UF`, `NR`, ...), `-` when none.
-    pub flags: &'static str,
+    pub flags: crate::flags::ResponseFlags,
     /// Request body bytes.
     pub bytes_received: u64,
     /// Response body bytes.
@@ -128,7 +128,7 @@ impl LogEntry {
             req_headers,
             resp_headers: HeaderMap::new(),
             code: 0,
-            flags: "-",
+            flags: crate::flags::NONE,
             bytes_received: 0,
             bytes_sent: 0,
             duration: Duration::ZERO,
@@ -394,7 +394,7 @@ mod tests {
             req_headers: req,
             resp_headers: HeaderMap::new(),
             code: 200,
-            flags: "-",
+            flags: crate::flags::NONE,
             bytes_received: 0,
             bytes_sent: 12,
             duration: Duration::from_millis(3),

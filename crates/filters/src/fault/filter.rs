@@ -8,7 +8,7 @@ use nuncio_stats::{Counter, Gauge, GaugeGuard, Scope};
 
 use super::{after_delay, on_request, Abort, Decision, ABORT_BODY, ACTIVE_FAULTS};
 use crate::chain::{Flow, HttpFilter, LocalResponse, RequestCx};
-use crate::ThreadRandom;
+use crate::{ResponseFlags, ThreadRandom};
 
 /// `envoy.filters.http.fault`.
 #[derive(Debug)]
@@ -36,7 +36,7 @@ impl FaultFilter {
 fn abort_reply(a: Abort) -> Flow {
     Flow::Reply(LocalResponse {
         grpc_status: a.grpc_status,
-        ..LocalResponse::new(a.http_status, ABORT_BODY, "FI")
+        ..LocalResponse::new(a.http_status, ABORT_BODY, ResponseFlags::FAULT_INJECTED)
     })
 }
 
@@ -72,6 +72,7 @@ impl HttpFilter for FaultFilter {
                 // counters move when the delay ends, as in Envoy.
                 let (abort, stats) = after_delay(cfg, &cx.matchable(), &mut ThreadRandom);
                 let counters = self.counters(&stats);
+                cx.flags |= ResponseFlags::DELAY_INJECTED;
                 Flow::Pause(Box::pin(async move {
                     tokio::time::sleep(d).await;
                     for c in counters {

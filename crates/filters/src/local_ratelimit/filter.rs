@@ -134,7 +134,7 @@ impl HttpFilter for LocalRateLimitFilter {
                 Flow::Reply(LocalResponse {
                     headers,
                     grpc_status: Some(grpc_status),
-                    ..LocalResponse::new(status, LIMITED_BODY, "RL")
+                    ..LocalResponse::new(status, LIMITED_BODY, crate::ResponseFlags::RATE_LIMITED)
                 })
             }
         }

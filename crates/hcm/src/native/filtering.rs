@@ -42,6 +42,8 @@ pub(crate) struct Filtered {
     /// The route's response mutations apply (not to a response a filter
     /// encoded itself).
     route_headers: bool,
+    /// Response flags the filters set (`DI`), for the access log.
+    pub(crate) flags: nuncio_filters::ResponseFlags,
 }
 
 /// The request, as the filters see it.
@@ -95,6 +97,7 @@ pub(crate) async fn on_request(
         snapshot: None,
         buffer_request: None,
         route_headers: true,
+        flags: nuncio_filters::ResponseFlags::NONE,
     });
     if !hcm.chain.is_empty() {
         let Filtered {
@@ -120,10 +123,12 @@ pub(crate) async fn on_request(
             filter_index: 0,
             bodyless: v.bodyless,
             buffer_request: None,
+            flags: nuncio_filters::ResponseFlags::NONE,
         };
         let verdict = hcm.chain.on_request(&mut cx).await;
-        let buffer = cx.buffer_request;
+        let (buffer, flags) = (cx.buffer_request, cx.flags);
         f.buffer_request = buffer;
+        f.flags = flags;
         if let nuncio_filters::Verdict::Reply { at, response } = verdict {
             f.upto = at;
             f.route_headers = response.local_reply;

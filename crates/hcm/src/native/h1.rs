@@ -195,7 +195,15 @@ pub(super) async fn handle(
             peer,
             local: stream.get_ref().local_addr().ok(),
         };
-        match filtering::on_request(hcm, route, view).await {
+        let decision = filtering::on_request(hcm, route, view).await;
+        if let (
+            Some(l),
+            Some(filtering::Decision::Continue(f) | filtering::Decision::Reply(f, _)),
+        ) = (log.as_mut(), &decision)
+        {
+            l.flags |= f.flags;
+        }
+        match decision {
             Some(filtering::Decision::Continue(f)) => filtered = Some(f),
             Some(filtering::Decision::Reply(mut f, r)) => {
                 for (n, v) in &r.headers {

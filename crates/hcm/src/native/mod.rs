@@ -72,7 +72,7 @@ pub(crate) fn reason(status: u16) -> &'static str {
 struct Done {
     service_ms: Option<u64>,
     status: u16,
-    flags: &'static str,
+    flags: crate::flags::ResponseFlags,
     sent: u64,
     received: u64,
     upstream: Option<(
@@ -104,7 +104,7 @@ pub(super) fn capture(wanted: bool, r: &nuncio_h1::ResponseHead<'_>) -> Capture 
 
 impl Done {
     /// A local reply of `status` with a body of `len` bytes.
-    fn local(status: u16, flags: &'static str, len: usize) -> Done {
+    fn local(status: u16, flags: crate::flags::ResponseFlags, len: usize) -> Done {
         Done {
             service_ms: None,
             status,
@@ -301,7 +301,7 @@ async fn reply(
     status: u16,
     body: &str,
     close: bool,
-    flag: &'static str,
+    flag: crate::flags::ResponseFlags,
 ) -> (bool, Done) {
     let l = Local {
         close,
@@ -316,7 +316,7 @@ struct Local<'a> {
     body: &'a str,
     /// Close the connection after it.
     close: bool,
-    flag: &'static str,
+    flag: crate::flags::ResponseFlags,
     /// A redirect's `location`.
     location: Option<&'a str>,
     /// A filter's `grpc-status` for a gRPC request.
@@ -326,7 +326,7 @@ struct Local<'a> {
 }
 
 impl<'a> Local<'a> {
-    fn new(status: u16, body: &'a str, flag: &'static str) -> Self {
+    fn new(status: u16, body: &'a str, flag: crate::flags::ResponseFlags) -> Self {
         Local {
             status,
             body,
@@ -380,7 +380,8 @@ fn finish(hcm: &Hcm, start: Instant, d: Done, log: Option<Box<LogEntry>>) {
     }
     if let (Some(mut l), Some(logger)) = (log, hcm.access_log.as_ref()) {
         l.code = d.status;
-        l.flags = d.flags;
+        // Flags the filters set beside the outcome's (`DI`).
+        l.flags |= d.flags;
         l.bytes_sent = d.sent;
         l.bytes_received = d.received;
         l.duration = now - start;

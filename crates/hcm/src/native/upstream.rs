@@ -102,7 +102,7 @@ impl Fail {
         cluster: &nuncio_cluster::Cluster,
         host: &nuncio_cluster::Host,
         status: u16,
-    ) -> (u16, &'static str, &'static str) {
+    ) -> (u16, flags::ResponseFlags, &'static str) {
         match self {
             Fail::Timeout => {
                 cluster.stats.rq_timeout.inc();

@@ -46,7 +46,7 @@ use crate::Hcm;
 use nuncio_config::UnderscoresAction;
 
 /// Envoy's response flag for a stream the client reset (`DR`).
-const RESET_BY_CLIENT: &str = flags::DOWNSTREAM_RESET;
+const RESET_BY_CLIENT: flags::ResponseFlags = flags::DOWNSTREAM_RESET;
 
 /// What every stream of one connection shares.
 struct Conn {
@@ -213,7 +213,7 @@ async fn reply(
     kind: RequestKind,
     status: u16,
     body: &str,
-    flag: &'static str,
+    flag: crate::flags::ResponseFlags,
 ) -> Done {
     reply_local(hcm, respond, kind, Local::new(status, body, flag)).await
 }
@@ -348,7 +348,13 @@ async fn handle(
             peer: c.peer,
             local: c.local,
         };
-        match filtering::on_request(hcm, route, view).await {
+        let decision = filtering::on_request(hcm, route, view).await;
+        if let (Some(l), Some(Decision::Continue(f) | Decision::Reply(f, _))) =
+            (log.as_mut(), &decision)
+        {
+            l.flags |= f.flags;
+        }
+        match decision {
             Some(Decision::Continue(f)) => filtered = Some(f),
             Some(Decision::Reply(mut f, r)) => {
                 for (n, v) in &r.headers {
