@@ -474,6 +474,9 @@ CASES = [
                                                                   ("access-control-request-method", "GET")]),
        variant="filters"),
     h2("filters-h2-buffer-too-large", h2req("/buffered", "POST", body=b"y" * 20), variant="filters"),
+    get("filters-health-check", "/healthz", variant="filters"),
+    get("filters-health-check-query", "/healthz?full=1", variant="filters",
+        doc="the exact :path match includes the query string: not a health check"),
 ]
 
 BY_NAME = {c.name: c for c in CASES}

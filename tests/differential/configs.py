@@ -181,8 +181,8 @@ FILTER_ROUTES = """\
                 - header: {key: x-route-resp, value: "r"}
 """
 # The chain: cors, fault (header controlled), the rate limiter (enabled
-# per route only), buffer (per route only: disabled by default), a header
-# mutation filter.
+# per route only), buffer (per route only: disabled by default), health
+# checks on /healthz, a header mutation filter.
 FILTER_CHAIN = """\
           - name: envoy.filters.http.cors
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}
@@ -200,6 +200,11 @@ FILTER_CHAIN = """\
               "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
               max_request_bytes: 1048576
             disabled: true
+          - name: envoy.filters.http.health_check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck
+              pass_through_mode: false
+              headers: [{name: ":path", string_match: {exact: "/healthz"}}]
           - name: envoy.filters.http.header_mutation
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation

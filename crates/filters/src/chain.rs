@@ -244,6 +244,9 @@ pub struct RequestCx<'a, 'b> {
     pub buffer_request: Option<u32>,
     /// Response flags a filter sets without replying (`DI`).
     pub flags: crate::flags::ResponseFlags,
+    /// The request is a health check (Envoy's `StreamInfo::healthCheck`):
+    /// its response is not counted in `downstream_rq_*`.
+    pub health_check: bool,
 }
 
 /// The request's headers with Envoy's pseudo-headers (`:path`,

@@ -364,3 +364,116 @@ async fn an_upstream_that_closes_gets_envoys_503() {
     assert!(out.contains("x-code: 0\r\n"), "{out}");
     assert_eq!(p.stat("cluster.up.upstream_rq_503"), 1);
 }
+
+const MORE_FILTERS: &str = r#"
+static_resources:
+  listeners:
+  - address: {socket_address: {address: 127.0.0.1, port_value: 1}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: t
+          route_config:
+            virtual_hosts:
+            - name: vh
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/small"}
+                route: {cluster: up}
+                typed_per_filter_config:
+                  envoy.filters.http.buffer:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
+                    buffer: {max_request_bytes: 4}
+              - match: {prefix: "/"}
+                route: {cluster: up}
+          http_filters:
+          - name: envoy.filters.http.health_check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck
+              pass_through_mode: false
+              headers: [{name: ":path", string_match: {exact: "/healthz"}}]
+          - name: envoy.filters.http.buffer
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+              max_request_bytes: 1024
+          - name: envoy.filters.http.header_mutation
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation
+              mutations:
+                request_mutations:
+                - remove: x-secret
+                - append: {header: {key: x-hm, value: "%REQ(x-in)%"}}
+                response_mutations:
+                - append: {header: {key: x-hm-resp, value: "%REQ(x-in)%-%RESPONSE_CODE%"}}
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - name: up
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: up
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $UP}}}}]}]
+"#;
+
+#[tokio::test]
+async fn header_mutation_buffer_and_health_check_in_process() {
+    let (up, heads) = h1_upstream(OK).await;
+    let p = proxy(MORE_FILTERS, up).await;
+    // header_mutation: request side seen by the upstream, response side
+    // formatted with the request's header and the code.
+    let out = exchange(
+        p.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-In: m\r\nX-Secret: s\r\nConnection: close\r\n\r\n",
+        b"\r\n\r\nok",
+    )
+    .await;
+    assert!(out.contains("x-hm-resp: m-200\r\n"), "{out}");
+    let head = heads.lock().expect("lock")[0].clone().to_ascii_lowercase();
+    assert!(
+        head.contains("x-hm: m") && !head.contains("x-secret"),
+        "{head}"
+    );
+    // buffer: a chunked body goes up with its length; one over the
+    // route's limit gets 413 and reaches no one.
+    let out = exchange(
+        p.addr,
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"\r\n\r\nok",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let head = heads.lock().expect("lock")[1].clone().to_ascii_lowercase();
+    assert!(
+        head.contains("content-length: 3") && !head.contains("transfer-encoding"),
+        "{head}"
+    );
+    let out = exchange(
+        p.addr,
+        b"POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+        b"Payload Too Large",
+    )
+    .await;
+    assert!(
+        out.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+        "{out}"
+    );
+    assert_eq!(p.stat("http.t.downstream_rq_too_large"), 1);
+    // health_check: answered here, and not counted as a response (Envoy).
+    let before = p.stat("http.t.downstream_rq_2xx");
+    let out = exchange(
+        p.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(
+        out.contains("x-envoy-upstream-healthchecked-cluster:"),
+        "{out}"
+    );
+    assert_eq!(p.stat("http.t.health_check.request"), 1);
+    assert_eq!(p.stat("http.t.downstream_rq_2xx"), before);
+    assert_eq!(heads.lock().expect("lock").len(), 2);
+}

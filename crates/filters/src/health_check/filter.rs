@@ -99,6 +99,7 @@ impl HttpFilter for HealthCheckFilter {
             return Flow::Continue;
         }
         self.request.inc();
+        cx.health_check = true;
         if self.cfg.pass_through_mode {
             let cached = self
                 .cache

@@ -44,6 +44,8 @@ pub(crate) struct Filtered {
     route_headers: bool,
     /// Response flags the filters set (`DI`), for the access log.
     pub(crate) flags: nuncio_filters::ResponseFlags,
+    /// A health check: its response is not counted (as Envoy).
+    pub(crate) health_check: bool,
 }
 
 /// The request, as the filters see it.
@@ -98,6 +100,7 @@ pub(crate) async fn on_request(
         buffer_request: None,
         route_headers: true,
         flags: nuncio_filters::ResponseFlags::NONE,
+        health_check: false,
     });
     if !hcm.chain.is_empty() {
         let Filtered {
@@ -124,11 +127,13 @@ pub(crate) async fn on_request(
             bodyless: v.bodyless,
             buffer_request: None,
             flags: nuncio_filters::ResponseFlags::NONE,
+            health_check: false,
         };
         let verdict = hcm.chain.on_request(&mut cx).await;
-        let (buffer, flags) = (cx.buffer_request, cx.flags);
+        let (buffer, flags, hc) = (cx.buffer_request, cx.flags, cx.health_check);
         f.buffer_request = buffer;
         f.flags = flags;
+        f.health_check = hc;
         if let nuncio_filters::Verdict::Reply { at, response } = verdict {
             f.upto = at;
             f.route_headers = response.local_reply;

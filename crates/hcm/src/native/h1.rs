@@ -209,6 +209,7 @@ pub(super) async fn handle(
                 for (n, v) in &r.headers {
                     f.response.append(n, v);
                 }
+                let health_check = f.health_check;
                 let edits = filtering::on_response(hcm, &mut f, route, r.status, &[], true, None);
                 let l = Local {
                     close: has_body || head.close,
@@ -216,7 +217,8 @@ pub(super) async fn handle(
                     edits: Some(edits),
                     ..Local::new(r.status, &r.body, r.flag)
                 };
-                let (ok, d) = reply_local(hcm, stream, kind, l).await;
+                let (ok, mut d) = reply_local(hcm, stream, kind, l).await;
+                d.health_check = health_check;
                 buf.advance(head_len);
                 return (ok, d, log);
             }
@@ -393,6 +395,7 @@ pub(super) async fn handle(
     let result = x.run(&pool).await;
     bufpool::give_head(std::mem::take(&mut x.up_head));
     let upstream = Some((cluster.clone(), host.clone(), sent_at));
+    let health_check = x.hook.as_ref().is_some_and(|h| h.f.health_check);
     let done = |status, flags, x: &Exchange| Done {
         service_ms: x.service_ms,
         status,
@@ -402,6 +405,7 @@ pub(super) async fn handle(
         upstream: upstream.clone(),
         request_id,
         resp_headers: x.resp_headers.clone(),
+        health_check,
     };
     match result {
         Ok(keep) => {

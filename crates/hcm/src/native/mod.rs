@@ -86,6 +86,9 @@ struct Done {
     /// The upstream's response head, kept when the access log prints
     /// `%RESP(...)%` ([`Capture`]).
     resp_headers: Capture,
+    /// A health check (the health check filter said so): not counted in
+    /// `downstream_rq_*`, as Envoy.
+    health_check: bool,
 }
 
 /// A response head kept for the access log: `None` when no format prints
@@ -114,6 +117,7 @@ impl Done {
             upstream: None,
             request_id: None,
             resp_headers: None,
+            health_check: false,
         }
     }
 }
@@ -367,7 +371,9 @@ async fn reply_local(
 
 fn finish(hcm: &Hcm, start: Instant, d: Done, log: Option<Box<LogEntry>>) {
     let now = Instant::now();
-    crate::counting::finished(&hcm.stats, d.status, now - start);
+    if !d.health_check {
+        crate::counting::finished(&hcm.stats, d.status, now - start);
+    }
     if let Some((cluster, host, sent_at)) = &d.upstream {
         if d.service_ms.is_some() {
             cluster.stats.rq_time.record(now - *sent_at);

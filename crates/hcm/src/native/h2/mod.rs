@@ -360,13 +360,16 @@ async fn handle(
                 for (n, v) in &r.headers {
                     f.response.append(n, v);
                 }
+                let health_check = f.health_check;
                 let edits = filtering::on_response(hcm, &mut f, route, r.status, &[], true, None);
                 let l = Local {
                     grpc_status: r.grpc_status.and_then(|g| u8::try_from(g).ok()),
                     edits: Some(edits),
                     ..Local::new(r.status, &r.body, r.flag)
                 };
-                return reply_local(hcm, respond, kind, l).await;
+                let mut d = reply_local(hcm, respond, kind, l).await;
+                d.health_check = health_check;
+                return d;
             }
             None => {}
         }
@@ -556,6 +559,7 @@ async fn handle(
             upstream: Some((cluster.clone(), host.clone(), Instant::now())),
             request_id,
             resp_headers: None,
+            health_check: filtered.as_ref().is_some_and(|f| f.health_check),
         },
         log_response: log.is_some()
             && hcm
