@@ -42,6 +42,11 @@ pub trait HttpFilter: Send + Sync + std::fmt::Debug {
     }
     /// The response head (`cx.local`: a local reply).
     fn on_response(&self, _cx: &mut ResponseCx<'_, '_>) {}
+    /// Whether [`HttpFilter::on_response`] does anything: when no filter's
+    /// does, the chain skips the response phase.
+    fn has_response_phase(&self) -> bool {
+        false
+    }
 }
 
 /// What a filter's request phase decided.
@@ -112,6 +117,11 @@ pub trait RouteConfigs: Send + Sync {
     fn overrides(&self, name: &str) -> [Option<&FilterOverride>; 3];
     /// The older `cors` fields: the route's, the virtual host's.
     fn cors_fields(&self) -> [Option<&CorsPolicy>; 2];
+    /// Whether any level has a `typed_per_filter_config` entry (when not,
+    /// every filter runs with its own settings: no lookup).
+    fn has_overrides(&self) -> bool {
+        true
+    }
 }
 
 /// Facts about the stream that format strings and filters read.
@@ -121,9 +131,8 @@ pub struct StreamFacts {
     pub peer: SocketAddr,
     /// The listener side of the socket, if known.
     pub local: Option<SocketAddr>,
-    /// When the request began.
-    pub start: SystemTime,
-    /// The same instant on the monotonic clock.
+    /// When the request began (the wall clock is read only if a format
+    /// string prints it).
     pub started: Instant,
     /// The request's HTTP version.
     pub protocol: Protocol,
@@ -188,7 +197,7 @@ impl FormatContext for Facts<'_> {
         }
     }
     fn start_time(&self) -> SystemTime {
-        self.stream.start
+        SystemTime::now() - self.stream.started.elapsed()
     }
     fn request_header(&self, name: &str) -> Option<&str> {
         self.request?.get(name)
@@ -284,6 +293,7 @@ fn configs<'r>(
     name: &str,
 ) -> impl Iterator<Item = &'r PerRouteConfig> {
     route
+        .filter(|r| r.has_overrides())
         .map(|r| r.overrides(name))
         .into_iter()
         .flatten()
@@ -411,6 +421,8 @@ struct Entry {
 pub struct FilterChain {
     entries: Vec<Entry>,
     needs_request_headers: bool,
+    /// Some filter has response-phase work.
+    response_phase: bool,
 }
 
 /// How the request phase ended.
@@ -437,6 +449,7 @@ impl FilterChain {
     /// Appends a filter configured as `name` (`disabled`: off unless a
     /// route enables it).
     pub fn push(&mut self, name: &str, disabled: bool, filter: Arc<dyn HttpFilter>) {
+        self.response_phase |= filter.has_response_phase();
         self.entries.push(Entry {
             name: name.to_string(),
             disabled,
@@ -459,12 +472,27 @@ impl FilterChain {
         self.entries.len()
     }
 
+    /// Runs the response phase even if no filter says it has work (routes
+    /// carry per-route settings that may give them some).
+    pub fn keep_response_phase(&mut self) {
+        self.response_phase = true;
+    }
+
+    /// Whether some filter has response-phase work.
+    pub fn has_response_phase(&self) -> bool {
+        self.response_phase
+    }
+
     /// Whether the response phase reads the request's headers.
     pub fn needs_request_headers(&self) -> bool {
         self.needs_request_headers
     }
 
     fn runs(e: &Entry, route: Option<&dyn RouteConfigs>) -> bool {
+        let Some(r) = route.filter(|r| r.has_overrides()) else {
+            return !e.disabled;
+        };
+        let route = Some(r);
         let said = route
             .map(|r| r.overrides(&e.name))
             .into_iter()

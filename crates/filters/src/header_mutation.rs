@@ -33,27 +33,30 @@ impl HeaderMutationFilter {
         actions_read_request(&self.cfg.mutations.response)
     }
 
-    /// The action lists that apply, in order.
+    /// The action lists that apply, in order: the filter's own, then the
+    /// route levels' (route entry first; the reverse with
+    /// `most_specific_header_mutations_wins`). Empty ones are left out;
+    /// nothing is allocated.
     fn lists<'a>(
         &'a self,
         route: Option<&'a dyn RouteConfigs>,
         name: &str,
-        pick: impl Fn(&'a HeaderMutation) -> &'a [HeaderMutationAction],
-    ) -> Vec<&'a [HeaderMutationAction]> {
-        let mut per_route: Vec<&[HeaderMutationAction]> = route
+        pick: impl Fn(&'a HeaderMutation) -> &'a [HeaderMutationAction] + Copy + 'a,
+    ) -> impl Iterator<Item = &'a [HeaderMutationAction]> + 'a {
+        let mut levels = route
+            .filter(|r| r.has_overrides())
             .map(|r| r.overrides(name))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|o| match o {
-                FilterOverride::Config(PerRouteConfig::HeaderMutation(m)) => Some(pick(m)),
-                _ => None,
-            })
-            .collect();
+            .unwrap_or([None; 3]);
         if self.cfg.most_specific_header_mutations_wins {
-            per_route.reverse();
+            levels.reverse();
         }
-        std::iter::once(pick(&self.cfg)).chain(per_route).collect()
+        let per_route = levels.into_iter().flatten().filter_map(move |o| match o {
+            FilterOverride::Config(PerRouteConfig::HeaderMutation(m)) => Some(pick(m)),
+            _ => None,
+        });
+        std::iter::once(pick(&self.cfg))
+            .chain(per_route)
+            .filter(|l| !l.is_empty())
     }
 }
 
@@ -75,12 +78,21 @@ pub fn reads_request(f: &FormatString) -> bool {
 impl HttpFilter for HeaderMutationFilter {
     fn on_request(&self, cx: &mut RequestCx<'_, '_>) -> Flow {
         let (stream, route) = (cx.stream, cx.route);
+        if self.cfg.mutations.request.is_empty() && !route.is_some_and(|r| r.has_overrides()) {
+            return Flow::Continue;
+        }
         for list in self.lists(route, cx.filter_name, |m| &m.mutations.request) {
             apply_actions(list, &mut cx.headers, &|f, req| {
                 format(f, &Facts::request_time(stream, req, route))
             });
         }
         Flow::Continue
+    }
+
+    fn has_response_phase(&self) -> bool {
+        // Per-route response mutations turn the phase on through the
+        // chain (`FilterChain::keep_response_phase`).
+        !self.cfg.mutations.response.is_empty()
     }
 
     fn on_response(&self, cx: &mut ResponseCx<'_, '_>) {

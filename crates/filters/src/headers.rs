@@ -112,6 +112,9 @@ pub fn apply_formatted(
     for name in remove {
         headers.remove(name);
     }
+    if add.is_empty() {
+        return;
+    }
     let mut overwrite: Vec<(&str, String)> = Vec::new();
     let mut append: Vec<(&str, String)> = Vec::new();
     for h in add {

@@ -83,7 +83,10 @@ impl Hcm {
         node: &nuncio_config::NodeInfo,
     ) -> Result<Arc<Self>, HcmError> {
         let routes = RouteTable::new(&config.route_config, config.websocket, clusters)?;
-        let chain = build_chain(config, clusters, store, node);
+        let mut chain = build_chain(config, clusters, store, node);
+        if has_per_filter_config(&config.route_config) {
+            chain.keep_response_phase();
+        }
         let keep_request_headers =
             chain.needs_request_headers() || response_mutations_read_request(&config.route_config);
         let filtering = !chain.is_empty() || mutates_headers(&config.route_config);
@@ -226,6 +229,15 @@ fn levels(
             .iter()
             .flat_map(|v| std::iter::once(&v.headers).chain(v.routes.iter().map(|r| &r.headers))),
     )
+}
+
+/// Whether any level of `rc` has `typed_per_filter_config`.
+fn has_per_filter_config(rc: &nuncio_config::RouteConfig) -> bool {
+    !rc.per_filter.is_empty()
+        || rc
+            .virtual_hosts
+            .iter()
+            .any(|v| !v.per_filter.is_empty() || v.routes.iter().any(|r| !r.per_filter.is_empty()))
 }
 
 /// Whether any level of `rc` mutates headers.

@@ -119,6 +119,10 @@ pub struct RouteEntry {
     pub table: Arc<Level>,
     /// `most_specific_header_mutations_wins`.
     pub most_specific_wins: bool,
+    /// Some level mutates headers (worked out once).
+    mutates: bool,
+    /// Some level has `typed_per_filter_config` (worked out once).
+    overridden: bool,
 }
 
 impl RouteConfigs for RouteEntry {
@@ -141,6 +145,9 @@ impl RouteConfigs for RouteEntry {
     fn cors_fields(&self) -> [Option<&CorsPolicy>; 2] {
         [self.level.cors.as_ref(), self.vhost.cors.as_ref()]
     }
+    fn has_overrides(&self) -> bool {
+        self.overridden
+    }
 }
 
 impl RouteEntry {
@@ -161,7 +168,7 @@ impl RouteEntry {
 
     /// Whether any level mutates headers.
     pub fn mutates_headers(&self) -> bool {
-        self.header_levels().iter().any(|h| !h.is_empty())
+        self.mutates
     }
 
     fn matches(&self, path: &str) -> bool {
@@ -296,16 +303,20 @@ impl RouteTable {
                     PathMatch::Prefix(p) => Matcher::Prefix(p.clone()),
                     PathMatch::Path(p) => Matcher::Path(p.clone()),
                 };
+                let level = Level {
+                    headers: r.headers.clone(),
+                    cors: r.cors.clone(),
+                    per_filter: r.per_filter.clone(),
+                };
+                let levels = [&level, &*vhost, &*table];
                 routes.push(RouteEntry {
+                    mutates: levels.iter().any(|l| !l.headers.is_empty()),
+                    overridden: levels.iter().any(|l| !l.per_filter.is_empty()),
                     name: r.name.clone(),
                     matcher,
                     case_sensitive: r.matcher.case_sensitive,
                     kind,
-                    level: Level {
-                        headers: r.headers.clone(),
-                        cors: r.cors.clone(),
-                        per_filter: r.per_filter.clone(),
-                    },
+                    level,
                     vhost: vhost.clone(),
                     table: table.clone(),
                     most_specific_wins: cfg.most_specific_header_mutations_wins,

@@ -38,16 +38,15 @@ impl HttpFilter for CorsFilter {
         let Some(route) = cx.route else {
             return Flow::Continue;
         };
+        if !route.has_overrides() && route.cors_fields() == [None, None] {
+            return Flow::Continue;
+        }
         // `typed_per_filter_config` policies, most specific first; the
         // older `cors` fields only when there are none (as Envoy).
-        let mut policies: Vec<&CorsPolicy> = route
-            .overrides(cx.filter_name)
-            .into_iter()
-            .flatten()
-            .filter_map(|o| match o {
-                nuncio_config::filters::FilterOverride::Config(PerRouteConfig::Cors(p)) => {
-                    Some(&**p)
-                }
+        let mut policies: Vec<&CorsPolicy> = cx
+            .overrides()
+            .filter_map(|c| match c {
+                PerRouteConfig::Cors(p) => Some(&**p),
                 _ => None,
             })
             .collect();

@@ -40,6 +40,23 @@ fn abort_reply(a: Abort) -> Flow {
     })
 }
 
+/// Whether every fault of `cfg` comes from request headers (then a
+/// request without any `x-envoy-fault-*` header gets none).
+fn header_controlled(cfg: &HttpFault) -> bool {
+    use nuncio_config::filters::{AbortKind, DelayKind};
+    cfg.delay.is_none_or(|d| d.kind == DelayKind::Header)
+        && cfg.abort.is_none_or(|a| a.kind == AbortKind::Header)
+}
+
+/// Whether the request carries a fault header (one scan, by prefix).
+fn has_fault_header(cx: &RequestCx<'_, '_>) -> bool {
+    const PREFIX: &str = "x-envoy-fault-";
+    cx.headers.original.iter().any(|(n, _)| {
+        n.len() > PREFIX.len()
+            && n.as_bytes()[..PREFIX.len()].eq_ignore_ascii_case(PREFIX.as_bytes())
+    }) || cx.headers.edits.added().any(|(n, _)| n.starts_with(PREFIX))
+}
+
 impl HttpFilter for FaultFilter {
     fn on_request(&self, cx: &mut RequestCx<'_, '_>) -> Flow {
         let cfg = cx
@@ -49,6 +66,10 @@ impl HttpFilter for FaultFilter {
                 _ => None,
             })
             .unwrap_or(&self.cfg);
+        // The common case, measured: no fault header, nothing to decide.
+        if header_controlled(cfg) && !has_fault_header(cx) {
+            return Flow::Continue;
+        }
         let cluster = cx.route.and_then(|r| r.cluster());
         let out = on_request(
             cfg,

@@ -127,6 +127,10 @@ impl HttpFilter for HealthCheckFilter {
         }
     }
 
+    fn has_response_phase(&self) -> bool {
+        true
+    }
+
     fn on_response(&self, cx: &mut ResponseCx<'_, '_>) {
         if cx.kept::<Forwarded>().is_some() {
             if self.cfg.cache_time.is_some() {

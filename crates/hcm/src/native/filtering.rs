@@ -12,7 +12,7 @@
 //! of it: [`on_request`] returns `None` at once.
 
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use nuncio_filters::chain::{Facts, RouteConfigs};
 use nuncio_filters::formatter::{format, Protocol};
@@ -60,39 +60,42 @@ pub(crate) struct RequestView<'a, 'b> {
     pub(crate) bodyless: bool,
     pub(crate) peer: SocketAddr,
     pub(crate) local: Option<SocketAddr>,
+    /// When the request began.
+    pub(crate) started: Instant,
 }
 
 /// How the request phase ended.
 pub(crate) enum Decision {
     /// On to the router.
-    Continue(Box<Filtered>),
+    Continue,
     /// A filter answered.
-    Reply(Box<Filtered>, LocalResponse),
+    Reply(LocalResponse),
 }
 
 fn route_cfg(route: Option<&RouteEntry>) -> Option<&dyn RouteConfigs> {
     route.map(|r| r as &dyn RouteConfigs)
 }
 
-/// Runs the filters and the route's request mutations; `None` when this
-/// connection manager has neither.
+/// Runs the filters and the route's request mutations, keeping what they
+/// made in `slot` (built there, not moved); `None` when this connection
+/// manager has neither.
 pub(crate) async fn on_request(
     hcm: &Hcm,
     route: Option<&RouteEntry>,
     v: RequestView<'_, '_>,
+    slot: &mut Option<Filtered>,
 ) -> Option<Decision> {
     if !hcm.filtering {
         return None;
     }
-    let mut f = Box::new(Filtered {
+    let f = slot.insert(Filtered {
         request: Edits::default(),
         response: Edits::default(),
         state: StreamState::default(),
         facts: StreamFacts {
             peer: v.peer,
             local: v.local,
-            start: SystemTime::now(),
-            started: Instant::now(),
+            started: v.started,
             protocol: v.protocol,
         },
         upto: hcm.chain.len(),
@@ -137,10 +140,10 @@ pub(crate) async fn on_request(
         if let nuncio_filters::Verdict::Reply { at, response } = verdict {
             f.upto = at;
             f.route_headers = response.local_reply;
-            return Some(Decision::Reply(f, response));
+            return Some(Decision::Reply(response));
         }
     }
-    if let Some(r) = route {
+    if let Some(r) = route.filter(|r| r.mutates_headers()) {
         let Filtered { request, facts, .. } = &mut *f;
         let mut fields = Fields {
             original: v.fields,
@@ -158,7 +161,7 @@ pub(crate) async fn on_request(
     if hcm.keep_request_headers {
         f.snapshot = Some(snapshot(v.fields, &mut f.request));
     }
-    Some(Decision::Continue(f))
+    Some(Decision::Continue)
 }
 
 /// The request's fields as forwarded (edits applied), owned.
@@ -204,7 +207,7 @@ pub(crate) fn on_response<'f>(
     // matched, local replies too; Envoy formats %RESPONSE_CODE% as 0 there.
     let code = (!local).then_some(status);
     if *route_headers {
-        if let Some(r) = route {
+        if let Some(r) = route.filter(|r| r.mutates_headers()) {
             let mut headers = Fields {
                 original: fields,
                 edits: response,
@@ -232,7 +235,7 @@ pub(crate) fn on_response<'f>(
         }
     }
     response.merge(recorded);
-    if *upto > 0 {
+    if *upto > 0 && hcm.chain.has_response_phase() {
         let mut cx = ResponseCx {
             status,
             headers: Fields {

@@ -7,19 +7,29 @@
 
 use super::*;
 
+/// The connection's two addresses.
+pub(super) struct Addrs {
+    /// The client.
+    pub(super) peer: SocketAddr,
+    /// The listener side, when filters may need it.
+    pub(super) local: Option<SocketAddr>,
+    /// When the request began.
+    pub(super) started: Instant,
+}
+
 /// Handles the request whose head is the first `head_len` bytes of `buf`
 /// and consumes it. Returns whether the connection may carry another
 /// request.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn handle(
     hcm: &Arc<Hcm>,
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     head_len: usize,
-    peer: SocketAddr,
+    addrs: Addrs,
     worker: usize,
     start_sys: Option<SystemTime>,
 ) -> (bool, Done, Option<Box<LogEntry>>) {
+    let peer = addrs.peer;
     let cfg = &hcm.config;
     let limits = Limits {
         max_header_bytes: hcm.max_header_bytes,
@@ -93,13 +103,13 @@ pub(super) async fn handle(
         )
     });
     // Once filters ran, every reply goes back through them.
-    let mut filtered: Option<Box<filtering::Filtered>> = None;
+    let mut filtered: Option<filtering::Filtered> = None;
     let mut routed: Option<&nuncio_router::RouteEntry> = None;
     macro_rules! refuse {
         ($status:expr, $body:expr, $close:expr, $flag:expr) => {{
             let status: u16 = $status;
             let edits = filtered
-                .as_deref_mut()
+                .as_mut()
                 .map(|f| &*filtering::on_response(hcm, f, routed, status, &[], true, None));
             let l = Local {
                 close: $close,
@@ -193,24 +203,20 @@ pub(super) async fn handle(
             },
             bodyless: !has_body,
             peer,
-            local: stream.get_ref().local_addr().ok(),
+            local: addrs.local,
+            started: addrs.started,
         };
-        let decision = filtering::on_request(hcm, route, view).await;
-        if let (
-            Some(l),
-            Some(filtering::Decision::Continue(f) | filtering::Decision::Reply(f, _)),
-        ) = (log.as_mut(), &decision)
-        {
+        let decision = filtering::on_request(hcm, route, view, &mut filtered).await;
+        if let (Some(l), Some(f)) = (log.as_mut(), filtered.as_ref()) {
             l.flags |= f.flags;
         }
-        match decision {
-            Some(filtering::Decision::Continue(f)) => filtered = Some(f),
-            Some(filtering::Decision::Reply(mut f, r)) => {
+        if let (Some(filtering::Decision::Reply(r)), Some(f)) = (decision, filtered.as_mut()) {
+            {
                 for (n, v) in &r.headers {
                     f.response.append(n, v);
                 }
                 let health_check = f.health_check;
-                let edits = filtering::on_response(hcm, &mut f, route, r.status, &[], true, None);
+                let edits = filtering::on_response(hcm, f, route, r.status, &[], true, None);
                 let l = Local {
                     close: has_body || head.close,
                     grpc_status: r.grpc_status.and_then(|g| u8::try_from(g).ok()),
@@ -222,7 +228,6 @@ pub(super) async fn handle(
                 buf.advance(head_len);
                 return (ok, d, log);
             }
-            None => {}
         }
     }
     // A filter asked for the whole body first (the buffer filter).
@@ -244,7 +249,7 @@ pub(super) async fn handle(
         let pace = Pace::of(hcm);
         match buffering::read_h1(stream, &buf[head_len..], framing, limit, pace, deadline).await {
             Ok(w) => {
-                if let (true, Some(f)) = (w.was_chunked, filtered.as_deref_mut()) {
+                if let (true, Some(f)) = (w.was_chunked, filtered.as_mut()) {
                     f.request.remove("transfer-encoding");
                     f.request.set("content-length", &w.body.len().to_string());
                     framing = Framing::Length(w.body.len() as u64);
@@ -335,7 +340,7 @@ pub(super) async fn handle(
         version,
         !has_body,
         (*path != *target).then_some(&*target),
-        filtered.as_deref().map(|f| &f.request),
+        filtered.as_ref().map(|f| &f.request),
     );
     let is_head = head.method.eq_ignore_ascii_case("HEAD");
     let idempotent = matches!(head.method, "GET" | "HEAD" | "OPTIONS");
@@ -384,7 +389,7 @@ pub(super) async fn handle(
         downstream_codes: &hcm.stats.rq_codes,
         upstream_codes: &cluster.stats.rq_codes,
         upstream_tx_reset: &cluster.stats.rq_tx_reset,
-        hook: filtering::ResponseHook::of(hcm, filtered.as_deref_mut(), route, host.addr),
+        hook: filtering::ResponseHook::of(hcm, filtered.as_mut(), route, host.addr),
         log_response: log.is_some()
             && hcm
                 .access_log

@@ -135,6 +135,7 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
     let mut buf = BytesMut::new();
     let mut first = true;
     let mut counted = false;
+    let mut local: Option<Option<SocketAddr>> = None;
     loop {
         // An idle connection holds no buffer: it goes back to this
         // worker's pool until bytes arrive.
@@ -256,12 +257,22 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
                 // small loop state, not the whole request path. Measured:
                 // unboxed saves ~0.7k instructions per request but costs
                 // ~1.8 KB per idle connection (2.8 KB instead of 1 KB).
+                // The listener side of the socket, read once a connection
+                // and only when filters may format it.
+                if local.is_none() && hcm.filtering {
+                    local = Some(stream.get_ref().local_addr().ok());
+                }
+                let addrs = h1::Addrs {
+                    peer,
+                    local: local.flatten(),
+                    started: start,
+                };
                 Box::pin(h1::handle(
                     &hcm,
                     &mut stream,
                     &mut buf,
                     len,
-                    peer,
+                    addrs,
                     worker,
                     start_sys,
                 ))

@@ -198,7 +198,7 @@ async fn stream(c: Arc<Conn>, req: Request, rx: RecvStream, mut respond: SendRes
         hcm.stats.rq_rx_reset.inc();
         Done::local(0, RESET_BY_CLIENT, 0)
     } else {
-        handle(&c, req, rx, &mut respond, &mut log).await
+        handle(&c, req, rx, &mut respond, &mut log, start).await
     };
     c.resets
         .stream_closed(start.elapsed(), done.flags == RESET_BY_CLIENT);
@@ -254,6 +254,7 @@ async fn handle(
     body: RecvStream,
     respond: &mut SendResponse,
     log: &mut Option<Box<LogEntry>>,
+    started: Instant,
 ) -> Done {
     let mut src = H2Recv::new(body);
     let hcm = &c.hcm;
@@ -332,7 +333,7 @@ async fn handle(
         l.route_name.clone_from(&r.name);
     }
     // Once filters ran, every reply goes back through them.
-    let mut filtered: Option<Box<filtering::Filtered>> = None;
+    let mut filtered: Option<filtering::Filtered> = None;
     if hcm.is_filtering() {
         let view_fields: Vec<(&str, &[u8])> = req
             .headers()
@@ -347,21 +348,19 @@ async fn handle(
             bodyless: req.is_end_stream(),
             peer: c.peer,
             local: c.local,
+            started,
         };
-        let decision = filtering::on_request(hcm, route, view).await;
-        if let (Some(l), Some(Decision::Continue(f) | Decision::Reply(f, _))) =
-            (log.as_mut(), &decision)
-        {
+        let decision = filtering::on_request(hcm, route, view, &mut filtered).await;
+        if let (Some(l), Some(f)) = (log.as_mut(), filtered.as_ref()) {
             l.flags |= f.flags;
         }
-        match decision {
-            Some(Decision::Continue(f)) => filtered = Some(f),
-            Some(Decision::Reply(mut f, r)) => {
+        if let (Some(Decision::Reply(r)), Some(f)) = (decision, filtered.as_mut()) {
+            {
                 for (n, v) in &r.headers {
                     f.response.append(n, v);
                 }
                 let health_check = f.health_check;
-                let edits = filtering::on_response(hcm, &mut f, route, r.status, &[], true, None);
+                let edits = filtering::on_response(hcm, f, route, r.status, &[], true, None);
                 let l = Local {
                     grpc_status: r.grpc_status.and_then(|g| u8::try_from(g).ok()),
                     edits: Some(edits),
@@ -371,14 +370,13 @@ async fn handle(
                 d.health_check = health_check;
                 return d;
             }
-            None => {}
         }
     }
     macro_rules! refuse {
         ($status:expr, $body:expr, $flag:expr) => {{
             let status: u16 = $status;
             let edits = filtered
-                .as_deref_mut()
+                .as_mut()
                 .map(|f| &*filtering::on_response(hcm, f, route, status, &[], true, None));
             let l = Local {
                 edits,
@@ -394,7 +392,7 @@ async fn handle(
         let deadline = cfg.request_timeout.map(|t| Instant::now() + t);
         match crate::native::buffering::read_h2(&mut src, limit, Pace::of(hcm), deadline).await {
             Ok(n) => {
-                if let Some(f) = filtered.as_deref_mut() {
+                if let Some(f) = filtered.as_mut() {
                     f.request.set("content-length", &n.to_string());
                 }
                 buffered = Some(n);
@@ -527,7 +525,7 @@ async fn handle(
         http::Version::HTTP_2,
         framing == Framing::Empty,
         (*path != *target).then_some(&*target),
-        filtered.as_deref().map(|f| &f.request),
+        filtered.as_ref().map(|f| &f.request),
     );
     if framing == Framing::UntilClose {
         up_head.truncate(up_head.len() - 2);
@@ -569,7 +567,7 @@ async fn handle(
         reset_by_client: false,
         upstream_codes: &cluster.stats.rq_codes,
         upstream_tx_reset: &cluster.stats.rq_tx_reset,
-        hook: filtering::ResponseHook::of(hcm, filtered.as_deref_mut(), route, host.addr),
+        hook: filtering::ResponseHook::of(hcm, filtered.as_mut(), route, host.addr),
     };
     let pool = host.pool(c.worker).clone();
     let result = x.run(&pool, respond, idempotent).await;
