@@ -101,6 +101,11 @@ pub(super) fn request(up_head: &[u8]) -> Result<H2Request, Fail> {
         let value = HeaderValue::from_bytes(v).map_err(|_| bad())?;
         headers.append(name, value);
     }
+    // A value new on every request never goes into the HPACK dynamic
+    // table (it would only churn it): encoded as never-indexed.
+    if let Some(v) = headers.get_mut("x-request-id") {
+        v.set_sensitive(true);
+    }
     let is_head = h.method == "HEAD";
     let mut req = http::Request::new(());
     *req.method_mut() = method;
