@@ -423,6 +423,9 @@ pub struct FilterChain {
     needs_request_headers: bool,
     /// Some filter has response-phase work.
     response_phase: bool,
+    /// Some route has `typed_per_filter_config`: whether a filter runs
+    /// depends on the route (else only on `disabled`).
+    route_overrides: bool,
 }
 
 /// How the request phase ended.
@@ -472,10 +475,12 @@ impl FilterChain {
         self.entries.len()
     }
 
-    /// Runs the response phase even if no filter says it has work (routes
-    /// carry per-route settings that may give them some).
+    /// Routes carry per-route settings: the response phase runs even if
+    /// no filter says it has work (the settings may give them some), and
+    /// whether a filter runs is asked of the route.
     pub fn keep_response_phase(&mut self) {
         self.response_phase = true;
+        self.route_overrides = true;
     }
 
     /// Whether some filter has response-phase work.
@@ -488,7 +493,10 @@ impl FilterChain {
         self.needs_request_headers
     }
 
-    fn runs(e: &Entry, route: Option<&dyn RouteConfigs>) -> bool {
+    fn runs(&self, e: &Entry, route: Option<&dyn RouteConfigs>) -> bool {
+        if !self.route_overrides {
+            return !e.disabled;
+        }
         let Some(r) = route.filter(|r| r.has_overrides()) else {
             return !e.disabled;
         };
@@ -512,7 +520,7 @@ impl FilterChain {
     /// Runs the request phase.
     pub async fn on_request<'a>(&'a self, cx: &mut RequestCx<'a, '_>) -> Verdict {
         for (at, e) in self.entries.iter().enumerate() {
-            if !Self::runs(e, cx.route) {
+            if !self.runs(e, cx.route) {
                 continue;
             }
             cx.filter_name = &e.name;
@@ -534,7 +542,7 @@ impl FilterChain {
     pub fn on_response<'a>(&'a self, upto: usize, cx: &mut ResponseCx<'a, '_>) {
         let upto = upto.min(self.entries.len());
         for (at, e) in self.entries[..upto].iter().enumerate().rev() {
-            if !Self::runs(e, cx.route) {
+            if !self.runs(e, cx.route) {
                 continue;
             }
             cx.filter_name = &e.name;

@@ -38,7 +38,7 @@ impl HttpFilter for CorsFilter {
         let Some(route) = cx.route else {
             return Flow::Continue;
         };
-        if !route.has_overrides() && route.cors_fields() == [None, None] {
+        if !route.has_overrides() && route.cors_fields().iter().all(Option::is_none) {
             return Flow::Continue;
         }
         // `typed_per_filter_config` policies, most specific first; the

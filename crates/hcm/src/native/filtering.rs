@@ -267,14 +267,18 @@ pub(crate) struct ResponseHook<'a> {
 
 impl<'a> ResponseHook<'a> {
     /// The hook for a request routed on `route` to `upstream`, if it was
-    /// filtered.
+    /// filtered and something may change its response (edits recorded at
+    /// request time, the route's mutations, a filter's response phase).
     pub(crate) fn of(
         hcm: &'a Hcm,
         f: Option<&'a mut Filtered>,
         route: &'a RouteEntry,
         upstream: SocketAddr,
     ) -> Option<Self> {
-        f.map(|f| ResponseHook {
+        let idle = |f: &Filtered| {
+            f.response.is_empty() && !route.mutates_headers() && !hcm.chain.has_response_phase()
+        };
+        f.filter(|f| !idle(f) || f.health_check).map(|f| ResponseHook {
             hcm,
             f,
             route,
