@@ -278,12 +278,13 @@ impl<'a> ResponseHook<'a> {
         let idle = |f: &Filtered| {
             f.response.is_empty() && !route.mutates_headers() && !hcm.chain.has_response_phase()
         };
-        f.filter(|f| !idle(f) || f.health_check).map(|f| ResponseHook {
-            hcm,
-            f,
-            route,
-            upstream,
-        })
+        f.filter(|f| !idle(f) || f.health_check)
+            .map(|f| ResponseHook {
+                hcm,
+                f,
+                route,
+                upstream,
+            })
     }
 
     /// The edits for the upstream's response head.
