@@ -5,7 +5,8 @@
 //!
 //! - [`config_load`]: YAML in, a config or a `ConfigError` out, never a
 //!   panic.
-//! - [`Http1Harness`]: bytes in through a real connection manager over a
+//! - [`Http1Harness`]: bytes in through two real connection managers (the
+//!   second with HTTP filters and route header mutations) over a
 //!   loopback socket, to a fake upstream that checks
 //!   every request head it receives. A panic, a hang (the connection must
 //!   end within 5 s of the client's EOF) or a malformed head at the
@@ -34,7 +35,8 @@ pub fn config_load(data: &[u8]) {
     }
 }
 
-/// A fake upstream, a connection manager, and a
+/// A fake upstream, two connection managers (without and with HTTP
+/// filters), and a
 /// loopback listener for the downstream side, built once and reused.
 pub struct Http1Harness {
     rt: tokio::runtime::Runtime,
@@ -62,14 +64,20 @@ impl Http1Harness {
             let upstream = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let port = upstream.local_addr().expect("addr").port();
             tokio::spawn(fake_upstream(upstream, bad_heads.clone(), answered.clone()));
-            let b = nuncio_config::load_str("harness.yaml", &config(port)).expect("config");
-            let store = Store::new();
-            let clusters = ClusterManager::new(&b.clusters, &store, 1, Resolver::default());
-            clusters.initialize().await;
-            let NetworkFilter::HttpConnectionManager(cfg) = &b.listeners[0].filter_chains[0].filter;
-            let limit = b.listeners[0].per_connection_buffer_limit_bytes;
-            let hcms =
-                vec![Hcm::new(cfg, "127.0.0.1:0", limit, &clusters, &store, &b.node).expect("hcm")];
+            let mut hcms = Vec::new();
+            for filtered in [false, true] {
+                let text = config(port, filtered);
+                let b = nuncio_config::load_str("harness.yaml", &text).expect("config");
+                let store = Store::new();
+                let clusters = ClusterManager::new(&b.clusters, &store, 1, Resolver::default());
+                clusters.initialize().await;
+                let NetworkFilter::HttpConnectionManager(cfg) =
+                    &b.listeners[0].filter_chains[0].filter;
+                let limit = b.listeners[0].per_connection_buffer_limit_bytes;
+                hcms.push(
+                    Hcm::new(cfg, "127.0.0.1:0", limit, &clusters, &store, &b.node).expect("hcm"),
+                );
+            }
             let downstream = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             (hcms, downstream)
         });
@@ -87,7 +95,8 @@ impl Http1Harness {
         self.answered.load(Ordering::Relaxed)
     }
 
-    /// Sends `data` as one client connection, then EOF, and
+    /// Sends `data` as one client connection to each connection manager,
+    /// then EOF, and
     /// reads what comes back. Panics on a hang or a malformed upstream head.
     pub fn run(&self, data: &[u8]) {
         for hcm in &self.hcms {
@@ -130,7 +139,35 @@ impl Default for Http1Harness {
     }
 }
 
-fn config(upstream_port: u16) -> String {
+/// HTTP filters and route header mutations for the second connection
+/// manager, so fuzzed requests also cross the filter chain.
+const FILTERED: (&str, &str) = (
+    r#"            request_headers_to_add:
+            - header: {key: x-fuzz, value: "%REQ(x-in)%|%DOWNSTREAM_REMOTE_ADDRESS%"}
+            response_headers_to_add:
+            - header: {key: x-fuzz-code, value: "%RESPONSE_CODE%"}
+"#,
+    r#"          - name: envoy.filters.http.cors
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}
+          - name: envoy.filters.http.fault
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+              abort: {header_abort: {}, percentage: {numerator: 100}}
+          - name: envoy.filters.http.buffer
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+              max_request_bytes: 4096
+          - name: envoy.filters.http.header_mutation
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation
+              mutations:
+                request_mutations: [{remove: x-secret}]
+                response_mutations: [{append: {header: {key: x-hm, value: "%REQ(x-in)%"}}}]
+"#,
+);
+
+fn config(upstream_port: u16, filtered: bool) -> String {
+    let (route_extra, filters) = if filtered { FILTERED } else { ("", "") };
     format!(
         r#"
 static_resources:
@@ -144,7 +181,7 @@ static_resources:
           request_headers_timeout: 2s
           stream_idle_timeout: 2s
           route_config:
-            virtual_hosts:
+{route_extra}            virtual_hosts:
             - name: all
               domains: ["*"]
               routes:
@@ -155,7 +192,7 @@ static_resources:
               - match: {{prefix: "/"}}
                 route: {{cluster: fake, timeout: 2s}}
           http_filters:
-          - name: envoy.router
+{filters}          - name: envoy.router
   clusters:
   - name: fake
     connect_timeout: 1s
