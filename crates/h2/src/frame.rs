@@ -43,6 +43,9 @@ pub(crate) const HEADER_LEN: usize = 9;
 /// The default SETTINGS_MAX_FRAME_SIZE, and the most we ever accept.
 pub(crate) const DEFAULT_MAX_FRAME: usize = 16_384;
 
+/// The largest stream identifier (2^31 - 1).
+pub(crate) const MAX_STREAM_ID: u32 = (1 << 31) - 1;
+
 /// The largest flow-control window (2^31 - 1).
 pub(crate) const MAX_WINDOW: i64 = (1 << 31) - 1;
 

@@ -538,6 +538,49 @@ pub fn encode_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(value);
 }
 
+/// Writes a request's pseudo-header fields (RFC 9113 8.3.1), the common
+/// values as one-byte static-table references: `:method` GET/POST,
+/// `:scheme` http/https, `:path` `/`; `:protocol` for an extended CONNECT.
+pub fn encode_request_pseudo(
+    out: &mut Vec<u8>,
+    method: &[u8],
+    scheme: &[u8],
+    authority: &[u8],
+    path: &[u8],
+    protocol: Option<&[u8]>,
+) {
+    // Static table indexes (RFC 7541 appendix A).
+    match method {
+        b"GET" => out.push(0x82),
+        b"POST" => out.push(0x83),
+        m => put_name_ref(out, 2, m),
+    }
+    match scheme {
+        b"http" => out.push(0x86),
+        b"https" => out.push(0x87),
+        s => put_name_ref(out, 6, s),
+    }
+    put_name_ref(out, 1, authority);
+    match path {
+        b"/" => out.push(0x84),
+        p => put_name_ref(out, 4, p),
+    }
+    if let Some(p) = protocol {
+        out.push(0x00);
+        put_int(out, 0x00, 7, b":protocol".len());
+        out.extend_from_slice(b":protocol");
+        put_int(out, 0x00, 7, p.len());
+        out.extend_from_slice(p);
+    }
+}
+
+/// A literal without indexing whose name is static-table entry `index`.
+fn put_name_ref(out: &mut Vec<u8>, index: usize, value: &[u8]) {
+    put_int(out, 0x00, 4, index);
+    put_int(out, 0x00, 7, value.len());
+    out.extend_from_slice(value);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod bufpool;
+pub mod client;
 mod conn;
 pub mod frame;
 pub mod hpack;

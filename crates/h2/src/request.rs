@@ -37,6 +37,36 @@ fn is_tchar(b: u8) -> bool {
 }
 
 /// Token characters allowed in a field name, lowercase only.
+/// RFC 9113 8.2 for one regular field of a request or a response: a
+/// lowercase token name, no control characters in the value, no
+/// connection-specific field, one `content-length` (kept in
+/// `content_length`).
+pub(crate) fn check_field(
+    n: &[u8],
+    v: &[u8],
+    content_length: &mut Option<u64>,
+) -> Result<(), Malformed> {
+    if !name_ok(n) {
+        return Err(Malformed("invalid or uppercase field name"));
+    }
+    if !value_ok(v) {
+        return Err(Malformed("control character in a field value"));
+    }
+    match n {
+        b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade" => {
+            Err(Malformed("connection-specific field"))
+        }
+        b"content-length" => {
+            let n = parse_length(v).ok_or(Malformed("invalid content-length"))?;
+            if content_length.replace(n).is_some_and(|old| old != n) {
+                return Err(Malformed("conflicting content-length"));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn name_ok(n: &[u8]) -> bool {
     !n.is_empty() && n.iter().all(|&b| is_tchar(b))
 }
@@ -89,24 +119,10 @@ impl Request {
             if regular == block.len() {
                 regular = i;
             }
-            if !name_ok(n) {
-                return Err(Malformed("invalid or uppercase field name"));
+            if n == b"te" && v != b"trailers" {
+                return Err(Malformed("te other than trailers"));
             }
-            if !value_ok(v) {
-                return Err(Malformed("control character in a field value"));
-            }
-            match n {
-                b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding"
-                | b"upgrade" => return Err(Malformed("connection-specific field")),
-                b"te" if v != b"trailers" => return Err(Malformed("te other than trailers")),
-                b"content-length" => {
-                    let n = parse_length(v).ok_or(Malformed("invalid content-length"))?;
-                    if content_length.replace(n).is_some_and(|old| old != n) {
-                        return Err(Malformed("conflicting content-length"));
-                    }
-                }
-                _ => {}
-            }
+            check_field(n, v, &mut content_length)?;
         }
         let r = Request {
             stream_id,

@@ -60,6 +60,15 @@ pub(crate) struct Stream {
     pub received: u64,
     pub waker: Option<Waker>,
     pub wants_capacity: bool,
+    /// Client streams: the response head, once received (taken by the
+    /// response handle).
+    pub head: Option<Block>,
+    /// Client streams: a final response head arrived (later blocks are
+    /// trailers).
+    pub head_received: bool,
+    /// Client streams: the request was HEAD, so the response's
+    /// `content-length` describes no DATA.
+    pub head_request: bool,
 }
 
 impl Stream {
@@ -82,6 +91,9 @@ impl Stream {
             received: 0,
             waker: None,
             wants_capacity: false,
+            head: None,
+            head_received: false,
+            head_request: false,
         }
     }
 
@@ -98,9 +110,51 @@ impl Stream {
     }
 }
 
+/// Which end of the connection this codec is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// It accepts requests (odd streams opened by the peer).
+    Server,
+    /// It sends requests (odd streams opened here).
+    Client,
+}
+
+/// What a client learns from the server's SETTINGS and GOAWAY.
+#[derive(Debug)]
+pub(crate) struct PeerLimits {
+    /// The server's first SETTINGS frame was applied.
+    pub settings_seen: bool,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until said).
+    pub max_streams: u32,
+    /// SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441).
+    pub connect_protocol: bool,
+    /// The server sent GOAWAY: no new stream may open.
+    pub goaway: bool,
+    /// The next stream id to open.
+    pub next_id: u32,
+    /// Tasks waiting for the first SETTINGS.
+    pub waiters: Vec<Waker>,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits {
+            settings_seen: false,
+            max_streams: u32::MAX,
+            connect_protocol: false,
+            goaway: false,
+            next_id: 1,
+            waiters: Vec::new(),
+        }
+    }
+}
+
 /// A connection's shared state.
 #[derive(Debug)]
 pub(crate) struct State {
+    pub role: Role,
+    /// The server's limits, on a client connection.
+    pub peer: PeerLimits,
     pub streams: Vec<Stream>,
     /// Frames queued for the client.
     pub out: Vec<u8>,
@@ -119,6 +173,8 @@ pub(crate) struct State {
     pub conn_waker: Option<Waker>,
     /// The connection is gone: every stream operation fails.
     pub closed: bool,
+    /// It went because the peer broke the protocol (our GOAWAY's code).
+    pub conn_error: Option<Reason>,
     /// Streams waiting for window or output room.
     pub wanting: usize,
     /// Envoy's `http2.*` stats, if counted.
@@ -126,8 +182,10 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(conn_window: i64, stream_window: i64) -> Self {
+    pub(crate) fn new(role: Role, conn_window: i64, stream_window: i64) -> Self {
         State {
+            role,
+            peer: PeerLimits::default(),
             streams: Vec::new(),
             out: Vec::new(),
             send_window: 65_535,
@@ -139,6 +197,7 @@ impl State {
             stream_window,
             conn_waker: None,
             closed: false,
+            conn_error: None,
             wanting: 0,
             stats: None,
         }
@@ -290,6 +349,14 @@ impl State {
         self.closed = true;
         for s in &mut self.streams {
             s.wake();
+        }
+        self.wake_waiters();
+    }
+
+    /// Wakes the tasks waiting for the server's first SETTINGS.
+    pub(crate) fn wake_waiters(&mut self) {
+        for w in self.peer.waiters.drain(..) {
+            w.wake();
         }
     }
 }

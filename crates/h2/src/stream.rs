@@ -29,17 +29,21 @@ pub enum StreamError {
     /// The connection is gone.
     #[error("connection closed")]
     Closed,
+    /// The connection ended because the peer broke the protocol (we sent
+    /// GOAWAY with this code).
+    #[error("connection error ({0})")]
+    Protocol(Reason),
 }
 
 /// One handle's reference to its stream.
 #[derive(Debug)]
-struct Ref {
-    shared: Arc<Shared>,
+pub(crate) struct Ref {
+    pub(crate) shared: Arc<Shared>,
     id: u32,
 }
 
 impl Ref {
-    fn new(shared: &Arc<Shared>, st: &mut State, i: usize) -> Ref {
+    pub(crate) fn new(shared: &Arc<Shared>, st: &mut State, i: usize) -> Ref {
         st.streams[i].refs += 1;
         Ref {
             shared: shared.clone(),
@@ -48,7 +52,7 @@ impl Ref {
     }
 
     /// Runs `f` on the stream, or fails if it or the connection is gone.
-    fn with<R>(
+    pub(crate) fn with<R>(
         &self,
         f: impl FnOnce(&mut State, usize) -> Result<R, StreamError>,
     ) -> Result<R, StreamError> {
@@ -68,7 +72,9 @@ impl Drop for Ref {
         }
         if !st.streams[i].is_closed() && !st.closed {
             let s = &st.streams[i];
-            let reason = if s.send_end {
+            // A server's complete response leaves only the request body
+            // unread (NO_ERROR); anything else is abandoned.
+            let reason = if s.send_end && st.role == crate::state::Role::Server {
                 Reason::NO_ERROR
             } else {
                 Reason::CANCEL
@@ -80,7 +86,7 @@ impl Drop for Ref {
     }
 }
 
-fn failed(st: &State, i: usize) -> Option<StreamError> {
+pub(crate) fn failed(st: &State, i: usize) -> Option<StreamError> {
     let s = &st.streams[i];
     if let Some(reason) = s.reset {
         return Some(StreamError::Reset {
@@ -88,10 +94,13 @@ fn failed(st: &State, i: usize) -> Option<StreamError> {
             by_peer: s.reset_by_peer,
         });
     }
-    st.closed.then_some(StreamError::Closed)
+    st.closed.then_some(
+        st.conn_error
+            .map_or(StreamError::Closed, StreamError::Protocol),
+    )
 }
 
-fn park(st: &mut State, i: usize, cx: &Context<'_>) {
+pub(crate) fn park(st: &mut State, i: usize, cx: &Context<'_>) {
     let s = &mut st.streams[i];
     match &s.waker {
         Some(w) if w.will_wake(cx.waker()) => {}
@@ -157,6 +166,13 @@ pub(crate) fn open(shared: &Arc<Shared>, st: &mut State, i: usize) -> (RecvStrea
 }
 
 impl RecvStream {
+    /// A handle on stream `i`'s incoming body.
+    pub(crate) fn on(shared: &Arc<Shared>, st: &mut State, i: usize) -> Self {
+        RecvStream {
+            r: Ref::new(shared, st, i),
+        }
+    }
+
     /// The next piece of the body (`None` at its end); its flow-control
     /// window goes back to the client as it is taken.
     pub fn poll_data(&mut self, cx: &Context<'_>) -> Poll<Option<Result<Bytes, StreamError>>> {
@@ -239,7 +255,7 @@ impl SendResponse {
         }) {
             Ok(()) => Poll::Pending,
             Err(StreamError::Reset { reason, .. }) => Poll::Ready(reason),
-            Err(StreamError::Closed) => Poll::Ready(Reason::CANCEL),
+            Err(StreamError::Closed | StreamError::Protocol(_)) => Poll::Ready(Reason::CANCEL),
         }
     }
 
@@ -305,6 +321,13 @@ impl SendResponse {
 }
 
 impl SendStream {
+    /// A handle on stream `i`'s outgoing body.
+    pub(crate) fn on(shared: &Arc<Shared>, st: &mut State, i: usize) -> Self {
+        SendStream {
+            r: Ref::new(shared, st, i),
+        }
+    }
+
     /// Sends up to `data.len()` bytes as one DATA frame, as many as the
     /// windows and the output buffer allow; `end` ends the stream if all
     /// of `data` went. Pending (waker parked) when nothing can go.

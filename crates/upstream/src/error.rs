@@ -89,13 +89,11 @@ pub enum UpstreamError {
     /// Connecting took longer than `connect_timeout`.
     #[error("connect to {0} timed out")]
     ConnectTimeout(std::net::SocketAddr),
-    /// The HTTP/2 connection or stream failed.
-    #[error("upstream request failed: {0}")]
-    H2(#[from] h2::Error),
-    /// The HTTP/2 upstream does not accept WebSockets (no
+    /// No HTTP/2 stream could be opened: the connection went, or the
+    /// upstream does not accept WebSockets (no
     /// SETTINGS_ENABLE_CONNECT_PROTOCOL).
-    #[error("upstream does not allow extended CONNECT (RFC 8441)")]
-    ExtendedConnectRefused,
+    #[error("upstream HTTP/2 stream not opened: {0}")]
+    H2Open(nuncio_h2::client::OpenError),
 }
 
 impl UpstreamError {
@@ -104,8 +102,10 @@ impl UpstreamError {
         match self {
             UpstreamError::Connect { .. } => ResetReason::ConnectionFailure,
             UpstreamError::ConnectTimeout(_) => ResetReason::ConnectionTimeout,
-            UpstreamError::H2(e) => h2_reset_reason(e),
-            UpstreamError::ExtendedConnectRefused => ResetReason::ProtocolError,
+            UpstreamError::H2Open(nuncio_h2::client::OpenError::NoConnectProtocol) => {
+                ResetReason::ProtocolError
+            }
+            UpstreamError::H2Open(_) => ResetReason::ConnectionTermination,
         }
     }
 
@@ -113,23 +113,6 @@ impl UpstreamError {
     pub fn is_connect_failure(&self) -> bool {
         self.reset_reason().is_connect_failure()
     }
-}
-
-/// The reason behind an HTTP/2 stream error: a RST_STREAM from the peer is
-/// a remote reset (refused, if it said REFUSED_STREAM); a frame that broke
-/// the protocol is a protocol error; anything else on the connection
-/// (GOAWAY, EOF, a socket error) is a connection termination.
-pub fn h2_reset_reason(e: &h2::Error) -> ResetReason {
-    if e.is_reset() && e.is_remote() {
-        return match e.reason() {
-            Some(h2::Reason::REFUSED_STREAM) => ResetReason::RemoteRefusedStreamReset,
-            _ => ResetReason::RemoteReset,
-        };
-    }
-    if !e.is_remote() && !e.is_io() && e.reason() == Some(h2::Reason::PROTOCOL_ERROR) {
-        return ResetReason::ProtocolError;
-    }
-    ResetReason::ConnectionTermination
 }
 
 #[cfg(test)]

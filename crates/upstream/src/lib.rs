@@ -14,8 +14,8 @@ mod h2;
 mod pool;
 mod raw;
 
-pub use error::{h2_reset_reason, ResetReason, UpstreamError};
-pub use h2::{H2Stream, StreamSlot};
+pub use error::{ResetReason, UpstreamError};
+pub use h2::{h2_reset_reason, H2Stream};
 pub use nuncio_h2flood::{FloodLimits, FloodStats};
 pub use pool::{ConnStats, HostPool, PoolSettings, Protocol};
 pub use raw::RawConn;

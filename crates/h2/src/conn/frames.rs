@@ -8,7 +8,7 @@ use super::{Connection, Error, Partial};
 use crate::frame::{self, flag, kind, setting, Head, Reason, HEADER_LEN, MAX_WINDOW};
 use crate::hpack::{self, Block};
 use crate::request::Request;
-use crate::state::Stream;
+use crate::state::{Role, State, Stream};
 use crate::stream;
 
 /// Streams a connection may make us reset for its protocol errors before
@@ -62,21 +62,15 @@ impl<T> Connection<T> {
                 kind::RST_STREAM => self.on_rst(h, &payload)?,
                 kind::SETTINGS => self.on_settings(h, &payload)?,
                 kind::PUSH_PROMISE => {
+                    // A client never sends one; as a client we disabled
+                    // push in our SETTINGS.
                     return Err(Error::Protocol(
                         Reason::PROTOCOL_ERROR,
-                        "PUSH_PROMISE from a client",
-                    ))
+                        "PUSH_PROMISE received",
+                    ));
                 }
                 kind::PING => self.on_ping(h, &payload)?,
-                kind::GOAWAY => {
-                    if h.stream != 0 {
-                        return Err(Error::Protocol(
-                            Reason::PROTOCOL_ERROR,
-                            "GOAWAY on a stream",
-                        ));
-                    }
-                    self.peer_goaway = true;
-                }
+                kind::GOAWAY => self.on_goaway(h, &payload)?,
                 kind::WINDOW_UPDATE => self.on_window_update(h, &payload)?,
                 _ => {} // Unknown frame types are ignored (RFC 9113 4.1).
             }
@@ -102,8 +96,56 @@ impl<T> Connection<T> {
         Ok((1, p.len() - pad))
     }
 
-    fn idle(&self, id: u32) -> bool {
-        id > self.last_stream
+    /// A stream not opened yet (RFC 9113 5.1 "idle"): above the last the
+    /// client opened for a server; for a client, any even stream (push is
+    /// off) or an odd one we have not opened.
+    fn idle(&self, st: &State, id: u32) -> bool {
+        match st.role {
+            Role::Server => id > self.last_stream,
+            Role::Client => id & 1 == 0 || id >= st.peer.next_id,
+        }
+    }
+
+    /// GOAWAY: no new stream; as a client, the streams above its last
+    /// stream id were never processed and fail as refused (safe to retry).
+    fn on_goaway(&mut self, h: Head, p: &[u8]) -> Result<(), Error> {
+        if h.stream != 0 {
+            return Err(Error::Protocol(
+                Reason::PROTOCOL_ERROR,
+                "GOAWAY on a stream",
+            ));
+        }
+        if p.len() < 8 {
+            return Err(Error::Protocol(
+                Reason::FRAME_SIZE_ERROR,
+                "GOAWAY too short",
+            ));
+        }
+        self.peer_goaway = true;
+        let last = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & 0x7fff_ffff;
+        let mut st = self.shared.lock();
+        if st.role == Role::Server {
+            return Ok(());
+        }
+        st.peer.goaway = true;
+        st.wake_waiters();
+        let mut i = 0;
+        while i < st.streams.len() {
+            let s = &mut st.streams[i];
+            if s.id > last && s.reset.is_none() {
+                s.reset = Some(Reason::REFUSED_STREAM);
+                s.reset_by_peer = true;
+                s.wake();
+                st.discard_data(i);
+                let before = st.streams.len();
+                st.remove_if_done(i);
+                if st.streams.len() < before {
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        Ok(())
     }
 
     fn on_data(&mut self, h: Head, mut payload: BytesMut) -> Result<(), Error> {
@@ -121,7 +163,7 @@ impl<T> Connection<T> {
             ));
         }
         let Some(i) = st.find(h.stream) else {
-            if self.idle(h.stream) {
+            if self.idle(&st, h.stream) {
                 return Err(Error::Protocol(
                     Reason::PROTOCOL_ERROR,
                     "DATA on an idle stream",
@@ -260,6 +302,10 @@ impl<T> Connection<T> {
         }
         let mut st = self.shared.lock();
         if let Some(i) = st.find(id) {
+            if st.role == Role::Client && !st.streams[i].head_received {
+                return super::response::on_head(&mut st, i, end_stream, fields)
+                    .or_else(|()| local_error(&mut self.local_resets));
+            }
             // Trailers.
             let s = &mut st.streams[i];
             if s.reset.is_some() {
@@ -285,13 +331,23 @@ impl<T> Connection<T> {
             st.remove_if_done(i);
             return Ok(());
         }
+        if st.role == Role::Client {
+            if self.idle(&st, id) {
+                return Err(Error::Protocol(
+                    Reason::PROTOCOL_ERROR,
+                    "HEADERS on a stream we did not open",
+                ));
+            }
+            // A stream we reset: its late block was decoded, HPACK is in step.
+            return Ok(());
+        }
         if id & 1 == 0 {
             return Err(Error::Protocol(
                 Reason::PROTOCOL_ERROR,
                 "HEADERS on a server stream",
             ));
         }
-        if !self.idle(id) {
+        if !self.idle(&st, id) {
             // A stream we refused or reset: its late trailers are ignored
             // (RFC 9113 5.4.2); the block was decoded, so HPACK is in step.
             return Ok(());
@@ -385,14 +441,14 @@ impl<T> Connection<T> {
                 "RST_STREAM of the wrong size",
             ));
         }
-        if self.idle(h.stream) {
+        let mut st = self.shared.lock();
+        if self.idle(&st, h.stream) {
             return Err(Error::Protocol(
                 Reason::PROTOCOL_ERROR,
                 "RST_STREAM on an idle stream",
             ));
         }
         let reason = Reason(u32::from_be_bytes([p[0], p[1], p[2], p[3]]));
-        let mut st = self.shared.lock();
         if let Some(c) = &st.stats {
             c.rx_reset.inc();
         }
@@ -437,11 +493,21 @@ impl<T> Connection<T> {
             let id = u16::from_be_bytes([s[0], s[1]]);
             let v = u32::from_be_bytes([s[2], s[3], s[4], s[5]]);
             match id {
-                setting::ENABLE_PUSH if v > 1 => {
+                setting::ENABLE_PUSH if v > 1 || (v == 1 && st.role == Role::Client) => {
                     return Err(Error::Protocol(
                         Reason::PROTOCOL_ERROR,
-                        "ENABLE_PUSH not 0 or 1",
+                        "ENABLE_PUSH not 0 or 1 (or 1 from a server)",
                     ))
+                }
+                setting::MAX_CONCURRENT_STREAMS => st.peer.max_streams = v,
+                setting::ENABLE_CONNECT_PROTOCOL => {
+                    if v > 1 {
+                        return Err(Error::Protocol(
+                            Reason::PROTOCOL_ERROR,
+                            "ENABLE_CONNECT_PROTOCOL not 0 or 1",
+                        ));
+                    }
+                    st.peer.connect_protocol = v == 1;
                 }
                 setting::INITIAL_WINDOW_SIZE => {
                     if i64::from(v) > MAX_WINDOW {
@@ -482,6 +548,10 @@ impl<T> Connection<T> {
         let was_empty = st.out.is_empty();
         frame::put_head(&mut st.out, 0, kind::SETTINGS, flag::ACK, 0);
         st.queued(was_empty);
+        if !st.peer.settings_seen {
+            st.peer.settings_seen = true;
+            st.wake_waiters();
+        }
         Ok(())
     }
 
@@ -532,7 +602,7 @@ impl<T> Connection<T> {
             return Ok(());
         }
         let Some(i) = st.find(h.stream) else {
-            if self.idle(h.stream) {
+            if self.idle(&st, h.stream) {
                 return Err(Error::Protocol(
                     Reason::PROTOCOL_ERROR,
                     "WINDOW_UPDATE on an idle stream",

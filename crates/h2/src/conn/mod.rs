@@ -16,11 +16,14 @@ use std::future::Future;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 mod frames;
+mod response;
+
+pub(crate) use response::status_code;
 
 use crate::frame::{self, setting, Reason};
 use crate::hpack::Decoder;
 use crate::request::Request;
-use crate::state::{Shared, State, OUT_HIGH};
+use crate::state::{Role, Shared, State, OUT_HIGH};
 use crate::stream::{RecvStream, SendResponse};
 
 /// The server's settings.
@@ -89,6 +92,7 @@ struct Partial {
 /// One server connection.
 pub struct Connection<T> {
     io: T,
+    role: Role,
     shared: Arc<Shared>,
     cfg: Config,
     rbuf: BytesMut,
@@ -122,6 +126,7 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let mut st = State::new(
+        crate::state::Role::Server,
         i64::from(cfg.initial_connection_window_size),
         i64::from(cfg.initial_window_size),
     );
@@ -138,27 +143,7 @@ where
     if st.conn_window > 65_535 {
         frame::put_window_update(&mut st.out, 0, (st.conn_window - 65_535) as u32);
     }
-    let mut c = Connection {
-        io,
-        shared: Arc::new(Shared::new(st)),
-        cfg,
-        rbuf: BytesMut::new(),
-        wbuf: Vec::new(),
-        wpos: 0,
-        hpack: Decoder::new(4096),
-        block: Vec::new(),
-        partial: None,
-        ready: Default::default(),
-        last_stream: 0,
-        goaway: None,
-        peer_goaway: false,
-        settings_acked: false,
-        read_closed: false,
-        failed: None,
-        done: false,
-        idle_timer: None,
-        local_resets: 0,
-    };
+    let mut c = Connection::with_shared(io, Arc::new(Shared::new(st)), cfg);
     poll_fn(|cx| c.poll_preface(cx)).await?;
     // Frames that came in the preface's read.
     if let Err(e) = c.process() {
@@ -167,7 +152,51 @@ where
     Ok(c)
 }
 
+impl<T> Connection<T> {
+    /// A connection over `io` whose state (and queued first frames) is
+    /// `shared`; its role is the state's.
+    pub(crate) fn with_shared(io: T, shared: Arc<Shared>, cfg: Config) -> Self {
+        let role = shared.lock().role;
+        Connection {
+            io,
+            role,
+            shared,
+            cfg,
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
+            wpos: 0,
+            hpack: Decoder::new(4096),
+            block: Vec::new(),
+            partial: None,
+            ready: Default::default(),
+            last_stream: 0,
+            goaway: None,
+            peer_goaway: false,
+            settings_acked: false,
+            read_closed: false,
+            failed: None,
+            done: false,
+            idle_timer: None,
+            local_resets: 0,
+        }
+    }
+}
+
 impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
+    /// Drives a client connection ([`crate::client::handshake`]) until it
+    /// ends: the server closed it, it failed, or every handle on it is
+    /// gone (then it says GOAWAY and closes).
+    pub async fn run(mut self) -> Result<(), Error> {
+        loop {
+            match self.accept().await {
+                None => return Ok(()),
+                Some(Err(e)) => return Err(e),
+                // A client is never handed requests.
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     fn poll_preface(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let _ = self.poll_write(cx)?;
         while self.rbuf.len() < frame::PREFACE.len() {
@@ -255,6 +284,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                     && self.shared.lock().streams.is_empty()
                 {
                     return Poll::Ready(self.end(None));
+                }
+                // A client nobody holds any more: say goodbye.
+                if self.role == Role::Client
+                    && self.goaway.is_none()
+                    && Arc::strong_count(&self.shared) == 1
+                {
+                    self.graceful_shutdown();
+                    continue;
                 }
             }
             if self.failed.is_none() && !self.read_closed {
@@ -347,6 +384,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             tracing::debug!(%reason, why, "HTTP/2 connection error");
             let mut st = self.shared.lock();
             st.put_goaway(self.last_stream, *reason);
+            st.conn_error = Some(*reason);
             st.close_all();
         }
         self.failed = Some(e);

@@ -10,7 +10,7 @@ pub(super) enum UpTunnel {
     /// An HTTP/1.1 socket after its 101, and the bytes it sent past its head.
     H1(RawConn, BytesMut),
     /// An HTTP/2 extended CONNECT stream.
-    H2(super::h2up::Tunnel),
+    H2(super::h2io::H2Duplex),
 }
 
 /// One request/response exchange with an upstream.

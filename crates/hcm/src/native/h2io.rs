@@ -21,7 +21,9 @@ use super::watch::idle_bounded;
 fn h2_io(e: StreamError) -> io::Error {
     match e {
         StreamError::Closed => io::Error::new(io::ErrorKind::BrokenPipe, e),
-        StreamError::Reset { .. } => io::Error::new(io::ErrorKind::ConnectionReset, e),
+        StreamError::Reset { .. } | StreamError::Protocol(_) => {
+            io::Error::new(io::ErrorKind::ConnectionReset, e)
+        }
     }
 }
 

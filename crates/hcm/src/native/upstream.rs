@@ -210,7 +210,7 @@ impl From<UpstreamError> for Fail {
         let reason = e.reset_reason();
         match e {
             _ if reason.is_connect_failure() => Fail::Connect(reason),
-            UpstreamError::H2(_) | UpstreamError::ExtendedConnectRefused => Fail::Stream(reason),
+            UpstreamError::H2Open(_) => Fail::Stream(reason),
             _ => Fail::Reset,
         }
     }

@@ -9,8 +9,9 @@ use nuncio_h1::{Framing, ResponseHead};
 use nuncio_upstream::HostPool;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::{exchange, request, Outcome, Params, Respond, SendBody};
+use super::{exchange, request, Outcome, Params, Respond};
 use crate::native::exchange::{Exchange, UpTunnel};
+use crate::native::h2io::H2Send;
 use crate::native::head::{self, BodyOut, ClientVersion};
 use crate::native::relay::{relay, relay_chunked, Out};
 use crate::native::upstream::Fail;
@@ -95,15 +96,15 @@ impl<W: AsyncWrite + Unpin> Respond for H1Respond<'_, '_, W> {
         }
     }
 
-    async fn end(&mut self, trailers: Option<&http::HeaderMap>) -> Result<(), Fail> {
+    async fn end(&mut self, trailers: Option<&nuncio_h2::Block>) -> Result<(), Fail> {
         if !self.chunked {
             return Ok(());
         }
         let mut last = b"0\r\n".to_vec();
         for (n, v) in trailers.iter().flat_map(|t| t.iter()) {
-            last.extend_from_slice(n.as_str().as_bytes());
+            last.extend_from_slice(n);
             last.extend_from_slice(b": ");
-            last.extend_from_slice(v.as_bytes());
+            last.extend_from_slice(v);
             last.extend_from_slice(b"\r\n");
         }
         last.extend_from_slice(b"\r\n");
@@ -128,7 +129,7 @@ impl Exchange<'_> {
         let (mut rd, mut wr) = tokio::io::split(&mut *self.stream);
         let buf = &mut *self.buf;
         let rd = &mut rd;
-        let upload = move |mut tx: SendBody| async move {
+        let upload = move |mut tx: H2Send| async move {
             // A chunked body's trailers end the stream (gRPC-style).
             if framing == Framing::Chunked {
                 let body = std::pin::pin!(relay_chunked(rd, buf, &mut tx, pace));

@@ -12,12 +12,11 @@ use nuncio_h2::SendResponse;
 use nuncio_upstream::HostPool;
 use tokio::io::AsyncWriteExt;
 
-use super::{exchange, request, Outcome, Params, Respond, SendBody};
+use super::{exchange, request, Outcome, Params, Respond};
 use crate::native::bufpool;
 use crate::native::h2head::downstream_head;
 use crate::native::h2io::{H2Duplex, H2Recv, H2Send};
 use crate::native::io::Pace;
-use crate::native::relay::TrailerSink;
 use crate::native::upstream::Fail;
 use crate::native::watch::{idle_bounded, until};
 use crate::Hcm;
@@ -74,14 +73,12 @@ impl Respond for H2Respond<'_, '_> {
         tx.write_all(b).await.map_err(|_| Fail::Client)
     }
 
-    async fn end(&mut self, trailers: Option<&http::HeaderMap>) -> Result<(), Fail> {
+    async fn end(&mut self, trailers: Option<&nuncio_h2::Block>) -> Result<(), Fail> {
         let Some(tx) = self.tx.as_mut() else {
             return Err(Fail::Client);
         };
         match trailers {
-            Some(t) if !t.is_empty() => tx
-                .send_trailers(t.iter().map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())))
-                .map_err(|_| Fail::Client),
+            Some(t) if !t.is_empty() => tx.send_trailers(t.iter()).map_err(|_| Fail::Client),
             _ => tx.shutdown().await.map_err(|_| Fail::Client),
         }
     }
@@ -118,7 +115,7 @@ pub(in crate::native) async fn forward(
     let r = request(x.up_head).map_err(|e| (e, false))?;
     let (pace, deadline) = (x.pace, x.request_deadline);
     let src = &mut *x.src;
-    let upload = |mut tx: SendBody| async move {
+    let upload = |mut tx: H2Send| async move {
         let Some(src) = src.as_mut() else {
             return Err(Fail::Client);
         };
@@ -169,11 +166,7 @@ pub(in crate::native) async fn forward(
 
 /// Sends the client's DATA frames upstream as they come, then its
 /// trailers (gRPC keeps them), or the end of the stream.
-async fn send_body(
-    src: &mut H2Recv,
-    tx: &mut SendBody,
-    idle: Option<Duration>,
-) -> Result<u64, Fail> {
+async fn send_body(src: &mut H2Recv, tx: &mut H2Send, idle: Option<Duration>) -> Result<u64, Fail> {
     loop {
         let next = idle_bounded(idle, src.data()).await?;
         match next {

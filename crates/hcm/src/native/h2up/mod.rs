@@ -1,10 +1,12 @@
-//! The exchange with an HTTP/2 upstream (the `h2` crate's client,
-//! `nuncio_upstream::HostPool::send_h2`), for both downstream codecs.
+//! The exchange with an HTTP/2 upstream (nuncio's own client codec,
+//! `nuncio_h2::client`, through `nuncio_upstream::HostPool::send_h2`), for
+//! both downstream codecs.
 //!
 //! The connection manager composes every upstream request head once, as
 //! HTTP/1.1 bytes (`head.rs`: hop-by-hop fields removed, Envoy's fields
-//! added); [`request`] turns those bytes into the HTTP/2 request, so the
-//! request rules have one implementation whatever the upstream speaks.
+//! added); [`request`] HPACK-encodes those bytes straight into the HTTP/2
+//! request's header block (no header map in between), so the request
+//! rules have one implementation whatever the upstream speaks.
 //! The upstream's response head is handed to the client's codec as the
 //! same view an HTTP/1.1 upstream's head gives (`nuncio_h1::ResponseHead`),
 //! so the response rules (hop-by-hop, `server`, `date`, service time) have
@@ -25,26 +27,26 @@ mod h2;
 pub(super) use h2::{forward as forward_h2, FromH2};
 
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use ::h2::{RecvStream, SendStream};
-use bytes::{Buf, Bytes};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
 use nuncio_h1::{parse_request, Limits, ResponseHead};
-use nuncio_upstream::{h2_reset_reason, HostPool, StreamSlot};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use nuncio_h2::client::RequestOptions;
+use nuncio_h2::hpack::{encode_field, encode_request_pseudo};
+use nuncio_h2::{Block, RecvStream, StreamError};
+use nuncio_upstream::{h2_reset_reason, HostPool};
 
+use super::h2io::{H2Duplex, H2Recv, H2Send};
 use super::upstream::Fail;
 
 /// The HTTP/2 request made from the upstream head nuncio wrote, and what
 /// the response needs to know of it.
 pub(super) struct H2Request {
-    /// The request (absolute URI, no connection-specific fields).
-    pub(super) req: http::Request<()>,
+    /// The request head, HPACK-encoded (pseudo fields first).
+    pub(super) block: Vec<u8>,
     /// A WebSocket: the client's `Sec-WebSocket-Key`, for the accept
     /// value of the client's 101.
     pub(super) websocket_key: Option<Vec<u8>>,
@@ -65,23 +67,23 @@ pub(super) fn request(up_head: &[u8]) -> Result<H2Request, Fail> {
         Ok(Some(h)) => h,
         _ => return Err(Fail::Stream(nuncio_upstream::ResetReason::ProtocolError)),
     };
-    let bad = || Fail::Stream(nuncio_upstream::ResetReason::ProtocolError);
     let websocket = h
         .upgrade
         .is_some_and(|u| u.eq_ignore_ascii_case(b"websocket"));
-    let authority = std::str::from_utf8(h.host.unwrap_or(b"localhost")).map_err(|_| bad())?;
-    let uri = http::Uri::builder()
-        .scheme("http")
-        .authority(authority)
-        .path_and_query(h.target)
-        .build()
-        .map_err(|_| bad())?;
-    let method = if websocket {
-        http::Method::CONNECT
+    let mut block = Vec::with_capacity(up_head.len());
+    let (method, protocol) = if websocket {
+        (&b"CONNECT"[..], Some(&b"websocket"[..]))
     } else {
-        http::Method::from_bytes(h.method.as_bytes()).map_err(|_| bad())?
+        (h.method.as_bytes(), None)
     };
-    let mut headers = HeaderMap::with_capacity(h.headers.len());
+    encode_request_pseudo(
+        &mut block,
+        method,
+        b"http",
+        h.host.unwrap_or(b"localhost"),
+        h.target.as_bytes(),
+        protocol,
+    );
     let mut websocket_key = None;
     for (n, v) in &h.headers {
         // The one hop-by-hop set (head.rs), plus what HTTP/2 carries
@@ -94,32 +96,14 @@ pub(super) fn request(up_head: &[u8]) -> Result<H2Request, Fail> {
         let skip = crate::native::head::hop_by_hop(n, v)
             || n.eq_ignore_ascii_case("host")
             || n.eq_ignore_ascii_case("transfer-encoding");
-        if skip {
-            continue;
+        if !skip {
+            encode_field(&mut block, n.as_bytes(), v);
         }
-        let name = HeaderName::from_bytes(n.as_bytes()).map_err(|_| bad())?;
-        let value = HeaderValue::from_bytes(v).map_err(|_| bad())?;
-        headers.append(name, value);
-    }
-    // A value new on every request never goes into the HPACK dynamic
-    // table (it would only churn it): encoded as never-indexed.
-    if let Some(v) = headers.get_mut("x-request-id") {
-        v.set_sensitive(true);
-    }
-    let is_head = h.method == "HEAD";
-    let mut req = http::Request::new(());
-    *req.method_mut() = method;
-    *req.uri_mut() = uri;
-    *req.version_mut() = http::Version::HTTP_2;
-    *req.headers_mut() = headers;
-    if websocket {
-        req.extensions_mut()
-            .insert(::h2::ext::Protocol::from_static("websocket"));
     }
     Ok(H2Request {
-        req,
+        block,
         websocket_key: websocket.then(|| websocket_key.unwrap_or_default()),
-        is_head,
+        is_head: h.method == "HEAD",
     })
 }
 
@@ -140,7 +124,7 @@ pub(super) trait Respond {
     /// Sends body bytes.
     fn data(&mut self, b: &[u8]) -> impl Future<Output = Result<(), Fail>>;
     /// Ends the response, with the upstream's trailers if any.
-    fn end(&mut self, trailers: Option<&HeaderMap>) -> impl Future<Output = Result<(), Fail>>;
+    fn end(&mut self, trailers: Option<&Block>) -> impl Future<Output = Result<(), Fail>>;
 }
 
 /// What the exchange needs beyond the request.
@@ -176,125 +160,11 @@ pub(super) struct Outcome {
     /// The response head, kept for the access log.
     pub(super) resp_headers: super::Capture,
     /// An accepted WebSocket's upstream stream.
-    pub(super) tunnel: Option<Tunnel>,
+    pub(super) tunnel: Option<H2Duplex>,
 }
 
-/// The request body's sender as an [`AsyncWrite`]: each write waits for
-/// the stream's flow-control window; shutdown ends the stream.
-pub(super) struct SendBody {
-    tx: SendStream<Bytes>,
-    ended: bool,
-}
-
-impl SendBody {
-    fn new(tx: SendStream<Bytes>) -> Self {
-        SendBody { tx, ended: false }
-    }
-}
-
-impl crate::native::relay::TrailerSink for SendBody {
-    fn send_trailers(&mut self, trailers: Vec<(&[u8], &[u8])>) -> io::Result<()> {
-        let mut map = HeaderMap::new();
-        for (n, v) in trailers {
-            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n), HeaderValue::from_bytes(v)) {
-                map.append(n, v);
-            }
-        }
-        self.ended = true;
-        self.tx.send_trailers(map).map_err(h2_io)
-    }
-}
-
-fn stream_fail(e: ::h2::Error) -> Fail {
+fn stream_fail(e: StreamError) -> Fail {
     Fail::Stream(h2_reset_reason(&e))
-}
-
-fn h2_io(e: ::h2::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionReset, e)
-}
-
-impl AsyncWrite for SendBody {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        b: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if b.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        self.tx.reserve_capacity(b.len());
-        while self.tx.capacity() == 0 {
-            match ready!(self.tx.poll_capacity(cx)) {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Poll::Ready(Err(h2_io(e))),
-                None => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
-            }
-        }
-        let n = self.tx.capacity().min(b.len());
-        self.tx
-            .send_data(Bytes::copy_from_slice(&b[..n]), false)
-            .map_err(h2_io)?;
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.ended {
-            self.ended = true;
-            self.tx.send_data(Bytes::new(), true).map_err(h2_io)?;
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// An accepted WebSocket's upstream stream, as a byte stream both ways.
-pub(super) struct Tunnel {
-    tx: SendBody,
-    rx: RecvStream,
-    pending: Bytes,
-    _slot: StreamSlot,
-}
-
-impl AsyncRead for Tunnel {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        while self.pending.is_empty() {
-            match ready!(self.rx.poll_data(cx)) {
-                Some(Ok(b)) => {
-                    let _ = self.rx.flow_control().release_capacity(b.len());
-                    self.pending = b;
-                }
-                Some(Err(e)) => return Poll::Ready(Err(h2_io(e))),
-                None => return Poll::Ready(Ok(())),
-            }
-        }
-        let n = self.pending.len().min(out.remaining());
-        out.put_slice(&self.pending[..n]);
-        self.pending.advance(n);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Tunnel {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        b: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tx).poll_write(cx, b)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tx).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tx).poll_shutdown(cx)
-    }
 }
 
 /// Runs one exchange: opens the stream, sends the request body with
@@ -311,18 +181,24 @@ pub(super) async fn exchange<R, U, UF>(
 ) -> Result<(), Fail>
 where
     R: Respond,
-    U: FnOnce(SendBody) -> UF,
+    U: FnOnce(H2Send) -> UF,
     UF: Future<Output = Result<u64, Fail>>,
 {
     let websocket = r.websocket_key.is_some();
     // A WebSocket's CONNECT stays open for the tunnel.
     let end = p.end && !websocket;
     let H2Request {
-        req,
+        block,
         websocket_key,
         is_head,
     } = r;
-    let stream = p.pool.send_h2(req, end).await.map_err(Fail::from)?;
+    let opts = RequestOptions {
+        end,
+        head_request: is_head,
+        extended_connect: websocket,
+    };
+    let stream = p.pool.send_h2(&block, opts).await.map_err(Fail::from)?;
+    drop(block);
     let tx_reset = p.tx_reset;
     let meta = Meta {
         websocket_key,
@@ -359,13 +235,12 @@ async fn drive<R, U, UF>(
 ) -> Result<(), Fail>
 where
     R: Respond,
-    U: FnOnce(SendBody) -> UF,
+    U: FnOnce(H2Send) -> UF,
     UF: Future<Output = Result<u64, Fail>>,
 {
     let websocket = r.websocket_key.is_some();
     let end = p.end && !websocket;
-    let slot = stream.slot;
-    let mut body = Some(SendBody::new(stream.body));
+    let mut body = Some(H2Send::new(stream.body));
     let mut sent_at = Instant::now();
     let mut uploading = if end || websocket {
         None
@@ -403,14 +278,16 @@ where
     };
     let service_ms = sent_at.elapsed().as_millis() as u64;
     out.service_ms = Some(service_ms);
-    let (parts, mut rx) = head.into_parts();
-    let upgraded = websocket && parts.status.is_success();
+    let (resp, mut rx) = head;
+    let status = resp.status();
+    let upgraded = websocket && (200..300).contains(&status);
     let accept;
-    let mut fields: Vec<(&str, &[u8])> = parts
-        .headers
-        .iter()
-        .filter(|(n, _)| !(upgraded && *n == http::header::CONTENT_LENGTH))
-        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+    // Names are checked lowercase tokens (the codec resets a stream
+    // whose head has others), so always UTF-8.
+    let mut fields: Vec<(&str, &[u8])> = resp
+        .fields()
+        .filter(|(n, _)| !(upgraded && *n == b"content-length"))
+        .filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, v)))
         .collect();
     if upgraded {
         fields.push(("upgrade", b"websocket"));
@@ -423,13 +300,13 @@ where
     if no_body
         && !r.is_head
         && !upgraded
-        && !matches!(parts.status.as_u16(), 100..=199 | 204 | 304)
-        && !parts.headers.contains_key(http::header::CONTENT_LENGTH)
+        && !matches!(status, 100..=199 | 204 | 304)
+        && resp.get("content-length").is_none()
     {
         fields.push(("content-length", b"0"));
     }
     let view = ResponseHead {
-        status: if upgraded { 101 } else { parts.status.as_u16() },
+        status: if upgraded { 101 } else { status },
         reason: "",
         minor: 1,
         headers: fields,
@@ -445,11 +322,9 @@ where
         let Some(tx) = body else {
             return Err(Fail::Protocol);
         };
-        out.tunnel = Some(Tunnel {
+        out.tunnel = Some(H2Duplex {
+            rx: H2Recv::new(rx),
             tx,
-            rx,
-            pending: Bytes::new(),
-            _slot: slot,
         });
         return Ok(());
     }
@@ -461,7 +336,6 @@ where
     let relay = async {
         while let Some(d) = next_data(&mut rx, p.idle).await? {
             out.sent += d.len() as u64;
-            let _ = rx.flow_control().release_capacity(d.len());
             respond.data(&d).await?;
         }
         let trailers = rx.trailers().await.map_err(stream_fail)?;
@@ -488,7 +362,6 @@ where
         }
     }
     out.request_unfinished = uploading.is_some();
-    drop(slot);
     Ok(())
 }
 
@@ -513,19 +386,58 @@ async fn next_data(rx: &mut RecvStream, idle: Option<Duration>) -> Result<Option
 mod tests {
     use super::*;
 
+    /// The request's fields as the upstream decodes them.
+    fn decoded(r: &H2Request) -> Vec<(String, String)> {
+        let mut b = Block::new();
+        nuncio_h2::hpack::Decoder::new(4096)
+            .decode(&r.block, &mut b, 1 << 20)
+            .unwrap();
+        b.iter()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn get<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        f.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
     #[test]
     fn the_upstream_head_becomes_an_http2_request() {
         let head = b"POST /a?b=1 HTTP/1.1\r\nhost: svc:80\r\nconnection: keep-alive\r\n\
-transfer-encoding: chunked\r\nte: trailers\r\nx-request-id: 7\r\ncontent-type: application/grpc\r\n\r\n";
+transfer-encoding: chunked\r\nte: trailers\r\nX-Request-Id: 7\r\ncontent-type: application/grpc\r\n\r\n";
         let r = request(head).unwrap();
-        assert_eq!(r.req.method(), http::Method::POST);
-        assert_eq!(r.req.uri().to_string(), "http://svc:80/a?b=1");
-        let h = r.req.headers();
-        assert!(h.get("host").is_none() && h.get("connection").is_none());
-        assert!(h.get("transfer-encoding").is_none());
-        assert_eq!(h.get("te").unwrap(), "trailers");
-        assert_eq!(h.get("x-request-id").unwrap(), "7");
+        let f = decoded(&r);
+        let pseudo: Vec<_> = f.iter().take(4).map(|(n, v)| format!("{n}={v}")).collect();
+        assert_eq!(
+            pseudo,
+            [
+                ":method=POST",
+                ":scheme=http",
+                ":authority=svc:80",
+                ":path=/a?b=1"
+            ]
+        );
+        for gone in ["host", "connection", "transfer-encoding"] {
+            assert!(get(&f, gone).is_none(), "{gone}");
+        }
+        assert_eq!(get(&f, "te"), Some("trailers"));
+        // Names are lowercased on the way.
+        assert_eq!(get(&f, "x-request-id"), Some("7"));
+        assert_eq!(get(&f, "content-type"), Some("application/grpc"));
         assert!(r.websocket_key.is_none() && !r.is_head);
+    }
+
+    #[test]
+    fn a_head_request_is_marked() {
+        let r = request(b"HEAD / HTTP/1.1\r\nhost: a\r\n\r\n").unwrap();
+        assert!(r.is_head);
+        assert_eq!(get(&decoded(&r), ":method"), Some("HEAD"));
+        assert_eq!(get(&decoded(&r), ":path"), Some("/"));
     }
 
     #[test]
@@ -533,17 +445,13 @@ transfer-encoding: chunked\r\nte: trailers\r\nx-request-id: 7\r\ncontent-type: a
         let head = b"GET /ws HTTP/1.1\r\nhost: a\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
 sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n";
         let r = request(head).unwrap();
-        assert_eq!(r.req.method(), http::Method::CONNECT);
-        assert_eq!(
-            r.req
-                .extensions()
-                .get::<::h2::ext::Protocol>()
-                .map(|p| p.as_str()),
-            Some("websocket")
-        );
-        assert!(r.req.headers().get("sec-websocket-key").is_none());
-        assert!(r.req.headers().get("upgrade").is_none());
-        assert_eq!(r.req.headers().get("sec-websocket-version").unwrap(), "13");
+        let f = decoded(&r);
+        assert_eq!(get(&f, ":method"), Some("CONNECT"));
+        assert_eq!(get(&f, ":protocol"), Some("websocket"));
+        assert_eq!(get(&f, ":path"), Some("/ws"));
+        assert!(get(&f, "sec-websocket-key").is_none());
+        assert!(get(&f, "upgrade").is_none());
+        assert_eq!(get(&f, "sec-websocket-version"), Some("13"));
         assert_eq!(
             r.websocket_key.as_deref(),
             Some(&b"dGhlIHNhbXBsZSBub25jZQ=="[..])
