@@ -68,38 +68,108 @@ const fn canon() -> Canon {
 
 static CANON: Canon = canon();
 
+/// Bits looked up at once: every code this short or shorter (all the
+/// letters, digits and common punctuation) decodes with one table read.
+const PEEK: usize = 9;
+
+/// For each `PEEK`-bit prefix: the symbol and code length of the code it
+/// starts with, or length 0 when that code is longer than `PEEK`.
+static FAST: [(u8, u8); 1 << PEEK] = fast();
+
+const fn fast() -> [(u8, u8); 1 << PEEK] {
+    let c = canon();
+    let mut t = [(0u8, 0u8); 1 << PEEK];
+    let mut len = 1;
+    while len <= PEEK {
+        let mut i = 0;
+        while i < c.count[len] {
+            let sym = c.symbols[(c.offset[len] + i) as usize];
+            let code = (c.first[len] + i) as usize;
+            let spread = 1usize << (PEEK - len);
+            let mut x = 0;
+            while x < spread {
+                // Only octets are this short (EOS is 30 bits).
+                t[(code << (PEEK - len)) | x] = (sym as u8, len as u8);
+                x += 1;
+            }
+            i += 1;
+        }
+        len += 1;
+    }
+    t
+}
+
 /// A Huffman string that is not valid HPACK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HuffmanError;
 
+/// What the canonical walk finds at the top of the `n` bits in `acc`.
+enum Walk {
+    /// A symbol (EOS included) and its code length.
+    Found(u16, usize),
+    /// No code ends within the bits there are: more are needed.
+    More,
+}
+
+/// Finds the code at the top of `acc`'s low `n` bits by walking the
+/// canonical code lengths (the slow path, for long codes and the tail).
+fn walk(acc: u64, n: usize) -> Result<Walk, HuffmanError> {
+    let c = &CANON;
+    for len in 1..=n.min(MAX_LEN) {
+        let code = ((acc >> (n - len)) as u32) & ((1u32 << len) - 1);
+        let i = code.wrapping_sub(c.first[len]);
+        if i < c.count[len] {
+            return Ok(Walk::Found(c.symbols[(c.offset[len] + i) as usize], len));
+        }
+    }
+    if n >= MAX_LEN {
+        return Err(HuffmanError);
+    }
+    Ok(Walk::More)
+}
+
 /// Decodes `src`, appending the octets to `out`.
 pub fn decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
-    let c = &CANON;
-    let mut code = 0u32;
-    let mut len = 0usize;
+    out.reserve(src.len() * 8 / 5);
+    // The bits not decoded yet are the low `n` bits of `acc`.
+    let mut acc = 0u64;
+    let mut n = 0usize;
     for &byte in src {
-        let mut bit = 8;
-        while bit > 0 {
-            bit -= 1;
-            code = (code << 1) | u32::from((byte >> bit) & 1);
-            len += 1;
-            let i = code.wrapping_sub(c.first[len]);
-            if i < c.count[len] {
-                let sym = c.symbols[(c.offset[len] + i) as usize];
-                if sym == 256 {
-                    // EOS inside a string is an error (RFC 7541 5.2).
-                    return Err(HuffmanError);
-                }
-                out.push(sym as u8);
-                code = 0;
-                len = 0;
-            } else if len == MAX_LEN {
-                return Err(HuffmanError);
+        acc = (acc << 8) | u64::from(byte);
+        n += 8;
+        while n >= PEEK {
+            let (sym, len) = FAST[((acc >> (n - PEEK)) as usize) & ((1 << PEEK) - 1)];
+            if len != 0 {
+                out.push(sym);
+                n -= len as usize;
+                continue;
             }
+            match walk(acc, n)? {
+                // EOS inside a string is an error (RFC 7541 5.2).
+                Walk::Found(256, _) => return Err(HuffmanError),
+                Walk::Found(sym, len) => {
+                    out.push(sym as u8);
+                    n -= len;
+                }
+                Walk::More => break,
+            }
+        }
+        acc &= (1u64 << n) - 1;
+    }
+    // The tail: codes shorter than PEEK, then the padding.
+    while n > 0 {
+        match walk(acc, n)? {
+            Walk::Found(256, _) => return Err(HuffmanError),
+            Walk::Found(sym, len) => {
+                out.push(sym as u8);
+                n -= len;
+                acc &= (1u64 << n) - 1;
+            }
+            Walk::More => break,
         }
     }
     // Padding: fewer than 8 bits, all ones (the EOS code's prefix).
-    if len >= 8 || code != (1u32 << len) - 1 {
+    if n >= 8 || acc != (1u64 << n) - 1 {
         return Err(HuffmanError);
     }
     Ok(())
@@ -149,6 +219,59 @@ mod tests {
         assert_eq!(dec("ffff ffff"), Err(HuffmanError));
         // '0' then three one-bits of padding is fine.
         assert_eq!(dec("07").unwrap(), "0");
+    }
+
+    /// The plain bit-at-a-time decoder the table-driven one replaced.
+    fn reference(src: &[u8]) -> Result<Vec<u8>, HuffmanError> {
+        let c = &CANON;
+        let (mut out, mut code, mut len) = (Vec::new(), 0u32, 0usize);
+        for &byte in src {
+            for bit in (0..8).rev() {
+                code = (code << 1) | u32::from((byte >> bit) & 1);
+                len += 1;
+                let i = code.wrapping_sub(c.first[len]);
+                if i < c.count[len] {
+                    let sym = c.symbols[(c.offset[len] + i) as usize];
+                    if sym == 256 {
+                        return Err(HuffmanError);
+                    }
+                    out.push(sym as u8);
+                    (code, len) = (0, 0);
+                } else if len == MAX_LEN {
+                    return Err(HuffmanError);
+                }
+            }
+        }
+        if len >= 8 || code != (1u32 << len) - 1 {
+            return Err(HuffmanError);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn the_table_decoder_agrees_with_the_bitwise_one() {
+        // Random strings (mostly invalid: long codes, EOS, bad padding)
+        // and strings biased to valid short codes.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 24) as usize;
+            let src: Vec<u8> = (0..len)
+                .map(|i| {
+                    let b = (x >> ((i % 8) * 8)) as u8 ^ (i as u8).wrapping_mul(31);
+                    if round % 2 == 0 {
+                        b
+                    } else {
+                        b | 0x80
+                    }
+                })
+                .collect();
+            let mut got = Vec::new();
+            let r = decode(&src, &mut got).map(|()| got);
+            assert_eq!(r, reference(&src), "{src:02x?}");
+        }
     }
 
     #[test]

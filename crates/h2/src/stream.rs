@@ -197,6 +197,21 @@ impl RecvStream {
         }
     }
 
+    /// The next piece of the body if one is already here (its window goes
+    /// back as it is taken); never parks.
+    pub fn try_data(&mut self) -> Option<Bytes> {
+        self.r
+            .with(|st, i| {
+                let b = st.streams[i].data.pop_front();
+                if let Some(b) = &b {
+                    st.release_stream(i, b.len() as i64);
+                }
+                Ok(b)
+            })
+            .ok()
+            .flatten()
+    }
+
     /// The next piece of the body, awaited.
     pub async fn data(&mut self) -> Option<Result<Bytes, StreamError>> {
         std::future::poll_fn(|cx| self.poll_data(cx)).await

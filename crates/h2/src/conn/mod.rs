@@ -117,6 +117,8 @@ pub struct Connection<T> {
     idle_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Streams we reset because the client broke the protocol on them.
     local_resets: u32,
+    /// A client's output held back until the runtime's turn ends.
+    defer: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 /// Opens a server connection: queues our SETTINGS and reads the client's
@@ -178,6 +180,7 @@ impl<T> Connection<T> {
             done: false,
             idle_timer: None,
             local_resets: 0,
+            defer: None,
         }
     }
 }
@@ -268,10 +271,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             if self.done {
                 return Poll::Ready(None);
             }
-            let flushed = match self.poll_write(cx) {
-                Poll::Ready(Ok(())) => true,
-                Poll::Ready(Err(e)) => return Poll::Ready(self.end(Some(e.into()))),
-                Poll::Pending => false,
+            let flushed = if self.poll_defer(cx) {
+                false
+            } else {
+                match self.poll_write(cx) {
+                    Poll::Ready(Ok(())) => true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(self.end(Some(e.into()))),
+                    Poll::Pending => false,
+                }
             };
             if flushed {
                 if let Some(e) = self.failed.take() {
@@ -346,6 +353,32 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             }
             return Poll::Pending;
         }
+    }
+
+    /// A client holds new output back for one turn of the runtime (its
+    /// tasks, then a look at the sockets), so the requests of every
+    /// connection woken together leave in one write: true while held.
+    /// HAProxy and Envoy write once per event-loop turn the same way.
+    fn poll_defer(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.role != Role::Client || self.wpos < self.wbuf.len() {
+            return false;
+        }
+        if let Some(y) = self.defer.as_mut() {
+            if y.as_mut().poll(cx).is_pending() {
+                return true;
+            }
+            self.defer = None;
+            return false;
+        }
+        if self.shared.lock().out.is_empty() {
+            return false;
+        }
+        let mut y: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(tokio::task::yield_now());
+        if y.as_mut().poll(cx).is_pending() {
+            self.defer = Some(y);
+            return true;
+        }
+        false
     }
 
     /// Runs the idle timer while there is no stream; true once it fired

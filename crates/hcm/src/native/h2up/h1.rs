@@ -34,6 +34,23 @@ struct H1Respond<'a, 'h, W> {
     close: bool,
 }
 
+impl<W> H1Respond<'_, '_, W> {
+    /// Appends body bytes to `out`, as a chunk when the response is chunked.
+    fn put_body(&self, out: &mut Vec<u8>, b: &[u8]) {
+        if b.is_empty() {
+            return;
+        }
+        if self.chunked {
+            h2io::push_hex(out, b.len());
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(b);
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(b);
+        }
+    }
+}
+
 impl<W: AsyncWrite + Unpin> Respond for H1Respond<'_, '_, W> {
     fn poll_gone(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         // The client's socket is the upload's while the head is awaited.
@@ -46,6 +63,7 @@ impl<W: AsyncWrite + Unpin> Respond for H1Respond<'_, '_, W> {
         service_ms: u64,
         upgraded: bool,
         end: bool,
+        first: &[u8],
     ) -> Result<u16, Fail> {
         let body = if end || r.get("content-length").is_some() {
             BodyOut::AsIs
@@ -77,6 +95,7 @@ impl<W: AsyncWrite + Unpin> Respond for H1Respond<'_, '_, W> {
             upgraded,
             self.hook.as_mut().map(|h| h.edits(r.status, &r.headers)),
         );
+        self.put_body(&mut out, first);
         let written = self.w.write_all(&out).await;
         bufpool::give_head(out);
         written.map_err(|_| Fail::Client)?;
@@ -84,16 +103,12 @@ impl<W: AsyncWrite + Unpin> Respond for H1Respond<'_, '_, W> {
     }
 
     async fn data(&mut self, b: &[u8]) -> Result<(), Fail> {
-        if self.chunked {
-            let mut size = Vec::with_capacity(12);
-            h2io::push_hex(&mut size, b.len());
-            size.extend_from_slice(b"\r\n");
-            self.w.write_all(&size).await.map_err(|_| Fail::Client)?;
-            self.w.write_all(b).await.map_err(|_| Fail::Client)?;
-            self.w.write_all(b"\r\n").await.map_err(|_| Fail::Client)
-        } else {
-            self.w.write_all(b).await.map_err(|_| Fail::Client)
+        if !self.chunked {
+            return self.w.write_all(b).await.map_err(|_| Fail::Client);
         }
+        let mut out = Vec::with_capacity(b.len() + 16);
+        self.put_body(&mut out, b);
+        self.w.write_all(&out).await.map_err(|_| Fail::Client)
     }
 
     async fn end(&mut self, trailers: Option<&nuncio_h2::Block>) -> Result<(), Fail> {

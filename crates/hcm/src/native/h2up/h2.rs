@@ -50,6 +50,7 @@ impl Respond for H2Respond<'_, '_> {
         service_ms: u64,
         upgraded: bool,
         end: bool,
+        first: &[u8],
     ) -> Result<u16, Fail> {
         let mut block = bufpool::take_head(64 + 48 * r.headers.len());
         let status = downstream_head(
@@ -62,7 +63,11 @@ impl Respond for H2Respond<'_, '_> {
         );
         let sent = self.respond.send_block(&block, end);
         bufpool::give_head(block);
-        self.tx = Some(H2Send::new(sent.map_err(|_| Fail::Client)?));
+        let mut tx = H2Send::new(sent.map_err(|_| Fail::Client)?);
+        if !first.is_empty() {
+            tx.write_all(first).await.map_err(|_| Fail::Client)?;
+        }
+        self.tx = Some(tx);
         Ok(status)
     }
 

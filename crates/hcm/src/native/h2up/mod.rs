@@ -112,14 +112,16 @@ pub(super) trait Respond {
     /// Ready once the client is gone (an HTTP/2 stream reset), while the
     /// response head is awaited.
     fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()>;
-    /// Sends the response head (`end`: no body follows); returns the
-    /// status the client was sent.
+    /// Sends the response head (`end`: no body follows) with `first`, the
+    /// start of the body when it came with the head (one write for both);
+    /// returns the status the client was sent.
     fn head(
         &mut self,
         r: &ResponseHead<'_>,
         service_ms: u64,
         upgraded: bool,
         end: bool,
+        first: &[u8],
     ) -> impl Future<Output = Result<u16, Fail>>;
     /// Sends body bytes.
     fn data(&mut self, b: &[u8]) -> impl Future<Output = Result<(), Fail>>;
@@ -314,8 +316,16 @@ where
         close: false,
     };
     out.resp_headers = super::capture(p.log_response, &view);
+    // Body bytes that arrived with the head go out with it.
+    let first = if no_body || upgraded {
+        None
+    } else {
+        rx.try_data()
+    };
+    let first = first.as_deref().unwrap_or_default();
+    out.sent += first.len() as u64;
     out.status = respond
-        .head(&view, service_ms, upgraded, no_body && !upgraded)
+        .head(&view, service_ms, upgraded, no_body && !upgraded, first)
         .await?;
     out.head_sent = true;
     if upgraded {
