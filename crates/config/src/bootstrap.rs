@@ -7,6 +7,7 @@ use crate::cluster::{decode_cluster, Cluster};
 use crate::decode::{Result, Val};
 use crate::hcm::decode_access_log;
 use crate::listener::{decode_listener, Listener};
+use crate::secrets::{check_references, decode_secret, Secret};
 
 /// The whole config.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +18,8 @@ pub struct Bootstrap {
     pub listeners: Vec<Listener>,
     /// Static clusters.
     pub clusters: Vec<Cluster>,
+    /// Static secrets (`static_resources.secrets`).
+    pub secrets: Vec<Secret>,
     /// Admin server, if configured.
     pub admin: Option<Admin>,
 }
@@ -76,8 +79,24 @@ pub(crate) fn decode_bootstrap(v: &Val) -> Result<Bootstrap> {
     };
     let mut listeners = Vec::new();
     let mut clusters = Vec::new();
+    let mut secrets: Vec<Secret> = Vec::new();
     if let Some(sr) = o.get("static_resources") {
         let so = sr.obj()?;
+        for s in so
+            .get("secrets")
+            .map(|l| l.list())
+            .transpose()?
+            .unwrap_or_default()
+        {
+            let secret = decode_secret(&s)?;
+            if secrets.iter().any(|x| x.name == secret.name) {
+                return Err(s.err(format!(
+                    "secret name '{}' is used twice; static secret names must be unique",
+                    secret.name
+                )));
+            }
+            secrets.push(secret);
+        }
         let cv = so
             .get("clusters")
             .map(|c| c.list())
@@ -110,7 +129,7 @@ pub(crate) fn decode_bootstrap(v: &Val) -> Result<Bootstrap> {
             }
             listeners.push(li);
         }
-        so.finish_with(&["secrets"])?;
+        so.finish()?;
     }
     let admin = match o.get("admin") {
         None => None,
@@ -173,10 +192,13 @@ pub(crate) fn decode_bootstrap(v: &Val) -> Result<Bootstrap> {
         "node_context_params",
         "stats_flush_on_admin",
     ])?;
-    Ok(Bootstrap {
+    let bootstrap = Bootstrap {
         node,
         listeners,
         clusters,
+        secrets,
         admin,
-    })
+    };
+    check_references(&bootstrap)?;
+    Ok(bootstrap)
 }
