@@ -89,6 +89,8 @@ pub struct CommonTls {
     pub validation: Option<ValidationSource>,
     /// `alpn_protocols`, comma-joined entries split as Envoy does.
     pub alpn: Vec<String>,
+    /// Where it was written (`common_tls_context`).
+    pub origin: Origin,
 }
 
 /// Session resumption settings of a server context.
@@ -363,6 +365,7 @@ pub(crate) fn decode_common(v: &Val) -> Result<CommonTls> {
         certs,
         validation,
         alpn,
+        origin: v.origin(),
     })
 }
 
@@ -449,6 +452,7 @@ pub(crate) fn decode_upstream(v: &Val) -> Result<UpstreamTls> {
             certs: Vec::new(),
             validation: None,
             alpn: Vec::new(),
+            origin: v.origin(),
         },
     };
     let sni = match o.get("sni") {
