@@ -26,6 +26,8 @@ pub mod server;
 pub mod verify;
 
 #[cfg(test)]
+mod bench_handshake;
+#[cfg(test)]
 mod testcerts;
 
 pub use error::{TlsError, TlsErrorKind};
