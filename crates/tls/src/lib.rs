@@ -8,6 +8,8 @@
 //! * [`client`]: an `UpstreamTlsContext` as an `Arc<rustls::ClientConfig>`,
 //!   with Envoy's SNI choice and its "no validation context, no
 //!   verification" default ([`verify`]);
+//! * [`chain_match`]: Envoy's filter chain selection;
+//! * [`inspect`]: the TLS inspector's ClientHello parser (SNI, ALPN);
 //! * [`params`]: versions, cipher suites and curves in BoringSSL's names
 //!   mapped onto the crypto provider.
 //!
@@ -17,8 +19,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod chain_match;
 pub mod client;
 mod error;
+pub mod inspect;
 pub mod material;
 pub mod params;
 pub mod resolver;
