@@ -7,7 +7,7 @@ use crate::cluster::{decode_cluster, Cluster};
 use crate::decode::{Result, Val};
 use crate::hcm::decode_access_log;
 use crate::listener::{decode_listener, Listener};
-use crate::secrets::{check_references, decode_secret, Secret};
+use crate::secrets::{check_references, decode_secret, Secret, SecretKind};
 
 /// The whole config.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,9 +89,17 @@ pub(crate) fn decode_bootstrap(v: &Val) -> Result<Bootstrap> {
             .unwrap_or_default()
         {
             let secret = decode_secret(&s)?;
-            if secrets.iter().any(|x| x.name == secret.name) {
+            let kind = |x: &Secret| std::mem::discriminant(&x.kind);
+            if secrets
+                .iter()
+                .any(|x| x.name == secret.name && kind(x) == kind(&secret))
+            {
+                let what = match secret.kind {
+                    SecretKind::TlsCertificate(_) => "TlsCertificate",
+                    SecretKind::ValidationContext(_) => "CertificateValidationContext",
+                };
                 return Err(s.err(format!(
-                    "secret name '{}' is used twice; static secret names must be unique",
+                    "Duplicate static {what} secret name {}",
                     secret.name
                 )));
             }

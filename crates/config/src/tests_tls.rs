@@ -407,6 +407,14 @@ static_resources:
             [1]["transport_socket"]["name"],
         "envoy.transport_sockets.raw_buffer"
     );
+    let e = bad(&text.replace(
+        "  clusters:\n",
+        "  - {name: mesh_ca, validation_context: {trusted_ca: {filename: x}}}\n  clusters:\n",
+    ));
+    assert_eq!(
+        e.message,
+        "Duplicate static CertificateValidationContext secret name mesh_ca"
+    );
     // A secret reference of the wrong kind is unknown.
     let e = bad(&text.replace(
         "validation_context_sds_secret_config: {name: mesh_ca}",
