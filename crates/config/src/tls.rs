@@ -173,9 +173,13 @@ pub(crate) fn decode_transport_socket<T>(
     }
     if let Some(ty) = by_type {
         if ty != tls_type {
-            let want = tls_type.rsplit('.').next().unwrap_or(tls_type);
+            let want = if tls_type == UPSTREAM_TYPE {
+                "an UpstreamTlsContext (a cluster's side)"
+            } else {
+                "a DownstreamTlsContext (a listener's side)"
+            };
             return Err(v.err(format!(
-                "this transport socket takes a {want} (type.googleapis.com/{tls_type}), got '{ty}'"
+                "this transport socket takes {want}: type.googleapis.com/{tls_type}, got '{ty}'"
             )));
         }
     }

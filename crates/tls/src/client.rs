@@ -87,6 +87,14 @@ pub fn build_client(
     http2: bool,
 ) -> Result<ClientTls, TlsError> {
     let common = &tls.common;
+    if tls.enforce_rsa_key_usage {
+        return Err(TlsError::at(
+            &common.origin,
+            TlsErrorKind::NotYet {
+                what: "enforce_rsa_key_usage".into(),
+            },
+        ));
+    }
     let provider = Arc::new(narrow(crate::provider(), &common.params, &common.origin)?);
     let verifier = match &common.validation {
         None => ServerVerifier::accept_any(Arc::clone(&provider)),
