@@ -7,6 +7,7 @@ use crate::cluster::{decode_cluster, Cluster};
 use crate::decode::{Result, Val};
 use crate::hcm::decode_access_log;
 use crate::listener::{decode_listener, Listener};
+use crate::secrets::{check_references, decode_secret, Secret, SecretKind};
 
 /// The whole config.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +18,8 @@ pub struct Bootstrap {
     pub listeners: Vec<Listener>,
     /// Static clusters.
     pub clusters: Vec<Cluster>,
+    /// Static secrets (`static_resources.secrets`).
+    pub secrets: Vec<Secret>,
     /// Admin server, if configured.
     pub admin: Option<Admin>,
 }
@@ -76,8 +79,32 @@ pub(crate) fn decode_bootstrap(v: &Val) -> Result<Bootstrap> {
     };
     let mut listeners = Vec::new();
     let mut clusters = Vec::new();
+    let mut secrets: Vec<Secret> = Vec::new();
     if let Some(sr) = o.get("static_resources") {
         let so = sr.obj()?;
+        for s in so
+            .get("secrets")
+            .map(|l| l.list())
+            .transpose()?
+            .unwrap_or_default()
+        {
+            let secret = decode_secret(&s)?;
+            let kind = |x: &Secret| std::mem::discriminant(&x.kind);
+            if secrets
+                .iter()
+                .any(|x| x.name == secret.name && kind(x) == kind(&secret))
+            {
+                let what = match secret.kind {
+                    SecretKind::TlsCertificate(_) => "TlsCertificate",
+                    SecretKind::ValidationContext(_) => "CertificateValidationContext",
+                };
+                return Err(s.err(format!(
+                    "Duplicate static {what} secret name {}",
+                    secret.name
+                )));
+            }
+            secrets.push(secret);
+        }
         let cv = so
             .get("clusters")
             .map(|c| c.list())
@@ -110,7 +137,7 @@ pub(crate) fn decode_bootstrap(v: &Val) -> Result<Bootstrap> {
             }
             listeners.push(li);
         }
-        so.finish_with(&["secrets"])?;
+        so.finish()?;
     }
     let admin = match o.get("admin") {
         None => None,
@@ -173,10 +200,13 @@ pub(crate) fn decode_bootstrap(v: &Val) -> Result<Bootstrap> {
         "node_context_params",
         "stats_flush_on_admin",
     ])?;
-    Ok(Bootstrap {
+    let bootstrap = Bootstrap {
         node,
         listeners,
         clusters,
+        secrets,
         admin,
-    })
+    };
+    check_references(&bootstrap)?;
+    Ok(bootstrap)
 }

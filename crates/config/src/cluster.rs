@@ -8,6 +8,9 @@ use std::time::Duration;
 use crate::address::{decode_address, decode_socket_address, SocketAddress};
 use crate::decode::{Result, Val};
 use crate::http2::{decode_http2_options, Http2Options};
+use crate::tls::{
+    decode_transport_socket, decode_upstream, TransportSocket, UpstreamTls, UPSTREAM_TYPE,
+};
 
 /// How a cluster finds its endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +104,42 @@ pub struct Cluster {
     pub max_requests_per_connection: u32,
     /// Idle time after which a pooled connection is closed (default 1 h).
     pub idle_timeout: Duration,
+    /// `transport_socket`: plain TCP or TLS to the endpoints.
+    pub transport_socket: TransportSocket<UpstreamTls>,
+    /// `transport_socket_matches`: per-endpoint transport sockets chosen by
+    /// the endpoint's `envoy.transport_socket_match` metadata.
+    pub transport_socket_matches: Vec<TransportSocketMatch>,
+    /// `upstream_http_protocol_options` of the HttpProtocolOptions.
+    pub upstream_http: UpstreamHttpOptions,
+}
+
+/// One `transport_socket_matches` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransportSocketMatch {
+    /// Its name (the stats use it).
+    pub name: String,
+    /// `match`: every key must equal the endpoint's metadata value.
+    pub criteria: Vec<MetadataCriterion>,
+    /// The transport socket for matching endpoints.
+    pub transport_socket: TransportSocket<UpstreamTls>,
+}
+
+/// One key of a `transport_socket_matches[].match` struct.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataCriterion {
+    /// The metadata key.
+    pub key: String,
+    /// The value it must have (a protobuf `Value`, as JSON).
+    pub value: serde_json::Value,
+}
+
+/// `UpstreamHttpProtocolOptions`: how SNI and SAN checks follow the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UpstreamHttpOptions {
+    /// `auto_sni`: the SNI is the request's host.
+    pub auto_sni: bool,
+    /// `auto_san_validation`: the certificate must carry that host.
+    pub auto_san_validation: bool,
 }
 
 const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
@@ -184,6 +223,7 @@ pub(crate) fn decode_cluster(v: &Val) -> Result<Cluster> {
     // Protocol: v2 `http2_protocol_options` or v3 typed_extension_protocol_options.
     let mut protocol = UpstreamProtocol::Http1;
     let mut idle_timeout = Duration::from_secs(3600);
+    let mut upstream_http = UpstreamHttpOptions::default();
     if let Some(h2) = o.get("http2_protocol_options") {
         protocol = UpstreamProtocol::Http2(decode_http2_options(&h2)?);
     }
@@ -194,13 +234,14 @@ pub(crate) fn decode_cluster(v: &Val) -> Result<Cluster> {
     if let Some(t) = o.get("typed_extension_protocol_options") {
         let to = t.obj()?;
         if let Some(hpo) = to.get(HTTP_PROTOCOL_OPTIONS) {
-            let (p, idle) = decode_http_protocol_options(&hpo)?;
-            if let Some(p) = p {
+            let opts = decode_http_protocol_options(&hpo)?;
+            if let Some(p) = opts.protocol {
                 protocol = p;
             }
-            if let Some(idle) = idle {
+            if let Some(idle) = opts.idle_timeout {
                 idle_timeout = idle;
             }
+            upstream_http = opts.upstream_http;
         }
         to.finish()?;
     }
@@ -209,11 +250,24 @@ pub(crate) fn decode_cluster(v: &Val) -> Result<Cluster> {
         .map(|v| v.u32())
         .transpose()?
         .unwrap_or(0);
+    let transport_socket = match o.get("transport_socket") {
+        Some(t) => decode_transport_socket(&t, UPSTREAM_TYPE, decode_upstream)?,
+        None => TransportSocket::Plain,
+    };
+    let mut transport_socket_matches = Vec::new();
+    for m in o
+        .get("transport_socket_matches")
+        .map(|l| l.list())
+        .transpose()?
+        .unwrap_or_default()
+    {
+        m.not_served_yet("transport_socket_matches");
+        transport_socket_matches.push(decode_socket_match(&m)?);
+    }
     o.finish_with(&[
         "health_checks",
         "outlier_detection",
         "circuit_breakers",
-        "transport_socket",
         "tls_context",
         "eds_cluster_config",
         "lb_subset_config",
@@ -229,7 +283,6 @@ pub(crate) fn decode_cluster(v: &Val) -> Result<Cluster> {
         "track_cluster_stats",
         "preconnect_policy",
         "alt_stat_name",
-        "transport_socket_matches",
         "protocol_selection",
         "upstream_http_protocol_options",
     ])?;
@@ -244,6 +297,31 @@ pub(crate) fn decode_cluster(v: &Val) -> Result<Cluster> {
         protocol,
         max_requests_per_connection,
         idle_timeout,
+        transport_socket,
+        transport_socket_matches,
+        upstream_http,
+    })
+}
+
+fn decode_socket_match(v: &Val) -> Result<TransportSocketMatch> {
+    let o = v.obj()?;
+    let name = o.req("name")?.non_empty_str()?;
+    let mut criteria = Vec::new();
+    if let Some(m) = o.get("match") {
+        for (key, value) in m.entries()? {
+            criteria.push(MetadataCriterion {
+                key,
+                value: value.to_json(),
+            });
+        }
+    }
+    let transport_socket =
+        decode_transport_socket(&o.req("transport_socket")?, UPSTREAM_TYPE, decode_upstream)?;
+    o.finish()?;
+    Ok(TransportSocketMatch {
+        name,
+        criteria,
+        transport_socket,
     })
 }
 
@@ -312,7 +390,28 @@ fn decode_common_idle(v: &Val) -> Result<Option<Duration>> {
     Ok(idle)
 }
 
-type ProtocolOptions = (Option<UpstreamProtocol>, Option<Duration>);
+/// What a cluster's `HttpProtocolOptions` sets.
+struct ProtocolOptions {
+    protocol: Option<UpstreamProtocol>,
+    idle_timeout: Option<Duration>,
+    upstream_http: UpstreamHttpOptions,
+}
+
+fn decode_upstream_http(v: &Val) -> Result<UpstreamHttpOptions> {
+    let o = v.obj()?;
+    let flag = |k: &'static str| -> Result<bool> {
+        o.get(k)
+            .map(|b| b.bool())
+            .transpose()
+            .map(|b| b == Some(true))
+    };
+    let opts = UpstreamHttpOptions {
+        auto_sni: flag("auto_sni")?,
+        auto_san_validation: flag("auto_san_validation")?,
+    };
+    o.finish_with(&["override_auto_sni_header"])?;
+    Ok(opts)
+}
 
 fn decode_http_protocol_options(v: &Val) -> Result<ProtocolOptions> {
     let o = v.obj()?;
@@ -338,12 +437,20 @@ fn decode_http_protocol_options(v: &Val) -> Result<ProtocolOptions> {
         }
         eo.finish_with(&["http3_protocol_options"])?;
     }
-    o.ignore("upstream_http_protocol_options");
+    let upstream_http = o
+        .get("upstream_http_protocol_options")
+        .map(|u| decode_upstream_http(&u))
+        .transpose()?
+        .unwrap_or_default();
     o.finish_with(&[
         "auto_config",
         "use_downstream_protocol_config",
         "http_filters",
         "header_validation_config",
     ])?;
-    Ok((proto, idle))
+    Ok(ProtocolOptions {
+        protocol: proto,
+        idle_timeout: idle,
+        upstream_http,
+    })
 }

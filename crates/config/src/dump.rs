@@ -5,8 +5,11 @@ use serde_json::{json, Map, Value};
 
 use crate::cluster::{Cluster, DnsLookupFamily, UpstreamProtocol};
 use crate::dump_filters::{http_filter, route_level};
+use crate::dump_tls::{
+    chain_match, downstream_socket, secret, upstream_socket, upstream_socket_always,
+};
 use crate::hcm::{CodecType, HttpConnectionManager};
-use crate::listener::{Listener, NetworkFilter};
+use crate::listener::{FilterChain, Listener, ListenerFilter, NetworkFilter};
 use crate::route::{Action, PathMatch, RouteConfig};
 use crate::{Bootstrap, Http2Options, SocketAddress};
 
@@ -73,6 +76,38 @@ pub fn cluster(c: &Cluster) -> Value {
                 "explicit_http_config": explicit,
             }}),
         );
+        let u = c.upstream_http;
+        if u.auto_sni || u.auto_san_validation {
+            if let Some(o) = m
+                .get_mut("typed_extension_protocol_options")
+                .and_then(|t| t.get_mut("envoy.extensions.upstreams.http.v3.HttpProtocolOptions"))
+                .and_then(Value::as_object_mut)
+            {
+                o.insert(
+                    "upstream_http_protocol_options".into(),
+                    json!({"auto_sni": u.auto_sni, "auto_san_validation": u.auto_san_validation}),
+                );
+            }
+        }
+        if let Some(ts) = upstream_socket(&c.transport_socket) {
+            m.insert("transport_socket".into(), ts);
+        }
+        if !c.transport_socket_matches.is_empty() {
+            let tsm: Vec<Value> = c
+                .transport_socket_matches
+                .iter()
+                .map(|t| {
+                    let crit: Map<String, Value> = t
+                        .criteria
+                        .iter()
+                        .map(|c| (c.key.clone(), c.value.clone()))
+                        .collect();
+                    json!({"name": t.name, "match": crit,
+                        "transport_socket": upstream_socket_always(&t.transport_socket)})
+                })
+                .collect();
+            m.insert("transport_socket_matches".into(), tsm.into());
+        }
         if c.max_requests_per_connection > 0 {
             m.insert(
                 "max_requests_per_connection".into(),
@@ -259,24 +294,66 @@ fn hcm(h: &HttpConnectionManager) -> Value {
     v
 }
 
+fn filter_chain(fc: &FilterChain) -> Value {
+    let filter = match &fc.filter {
+        NetworkFilter::HttpConnectionManager(h) => json!({
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": hcm(h),
+        }),
+    };
+    let mut m = Map::new();
+    if !fc.name.is_empty() {
+        m.insert("name".into(), fc.name.clone().into());
+    }
+    if let Some(cm) = chain_match(&fc.chain_match) {
+        m.insert("filter_chain_match".into(), cm);
+    }
+    m.insert("filters".into(), json!([filter]));
+    if let Some(ts) = downstream_socket(&fc.transport_socket) {
+        m.insert("transport_socket".into(), ts);
+    }
+    if let Some(t) = fc.transport_socket_connect_timeout {
+        m.insert("transport_socket_connect_timeout".into(), dur(t).into());
+    }
+    Value::Object(m)
+}
+
 /// A listener in v3 form.
 pub fn listener(l: &Listener) -> Value {
-    let chains: Vec<Value> = l
-        .filter_chains
-        .iter()
-        .map(|fc| match &fc.filter {
-            NetworkFilter::HttpConnectionManager(h) => json!({"filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": hcm(h),
-            }]}),
-        })
-        .collect();
-    json!({
+    let chains: Vec<Value> = l.filter_chains.iter().map(filter_chain).collect();
+    let mut v = json!({
         "name": l.name,
         "address": addr(&l.address),
         "filter_chains": chains,
         "per_connection_buffer_limit_bytes": l.per_connection_buffer_limit_bytes,
-    })
+    });
+    if let Some(m) = v.as_object_mut() {
+        if let Some(d) = &l.default_filter_chain {
+            m.insert("default_filter_chain".into(), filter_chain(d));
+        }
+        if !l.listener_filters.is_empty() {
+            let lf: Vec<Value> = l
+                .listener_filters
+                .iter()
+                .map(|f| match f {
+                    ListenerFilter::TlsInspector(t) => {
+                        let mut c = Map::new();
+                        c.insert("@type".into(), "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector".into());
+                        if let Some(s) = t.max_client_hello_size {
+                            c.insert("max_client_hello_size".into(), s.into());
+                        }
+                        json!({"name": "envoy.filters.listener.tls_inspector", "typed_config": c})
+                    }
+                })
+                .collect();
+            m.insert("listener_filters".into(), lf.into());
+            m.insert(
+                "listener_filters_timeout".into(),
+                dur(l.listener_filters_timeout).into(),
+            );
+        }
+    }
+    v
 }
 
 /// The whole bootstrap in v3 form.
@@ -288,6 +365,14 @@ pub fn bootstrap(b: &Bootstrap) -> Value {
             "clusters": b.clusters.iter().map(cluster).collect::<Vec<_>>(),
         },
     });
+    if !b.secrets.is_empty() {
+        if let Some(sr) = v.get_mut("static_resources").and_then(Value::as_object_mut) {
+            sr.insert(
+                "secrets".into(),
+                b.secrets.iter().map(secret).collect::<Vec<_>>().into(),
+            );
+        }
+    }
     if let (Some(a), Some(m)) = (&b.admin, v.as_object_mut()) {
         let mut admin = json!({"address": addr(&a.address)});
         if let (Some(p), Some(am)) = (&a.access_log_path, admin.as_object_mut()) {
@@ -315,7 +400,7 @@ fn typed(url: &str, v: Value) -> Value {
 
 /// Envoy's `/config_dump` document.
 pub fn config_dump(b: &Bootstrap) -> Value {
-    json!({"configs": [
+    let mut v = json!({"configs": [
         {
             "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
             "bootstrap": bootstrap(b),
@@ -334,7 +419,22 @@ pub fn config_dump(b: &Bootstrap) -> Value {
                 listener(l),
             )})).collect::<Vec<_>>(),
         },
-    ]})
+    ]});
+    if !b.secrets.is_empty() {
+        if let Some(c) = v.get_mut("configs").and_then(Value::as_array_mut) {
+            c.push(json!({
+                "@type": "type.googleapis.com/envoy.admin.v3.SecretsConfigDump",
+                "static_secrets": b.secrets.iter().map(|s| json!({
+                    "name": s.name,
+                    "secret": typed(
+                        "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+                        secret(s),
+                    ),
+                })).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    v
 }
 
 #[cfg(test)]

@@ -176,7 +176,7 @@ fn runtime_fraction(p: &RuntimeFractionalPercent) -> Value {
     Value::Object(m)
 }
 
-fn string_matcher(s: &StringMatcher) -> Value {
+pub(crate) fn string_matcher(s: &StringMatcher) -> Value {
     let mut m = Map::new();
     let (k, v) = match &s.pattern {
         StringPattern::Exact(x) => ("exact", json!(x)),

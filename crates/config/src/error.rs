@@ -31,6 +31,34 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Where a value was written: kept in the model for the checks that run
+/// after decoding (certificate files, secret references), so their errors
+/// still point at the config line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// The config file.
+    pub file: String,
+    /// 1-based line, 0 when unknown.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// Field path such as `static_resources.secrets[0].tls_certificate`.
+    pub path: String,
+}
+
+impl Origin {
+    /// A [`ConfigError`] at this place.
+    pub fn error(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: self.line,
+            col: self.col,
+            path: self.path.clone(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Edit distance, for did-you-mean hints.
 pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();

@@ -2,10 +2,16 @@
 //! chosen by its v3 `typed_config` `@type`, or for the v2-era `config:`
 //! form by its name (`envoy.http_connection_manager`).
 
+use std::time::Duration;
+
 use crate::address::{decode_address, SocketAddress};
+use crate::chain_match::{check_chains, decode_chain_match, FilterChainMatch};
 use crate::decode::{Result, Val};
 use crate::hcm::{decode_hcm, HttpConnectionManager, HCM_NAMES, HCM_TYPES};
 use crate::route::ClusterCheck;
+use crate::tls::{
+    decode_downstream, decode_transport_socket, DownstreamTls, TransportSocket, DOWNSTREAM_TYPE,
+};
 
 /// A listener.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,18 +20,51 @@ pub struct Listener {
     pub name: String,
     /// Where it binds.
     pub address: SocketAddress,
-    /// Filter chains; nuncio serves the first one (no filter_chain_match yet).
+    /// Filter chains, chosen per connection by their `filter_chain_match`
+    /// (the runtime serves one chain without criteria so far).
     pub filter_chains: Vec<FilterChain>,
+    /// `default_filter_chain`: for connections no chain matches.
+    pub default_filter_chain: Option<FilterChain>,
+    /// `listener_filters`, in order.
+    pub listener_filters: Vec<ListenerFilter>,
+    /// `listener_filters_timeout` (default 15 s).
+    pub listener_filters_timeout: Duration,
     /// Per-connection buffer limit (default 1 MiB).
     pub per_connection_buffer_limit_bytes: u32,
 }
 
-/// A filter chain: its network filters.
+/// A filter chain: which connections it takes, how their bytes are
+/// carried (plain or TLS) and its network filters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterChain {
+    /// `name` (empty if not given).
+    pub name: String,
+    /// `filter_chain_match` (empty: any connection).
+    pub chain_match: FilterChainMatch,
+    /// `transport_socket`.
+    pub transport_socket: TransportSocket<DownstreamTls>,
+    /// `transport_socket_connect_timeout`: the TLS handshake's limit.
+    pub transport_socket_connect_timeout: Option<Duration>,
     /// The terminal network filter.
     pub filter: NetworkFilter,
 }
+
+/// A listener filter: runs on a new connection before a chain is chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerFilter {
+    /// `envoy.filters.listener.tls_inspector`: reads the ClientHello's
+    /// SNI and ALPN for `filter_chain_match`.
+    TlsInspector(TlsInspector),
+}
+
+/// The TLS inspector's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsInspector {
+    /// `max_client_hello_size` (Envoy's default 64 KiB when unset).
+    pub max_client_hello_size: Option<u32>,
+}
+
+const TLS_INSPECTOR_TYPE: &str = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
 
 /// A terminal network filter.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,19 +119,54 @@ pub(crate) fn decode_listener(v: &Val, clusters: ClusterCheck) -> Result<Listene
         .map(|n| n.str())
         .transpose()?
         .unwrap_or_else(|| address.to_string());
-    let fcv = o.req("filter_chains")?;
+    let fcv = o.get("filter_chains");
     let mut filter_chains = Vec::new();
-    for fc in fcv.list()? {
+    for (i, fc) in fcv
+        .as_ref()
+        .map(|l| l.list())
+        .transpose()?
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        if i == 1 {
+            fc.not_served_yet("a second filter chain");
+        }
         filter_chains.push(decode_filter_chain(&fc, clusters)?);
     }
-    if filter_chains.is_empty() {
-        return Err(fcv.err("a listener needs at least one filter chain"));
+    let default_filter_chain = match o.get("default_filter_chain") {
+        Some(d) => {
+            d.not_served_yet("default_filter_chain");
+            Some(decode_filter_chain(&d, clusters)?)
+        }
+        None => None,
+    };
+    if filter_chains.is_empty() && default_filter_chain.is_none() {
+        return Err(fcv
+            .map(|f| f.err("no filter chains specified"))
+            .unwrap_or_else(|| o.err("no filter chains specified")));
     }
-    if filter_chains.len() > 1 {
-        return Err(fcv.err(
-            "more than one filter chain needs filter_chain_match, which nuncio does not support yet",
-        ));
+    if let Some(f) = &fcv {
+        let named: Vec<(&str, &FilterChainMatch)> = filter_chains
+            .iter()
+            .map(|c| (c.name.as_str(), &c.chain_match))
+            .collect();
+        check_chains(f, &named)?;
     }
+    let mut listener_filters = Vec::new();
+    for lf in o
+        .get("listener_filters")
+        .map(|l| l.list())
+        .transpose()?
+        .unwrap_or_default()
+    {
+        listener_filters.push(decode_listener_filter(&lf)?);
+    }
+    let listener_filters_timeout = o
+        .get("listener_filters_timeout")
+        .map(|d| d.duration())
+        .transpose()?
+        .unwrap_or(Duration::from_secs(15));
     let per_connection_buffer_limit_bytes = o
         .get("per_connection_buffer_limit_bytes")
         .map(|b| b.u32())
@@ -102,10 +176,7 @@ pub(crate) fn decode_listener(v: &Val, clusters: ClusterCheck) -> Result<Listene
     o.ignore("drain_type");
     o.ignore("traffic_direction");
     o.finish_with(&[
-        "listener_filters",
-        "listener_filters_timeout",
         "use_original_dst",
-        "default_filter_chain",
         "filter_chain_matcher",
         "transparent",
         "freebind",
@@ -132,8 +203,43 @@ pub(crate) fn decode_listener(v: &Val, clusters: ClusterCheck) -> Result<Listene
         name,
         address,
         filter_chains,
+        default_filter_chain,
+        listener_filters,
+        listener_filters_timeout,
         per_connection_buffer_limit_bytes,
     })
+}
+
+fn decode_listener_filter(v: &Val) -> Result<ListenerFilter> {
+    let o = v.obj()?;
+    let name = o.req("name")?.str()?;
+    let t = typed_or_v2(&o)?;
+    o.finish_with(&["filter_disabled"])?;
+    let is_inspector = t.type_url.as_deref().map(type_name) == Some(TLS_INSPECTOR_TYPE);
+    if !is_inspector {
+        let what = t.type_url.as_deref().unwrap_or(&name);
+        return Err(v.err(format!(
+            "listener filter '{what}' is not supported; nuncio supports envoy.filters.listener.tls_inspector (with typed_config @type type.googleapis.com/{TLS_INSPECTOR_TYPE})"
+        )));
+    }
+    let mut inspector = TlsInspector::default();
+    if let Some(c) = &t.config {
+        let co = c.obj()?;
+        co.ignore("@type");
+        if let Some(m) = co.get("max_client_hello_size") {
+            inspector.max_client_hello_size = Some(m.uint(256, 16384)? as u32);
+        }
+        for k in ["enable_ja3_fingerprinting", "enable_ja4_fingerprinting"] {
+            co.only_if(
+                k,
+                |b| Ok(!b.bool()?),
+                "nuncio does not compute JA3/JA4 fingerprints",
+            )?;
+        }
+        co.finish_with(&["initial_read_buffer_size"])?;
+    }
+    v.not_served_yet("listener_filters envoy.filters.listener.tls_inspector");
+    Ok(ListenerFilter::TlsInspector(inspector))
 }
 
 fn decode_filter_chain(v: &Val, clusters: ClusterCheck) -> Result<FilterChain> {
@@ -144,18 +250,41 @@ fn decode_filter_chain(v: &Val, clusters: ClusterCheck) -> Result<FilterChain> {
     for f in &filters {
         decoded.push(decode_network_filter(f, clusters)?);
     }
-    o.ignore("name");
+    let name = o
+        .get("name")
+        .map(|n| n.str())
+        .transpose()?
+        .unwrap_or_default();
+    let chain_match = match o.get("filter_chain_match") {
+        Some(m) => {
+            let cm = decode_chain_match(&m)?;
+            if !cm.is_empty() {
+                m.not_served_yet("filter_chain_match");
+            }
+            cm
+        }
+        None => FilterChainMatch::default(),
+    };
+    let transport_socket = match o.get("transport_socket") {
+        Some(t) => decode_transport_socket(&t, DOWNSTREAM_TYPE, decode_downstream)?,
+        None => TransportSocket::Plain,
+    };
+    let transport_socket_connect_timeout = o
+        .get("transport_socket_connect_timeout")
+        .map(|d| d.duration())
+        .transpose()?;
     o.finish_with(&[
-        "filter_chain_match",
         "tls_context",
-        "transport_socket",
-        "transport_socket_connect_timeout",
         "use_proxy_proto",
         "metadata",
         "on_demand_configuration",
     ])?;
     match decoded.len() {
         1 => Ok(FilterChain {
+            name,
+            chain_match,
+            transport_socket,
+            transport_socket_connect_timeout,
             filter: decoded.remove(0),
         }),
         0 => Err(fv.err("a filter chain needs a terminal filter such as envoy.filters.network.http_connection_manager")),

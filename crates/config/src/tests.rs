@@ -176,7 +176,10 @@ fn tls_fields_warn_that_removing_them_drops_tls() {
     let e = err("static_resources:\n  clusters:\n  - name: a\n    transport_socket: {name: envoy.transport_sockets.tls}\n");
     assert!(!e.message.contains("remove it"), "{e}");
     assert!(e.message.contains("clear text"), "{e}");
+    assert!(e.message.contains("not served yet"), "{e}");
     assert_eq!(e.path, "static_resources.clusters[0].transport_socket");
+    let e = err("static_resources:\n  clusters:\n  - name: a\n    tls_context: {}\n");
+    assert!(e.message.contains("clear text"), "{e}");
 }
 
 #[test]
