@@ -1,8 +1,9 @@
-//! nuncio's HTTP/2 server codec, for every HTTP/2 client: framing, HPACK and stream state with the
+//! nuncio's HTTP/2 codec: the server half for every HTTP/2 client, the client half
+//! ([`client`]) for every HTTP/2 cluster. Framing, HPACK and stream state with the
 //! request's header block kept as bytes, and responses HPACK-encoded
 //! straight from the upstream's HTTP/1.1 header bytes.
 //!
-//! Why not the `h2` crate, which the upstream HTTP/2 pool uses: on the h2c mix its connection (frame codec, HPACK with
+//! Why not the `h2` crate (now only a dev-dependency the tests talk to): on the h2c mix its connection (frame codec, HPACK with
 //! Huffman coding and dynamic-table search, a general stream store and
 //! prioritisation) plus the `HeaderMap`s built on both sides cost about
 //! half of nuncio's ~41k instructions per request (`MIX=h2c bash
@@ -12,7 +13,8 @@
 //! (decoding), [`hpack`] (the decoder with its dynamic table, a table-free
 //! encoder), `request` (RFC 9113 section 8 checks), `state` (the stream
 //! table and windows, shared with the handles), `stream` (the handles),
-//! `conn` (the connection driver).
+//! `conn` (the connection driver, both roles; `conn/response.rs` checks a
+//! client's response heads), [`client`] (opening streams).
 
 #![forbid(unsafe_code)]
 
