@@ -251,7 +251,13 @@ pub(crate) fn decode_cluster(v: &Val) -> Result<Cluster> {
         .transpose()?
         .unwrap_or(0);
     let transport_socket = match o.get("transport_socket") {
-        Some(t) => decode_transport_socket(&t, UPSTREAM_TYPE, decode_upstream)?,
+        Some(t) => {
+            let ts = decode_transport_socket(&t, UPSTREAM_TYPE, decode_upstream)?;
+            if ts.tls().is_some() {
+                t.not_served_yet("transport_socket envoy.transport_sockets.tls on a cluster");
+            }
+            ts
+        }
         None => TransportSocket::Plain,
     };
     let mut transport_socket_matches = Vec::new();

@@ -464,14 +464,16 @@ fn dump_shows_tls_and_redacts_inline_keys() {
 
 #[test]
 fn runtime_gate_refuses_each_unserved_feature() {
+    // A listener's TLS is served (nuncio-tls and the listener).
+    load_str(
+        "t.yaml",
+        &listener_with(&format!("common_tls_context: {{{CERT}}}")),
+    )
+    .unwrap();
     let cases = [
         (
-            listener_with(&format!("common_tls_context: {{{CERT}}}")),
-            "transport_socket envoy.transport_sockets.tls",
-        ),
-        (
             cluster_with(""),
-            "transport_socket envoy.transport_sockets.tls",
+            "transport_socket envoy.transport_sockets.tls on a cluster",
         ),
         (
             chains("{server_names: [a]}", "{server_names: [b]}", ""),

@@ -198,7 +198,6 @@ pub(crate) fn decode_transport_socket<T>(
             })?
         }
     };
-    v.not_served_yet("transport_socket envoy.transport_sockets.tls");
     Ok(TransportSocket::Tls(Box::new(ctx)))
 }
 

@@ -113,7 +113,10 @@ impl Http1Harness {
         let addr = self.downstream.local_addr().expect("addr");
         let mut client = TcpStream::connect(addr).await.expect("connect");
         let (server, peer) = self.downstream.accept().await.expect("accept");
-        let served = tokio::spawn(async move { hcm.serve_connection(server, peer, 0).await });
+        let served = tokio::spawn(async move {
+            hcm.serve_connection(nuncio_tls::Conn::Plain(server), peer, 0)
+                .await
+        });
         let _ = client.write_all(data).await;
         let _ = client.shutdown().await;
         let mut sink = Vec::new();

@@ -26,7 +26,6 @@ use nuncio_config::CodecType;
 use nuncio_router::RouteTable;
 use nuncio_stats::io::Counted;
 use nuncio_stats::{GaugeGuard, Store};
-use tokio::net::TcpStream;
 
 pub use access_log::AccessLogger;
 pub use stats::HcmStats;
@@ -145,18 +144,24 @@ impl Hcm {
             .filtering
             .then(|| io.get_ref().get_ref().local_addr().ok())
             .flatten();
-        native::h2::serve(self.clone(), io, peer, local, worker).await;
+        let secure = matches!(io.get_ref().get_ref(), nuncio_tls::Conn::Tls(_));
+        native::h2::serve(self.clone(), io, peer, local, secure, worker).await;
     }
 
     /// Serves one accepted connection until it closes. `worker` selects the
     /// worker's upstream pools.
     pub async fn serve_connection(
         self: Arc<Self>,
-        stream: TcpStream,
+        stream: nuncio_tls::Conn,
         peer: SocketAddr,
         worker: usize,
     ) {
-        let _ = stream.set_nodelay(true);
+        let _ = stream.tcp().set_nodelay(true);
+        // ALPN's choice over TLS; the listener's codec setting otherwise.
+        let http2 = match stream.alpn() {
+            Some(p) => p == b"h2",
+            None => self.config.codec_type == CodecType::Http2,
+        };
         self.stats.cx_total.inc();
         let _active = GaugeGuard::new(&self.stats.cx_active);
         // Its bytes, and how and when it ends, are counted by the socket.
@@ -167,13 +172,22 @@ impl Hcm {
         // Measured (10,000 idle keep-alive connections, bench/run.sh): the
         // h2 path inlined here cost ~7 KB per connection (8.0 KB instead
         // of ~1 KB).
-        if self.config.codec_type == CodecType::Http2 {
+        if http2 {
             self.stats.cx_http2_total.inc();
             let local = self
                 .filtering
                 .then(|| stream.get_ref().local_addr().ok())
                 .flatten();
-            Box::pin(native::h2::serve(self.clone(), stream, peer, local, worker)).await;
+            let secure = matches!(stream.get_ref(), nuncio_tls::Conn::Tls(_));
+            Box::pin(native::h2::serve(
+                self.clone(),
+                stream,
+                peer,
+                local,
+                secure,
+                worker,
+            ))
+            .await;
         } else {
             native::serve(self.clone(), stream, peer, worker).await;
         }

@@ -45,7 +45,10 @@ async fn proxy(yaml: &str, up: u16) -> Proxy {
     tokio::spawn(async move {
         let _clusters = clusters;
         while let Ok((s, peer)) = l.accept().await {
-            tokio::spawn(hcm.clone().serve_connection(s, peer, 0));
+            tokio::spawn(
+                hcm.clone()
+                    .serve_connection(nuncio_tls::Conn::Plain(s), peer, 0),
+            );
         }
     });
     Proxy { addr, store }

@@ -16,36 +16,48 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use nuncio_hcm::Hcm;
 use nuncio_stats::{Counter, Gauge, GaugeGuard, Store};
+use nuncio_tls::{Conn, ServerTransport, SslStats};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
+/// A listener's filter chain as served: its transport socket (plain, or
+/// TLS with its handshake) and its connection manager.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// The HTTP connection manager.
+    pub hcm: Arc<Hcm>,
+    /// `transport_socket` TLS; `None`: plain TCP.
+    pub tls: Option<Arc<ServerTransport>>,
+}
+
 /// What a listener serves new connections with, shared by its sockets on
-/// every worker: the current connection manager, and whether the listener
-/// has been closed.
+/// every worker: the current filter chain, and whether the listener has
+/// been closed.
 #[derive(Debug)]
 pub struct ListenerSlot {
-    hcm: ArcSwap<Hcm>,
+    chain: ArcSwap<Chain>,
     closed: watch::Sender<bool>,
 }
 
 impl ListenerSlot {
-    /// A slot serving with `hcm`.
-    pub fn new(hcm: Arc<Hcm>) -> Arc<Self> {
+    /// A slot serving with `chain`.
+    pub fn new(chain: Chain) -> Arc<Self> {
         Arc::new(ListenerSlot {
-            hcm: ArcSwap::new(hcm),
+            chain: ArcSwap::from_pointee(chain),
             closed: watch::Sender::new(false),
         })
     }
 
     /// The connection manager new connections get.
     pub fn hcm(&self) -> Arc<Hcm> {
-        self.hcm.load_full()
+        self.chain.load().hcm.clone()
     }
 
-    /// Serves new connections with `hcm` from now on; returns the previous
-    /// one (its connections carry on; the caller drains them).
-    pub fn swap(&self, hcm: Arc<Hcm>) -> Arc<Hcm> {
-        self.hcm.swap(hcm)
+    /// Serves new connections with `chain` from now on; returns the
+    /// previous connection manager (its connections carry on; the caller
+    /// drains them).
+    pub fn swap(&self, chain: Chain) -> Arc<Hcm> {
+        self.chain.swap(Arc::new(chain)).hcm.clone()
     }
 
     /// Closes the listener on every worker (connections already queued by
@@ -64,6 +76,11 @@ impl ListenerSlot {
 /// Envoy's `listener.<address>.*` stats.
 #[derive(Debug)]
 pub struct ListenerStats {
+    /// `ssl.*`, shared by the listener's TLS chains as in Envoy.
+    pub ssl: SslStats,
+    /// `downstream_cx_transport_socket_connect_timeout`: TLS handshakes
+    /// not done in time.
+    pub cx_transport_socket_connect_timeout: Counter,
     /// `downstream_cx_total`.
     pub cx_total: Counter,
     /// `downstream_cx_active`.
@@ -87,6 +104,9 @@ impl ListenerStats {
             let _ = s.counter(z);
         }
         Arc::new(ListenerStats {
+            ssl: SslStats::new(&s),
+            cx_transport_socket_connect_timeout: s
+                .counter("downstream_cx_transport_socket_connect_timeout"),
             cx_total: s.counter("downstream_cx_total"),
             cx_active: s.gauge("downstream_cx_active"),
             server_connections: store.root().gauge("server.total_connections"),
@@ -162,9 +182,24 @@ pub async fn run(
                     GaugeGuard::new(&stats.cx_active),
                     GaugeGuard::new(&stats.server_connections),
                 );
-                let hcm = slot.hcm();
+                let chain = slot.chain.load_full();
+                let stats = stats.clone();
                 tokio::spawn(async move {
-                    hcm.serve_connection(stream, peer, worker).await;
+                    let conn = match &chain.tls {
+                        None => Conn::Plain(stream),
+                        Some(tls) => match tls
+                            .accept(
+                                stream,
+                                &stats.ssl,
+                                &stats.cx_transport_socket_connect_timeout,
+                            )
+                            .await
+                        {
+                            Some(c) => Conn::Tls(Box::new(c)),
+                            None => return,
+                        },
+                    };
+                    chain.hcm.clone().serve_connection(conn, peer, worker).await;
                     drop(guards);
                 });
             }

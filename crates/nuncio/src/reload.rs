@@ -21,6 +21,7 @@ use nuncio_admin::{ListenerInfo, Running};
 use nuncio_cluster::{AddressMap, ClusterManager};
 use nuncio_config::{Bootstrap, Listener, NetworkFilter, SocketAddress};
 use nuncio_hcm::Hcm;
+use nuncio_listener::Chain;
 use nuncio_listener::{ListenerSlot, ListenerStats};
 use nuncio_stats::{Counter, Store};
 
@@ -69,8 +70,9 @@ pub(crate) struct Built {
     pub bootstrap: Bootstrap,
     /// Its clusters (not yet resolved).
     pub clusters: Arc<ClusterManager>,
-    /// One connection manager per listener, in order.
-    pub hcms: Vec<Arc<Hcm>>,
+    /// One filter chain (transport and connection manager) per listener,
+    /// in order.
+    pub hcms: Vec<Chain>,
 }
 
 /// Everything the config made that a reload may replace.
@@ -100,12 +102,13 @@ pub(crate) fn build_hcms(
     b: &Bootstrap,
     clusters: &ClusterManager,
     store: &Arc<Store>,
-) -> Result<Vec<Arc<Hcm>>> {
+) -> Result<Vec<Chain>> {
     b.listeners
         .iter()
         .map(|l| {
-            let NetworkFilter::HttpConnectionManager(cfg) = &l.filter_chains[0].filter;
-            Hcm::new(
+            let fc = &l.filter_chains[0];
+            let NetworkFilter::HttpConnectionManager(cfg) = &fc.filter;
+            let hcm = Hcm::new(
                 cfg,
                 &l.address.to_string(),
                 l.per_connection_buffer_limit_bytes,
@@ -113,7 +116,21 @@ pub(crate) fn build_hcms(
                 store,
                 &b.node,
             )
-            .with_context(|| format!("listener '{}'", l.name))
+            .with_context(|| format!("listener '{}'", l.name))?;
+            // Every certificate is read and checked now, so a bad one
+            // fails the load (and `--mode validate`).
+            let tls = match fc.transport_socket.tls() {
+                None => None,
+                Some(t) => Some(Arc::new(
+                    nuncio_tls::ServerTransport::new(
+                        t,
+                        &b.secrets,
+                        fc.transport_socket_connect_timeout,
+                    )
+                    .map_err(|e| anyhow::Error::from(nuncio_config::ConfigError::from(e)))?,
+                )),
+            };
+            Ok(Chain { hcm, tls })
         })
         .collect()
 }
@@ -170,7 +187,7 @@ impl Live {
         l: &Listener,
         addr: SocketAddr,
         socks: Vec<std::net::TcpListener>,
-        hcm: Arc<Hcm>,
+        hcm: Chain,
     ) -> Result<LiveListener> {
         let actual = socks
             .first()

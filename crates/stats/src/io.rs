@@ -118,10 +118,36 @@ impl<S> Counted<S> {
     }
 }
 
-impl CountedTcp {
-    /// Waits until the socket is readable (or closed).
+/// A stream that can say it is readable and be read without waiting,
+/// through a shared reference (what the HTTP/1.1 path needs to watch an
+/// idle client without holding a buffer): a plain socket, or a TLS one
+/// (`nuncio_tls::Conn`) whose readiness also counts the plaintext it holds.
+pub trait ReadyIo {
+    /// Polls for read readiness (registering `cx`'s waker).
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Reads into `buf` without waiting (`WouldBlock` when nothing is
+    /// there; readiness is then cleared).
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Reads into `buf`'s spare capacity without waiting.
+    fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize>;
+}
+
+impl ReadyIo for TcpStream {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_read_ready(self, cx)
+    }
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        TcpStream::try_read(self, buf)
+    }
+    fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        TcpStream::try_read_buf(self, buf)
+    }
+}
+
+impl<S: ReadyIo> Counted<S> {
+    /// Waits until the stream is readable (or closed).
     pub async fn readable(&self) -> io::Result<()> {
-        self.inner.readable().await
+        std::future::poll_fn(|cx| self.inner.poll_read_ready(cx)).await
     }
 
     /// Polls for read readiness (registering `cx`'s waker).

@@ -21,20 +21,28 @@
 
 pub mod chain_match;
 pub mod client;
+pub mod conn;
 mod error;
 pub mod inspect;
 pub mod material;
 pub mod params;
 pub mod resolver;
 pub mod server;
+pub mod stats;
+pub mod transport;
 pub mod verify;
 
 #[cfg(test)]
 mod bench_handshake;
 #[cfg(test)]
+mod conn_tests;
+#[cfg(test)]
 mod testcerts;
 
+pub use conn::{Conn, CountedConn, HandshakeError, Negotiated, TlsConn};
 pub use error::{TlsError, TlsErrorKind};
+pub use stats::SslStats;
+pub use transport::ServerTransport;
 
 #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
 compile_error!("nuncio-tls needs a crypto provider: enable feature \"aws-lc-rs\" or \"ring\"");

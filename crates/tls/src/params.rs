@@ -38,6 +38,11 @@ const CIPHERS: &[(&str, CipherSuite)] = &[
     ),
 ];
 
+/// BoringSSL's name of a TLS 1.2 suite rustls implements.
+pub(crate) fn boringssl_name(s: CipherSuite) -> Option<&'static str> {
+    CIPHERS.iter().find(|(_, c)| *c == s).map(|(n, _)| *n)
+}
+
 /// Curve names (with BoringSSL's aliases) to TLS named groups.
 const CURVES: &[(&str, NamedGroup)] = &[
     ("X25519", NamedGroup::X25519),

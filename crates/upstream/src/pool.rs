@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nuncio_stats::io::{Counted, CountedTcp, IoStats};
+use nuncio_stats::io::{Counted, IoStats};
 use nuncio_stats::{Counter, Gauge, GaugeGuard, Histogram, Http2Stats};
+use nuncio_tls::{Conn, CountedConn as CountedTcp};
 use tokio::net::TcpStream;
 
 use crate::error::UpstreamError;
@@ -190,7 +191,7 @@ impl HostPool {
             Ok(Ok(t)) => {
                 let _ = t.set_nodelay(true);
                 s.cx_connect_ms.record_value(ms);
-                return Ok(Counted::new(t, &s.io));
+                return Ok(Counted::new(Conn::Plain(t), &s.io));
             }
             Ok(Err(e)) => (
                 UpstreamError::Connect {

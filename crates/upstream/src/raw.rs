@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use nuncio_stats::io::CountedTcp;
 use nuncio_stats::{GaugeGuard, Histogram};
+use nuncio_tls::CountedConn as CountedTcp;
 
 use crate::error::UpstreamError;
 use crate::pool::HostPool;

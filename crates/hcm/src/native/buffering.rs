@@ -13,7 +13,7 @@ use super::h2io::H2Recv;
 use super::io::{read_some_hint, Pace};
 use super::upstream::Fail;
 use super::watch::{idle_bounded, until};
-use nuncio_stats::io::CountedTcp as TcpStream;
+use nuncio_tls::CountedConn as TcpStream;
 
 /// Why a body could not be buffered.
 #[derive(Debug)]

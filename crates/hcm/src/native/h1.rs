@@ -15,6 +15,8 @@ pub(super) struct Addrs {
     pub(super) local: Option<SocketAddr>,
     /// When the request began.
     pub(super) started: Instant,
+    /// The connection is TLS (`x-forwarded-proto: https`).
+    pub(super) secure: bool,
 }
 
 /// Handles the request whose head is the first `head_len` bytes of `buf`
@@ -337,6 +339,7 @@ pub(super) async fn handle(
         fwd,
         &path,
         peer,
+        addrs.secure,
         version,
         !has_body,
         (*path != *target).then_some(&*target),

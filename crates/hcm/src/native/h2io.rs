@@ -210,7 +210,7 @@ impl AsyncWrite for H2Duplex {
 /// them across the HTTP/1.1 hop).
 pub(crate) async fn send_chunked(
     src: &mut H2Recv,
-    up: &mut nuncio_stats::io::CountedTcp,
+    up: &mut nuncio_tls::CountedConn,
     idle: Option<Duration>,
 ) -> Result<u64, Fail> {
     let mut out = Vec::new();

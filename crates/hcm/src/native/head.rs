@@ -68,6 +68,8 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 /// What the connection manager adds to a forwarded request.
 pub(crate) struct RequestAdds<'a> {
     pub path: &'a str,
+    /// The client connection's scheme, for `x-forwarded-proto`.
+    pub scheme: &'a [u8],
     pub host_rewrite: Option<&'a [u8]>,
     /// `use_remote_address`: this proxy is the edge.
     pub use_remote_address: bool,
@@ -124,6 +126,7 @@ pub(crate) fn upstream_request_on_route(
     fwd: &nuncio_router::Forward,
     path: &str,
     peer: std::net::SocketAddr,
+    secure: bool,
     received: http::Version,
     bodyless: bool,
     original_path: Option<&str>,
@@ -152,6 +155,7 @@ pub(crate) fn upstream_request_on_route(
         h,
         &RequestAdds {
             path,
+            scheme: if secure { b"https" } else { b"http" },
             host_rewrite: fwd.host_rewrite.as_ref().map(|h| h.as_bytes()),
             use_remote_address: edge,
             xff_ip: xff_ip.as_deref(),
@@ -257,10 +261,10 @@ pub(crate) fn upstream_request(out: &mut Vec<u8>, h: &RequestHead<'_>, a: &Reque
             push_header(out, "x-forwarded-for", &v);
         }
         if !removed(edits, "x-forwarded-proto") {
-            push_header(out, "x-forwarded-proto", b"http");
+            push_header(out, "x-forwarded-proto", a.scheme);
         }
     } else if !has_proto && !removed(edits, "x-forwarded-proto") {
-        push_header(out, "x-forwarded-proto", b"http");
+        push_header(out, "x-forwarded-proto", a.scheme);
     }
     if let (false, Some(id)) = (has_id && !a.force_request_id, a.request_id) {
         if !removed(edits, "x-request-id") {
@@ -478,6 +482,7 @@ mod tests {
             &mut out,
             &h,
             &RequestAdds {
+                scheme: b"http",
                 path: "/y",
                 host_rewrite: None,
                 use_remote_address: false,
@@ -510,6 +515,7 @@ mod tests {
             &mut out,
             &h,
             &RequestAdds {
+                scheme: b"http",
                 path: "/x",
                 host_rewrite: None,
                 use_remote_address: true,
@@ -539,6 +545,7 @@ mod tests {
             &mut out,
             &h,
             &RequestAdds {
+                scheme: b"http",
                 path: "/",
                 host_rewrite: None,
                 use_remote_address: false,

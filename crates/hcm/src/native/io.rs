@@ -76,7 +76,7 @@ pub(crate) async fn read_some_hint<S: AsyncRead + Unpin>(
 /// idle keep-alive connection costs no buffer memory. Ends with an error
 /// after `timeout`, or after the grace of a drain of `drain_group`.
 pub(crate) async fn wait_readable(
-    s: &nuncio_stats::io::CountedTcp,
+    s: &nuncio_tls::CountedConn,
     timeout: Option<Duration>,
     drain_group: u64,
 ) -> io::Result<()> {

@@ -38,7 +38,7 @@ use nuncio_stats::GaugeGuard;
 use nuncio_upstream::{Protocol, RawConn};
 use tokio::io::AsyncWriteExt;
 // Sockets count their bytes and ends into the stats (`nuncio_stats::io`).
-use nuncio_stats::io::CountedTcp as TcpStream;
+use nuncio_tls::CountedConn as TcpStream;
 
 use crate::access_log::LogEntry;
 use crate::flags;
@@ -266,6 +266,7 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
                     peer,
                     local: local.flatten(),
                     started: start,
+                    secure: matches!(stream.get_ref(), nuncio_tls::Conn::Tls(_)),
                 };
                 Box::pin(h1::handle(
                     &hcm,

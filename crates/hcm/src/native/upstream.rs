@@ -7,7 +7,7 @@ use std::task::Poll;
 
 use bytes::{Buf, BytesMut};
 use nuncio_h1::{parse_response, H1Error};
-use nuncio_stats::io::CountedTcp as TcpStream;
+use nuncio_tls::CountedConn as TcpStream;
 use nuncio_upstream::{ResetReason, UpstreamError};
 
 use super::io::read_some;

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::BytesMut;
-use nuncio_stats::io::CountedTcp;
+use nuncio_tls::CountedConn as CountedTcp;
 
 use super::deadline;
 use super::upstream::Fail;
@@ -112,7 +112,10 @@ mod tests {
         let (server, _) = l.accept().await.unwrap();
         (
             client,
-            Counted::new(server, &std::sync::Arc::new(IoStats::default())),
+            Counted::new(
+                nuncio_tls::Conn::Plain(server),
+                &std::sync::Arc::new(IoStats::default()),
+            ),
         )
     }
 

@@ -221,7 +221,7 @@ impl Exchange<'_> {
     /// Reads the response head once the request is out.
     async fn after_request(
         &mut self,
-        up: &mut nuncio_stats::io::CountedTcp,
+        up: &mut nuncio_tls::CountedConn,
         ubuf: &mut BytesMut,
     ) -> Result<UpstreamHead, Fail> {
         // Envoy's route timeout runs from the end of the request.
@@ -243,7 +243,7 @@ impl Exchange<'_> {
     /// it into the client's HTTP/2 response.
     async fn read_head(
         &mut self,
-        up: &mut nuncio_stats::io::CountedTcp,
+        up: &mut nuncio_tls::CountedConn,
         ubuf: &mut BytesMut,
     ) -> Result<UpstreamHead, Fail> {
         read_response_head(up, ubuf, None, self.upstream_codes, |r| {

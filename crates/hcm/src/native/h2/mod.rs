@@ -54,6 +54,8 @@ struct Conn {
     peer: SocketAddr,
     /// The listener side of the socket (read only when filters need it).
     local: Option<SocketAddr>,
+    /// The connection is TLS (`x-forwarded-proto: https`).
+    secure: bool,
     worker: usize,
     resets: PrematureResets,
 }
@@ -65,6 +67,7 @@ pub(crate) async fn serve<T>(
     io: T,
     peer: SocketAddr,
     local: Option<SocketAddr>,
+    secure: bool,
     worker: usize,
 ) where
     T: AsyncRead + AsyncWrite + Unpin,
@@ -91,6 +94,7 @@ pub(crate) async fn serve<T>(
         hcm: hcm.clone(),
         peer,
         local,
+        secure,
         worker,
         resets: PrematureResets::default(),
     });
@@ -522,6 +526,7 @@ async fn handle(
         fwd,
         &path,
         c.peer,
+        c.secure,
         http::Version::HTTP_2,
         framing == Framing::Empty,
         (*path != *target).then_some(&*target),

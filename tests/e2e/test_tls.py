@@ -1,0 +1,269 @@
+"""TLS on listeners (issue 14), end to end with clients nobody here wrote:
+curl (HTTP/1.1 and HTTP/2 by ALPN), `openssl s_client`, Python's `ssl`,
+h2load over TLS. And the bad cases: plain HTTP to the TLS port, a
+ClientHello that never finishes, garbage, a key that does not match its
+certificate. Certificates are made per test session with the openssl CLI
+(no key is committed). Expectations were read off Envoy 1.40 with the
+same config (ssl.* stats, x-forwarded-proto, ALPN)."""
+
+import os
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, Echo, Proxy, curl, free_port, write_config
+
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """A CA, an ECDSA and an RSA server certificate for localhost and
+    127.0.0.1, and a key that belongs to neither."""
+    d = tmp_path_factory.mktemp("certs")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=nuncio test CA", cwd=d)
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    for name, newkey in (("ec", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]), ("rsa", ["rsa:2048"])):
+        openssl("req", "-newkey", *newkey, "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", "/CN=localhost", cwd=d)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "other.key", cwd=d)
+    # An X.509 v1 certificate (no extensions), as Envoy's own examples use.
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "v1.key",
+            "-out", "v1.csr", "-subj", "/CN=localhost", cwd=d)
+    openssl("x509", "-req", "-in", "v1.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "v1.pem", "-days", "2", cwd=d)
+    return d
+
+
+def tls_config(listen, admin, upstream, certs, key="ec.key", cert="ec.pem", alpn="[h2, http/1.1]", extra=""):
+    return f"""
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+static_resources:
+  listeners:
+  - name: https
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {listen}}}}}
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": {TLS}
+          common_tls_context:
+            alpn_protocols: {alpn}
+            tls_certificates:
+            - certificate_chain: {{filename: {certs / cert}}}
+              private_key: {{filename: {certs / key}}}
+{extra}      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": {HCM}
+          stat_prefix: ingress_https
+          route_config:
+            virtual_hosts:
+            - name: local
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: echo}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
+  clusters:
+  - name: echo
+    type: STATIC
+    load_assignment:
+      cluster_name: echo
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}
+"""
+
+
+@pytest.fixture
+def tls_proxy(procs, tmp_path, certs):
+    def start(**kw):
+        echo = Echo(procs, "127.0.0.1")
+        listen, admin = free_port(), free_port()
+        cfg = write_config(tmp_path, tls_config(listen, admin, echo.port, certs, **kw))
+        return Proxy(procs, cfg, listen_port=listen, admin_port=admin)
+
+    return start
+
+
+def ssl_stat(p, name):
+    return p.stat(f"listener.127.0.0.1_{p.listen_port}.ssl.{name}")
+
+
+def test_curl_gets_http11_and_http2_by_alpn(tls_proxy, certs):
+    p = tls_proxy()
+    url = f"https://localhost:{p.listen_port}/hello"
+    for flag, version in (("--http1.1", "1.1"), ("--http2", "2")):
+        out = subprocess.run(
+            ["curl", "-s", "-S", "--cacert", str(certs / "ca.pem"), flag, "-w", "\\n%{http_version}", url],
+            capture_output=True, text=True, timeout=20,
+        )
+        body, _, got = out.stdout.rpartition("\n")
+        assert got == version, out.stderr
+        # The echo service shows what reached it: Envoy's x-forwarded-proto
+        # for a TLS client is https.
+        assert "x-forwarded-proto:[https]" in body.lower(), body
+    assert ssl_stat(p, "handshake") == 2
+    assert ssl_stat(p, "versions.TLSv1.3") == 2
+    # As Envoy counts it: the client sent no certificate.
+    assert ssl_stat(p, "no_certificate") == 2
+    assert p.stat("http.ingress_https.downstream_cx_http2_total") == 1
+
+
+def test_curl_refuses_a_certificate_it_cannot_verify(tls_proxy):
+    p = tls_proxy()
+    status, _, err = curl(f"https://localhost:{p.listen_port}/")
+    assert status is None and "certificate" in err.lower()
+    # The client gave up in the handshake: a connection error, no crash.
+    deadline = time.time() + 5
+    while ssl_stat(p, "connection_error") != 1 and time.time() < deadline:
+        time.sleep(0.05)
+    assert ssl_stat(p, "connection_error") == 1
+
+
+def test_openssl_s_client_alpn_and_sni(tls_proxy, certs):
+    p = tls_proxy()
+    out = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{p.listen_port}", "-servername", "localhost",
+         "-alpn", "h2", "-CAfile", str(certs / "ca.pem"), "-verify_return_error"],
+        input=b"", capture_output=True, timeout=20,
+    )
+    text = out.stdout.decode(errors="replace")
+    assert "ALPN protocol: h2" in text, text
+    assert "Verify return code: 0 (ok)" in text, text
+    # TLS 1.2 is offered too (rustls' minimum; Envoy's default minimum).
+    out = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{p.listen_port}", "-tls1_2",
+         "-CAfile", str(certs / "ca.pem")],
+        input=b"", capture_output=True, timeout=20,
+    )
+    assert "Protocol  : TLSv1.2" in out.stdout.decode(errors="replace")
+    assert ssl_stat(p, "versions.TLSv1.2") == 1
+
+
+def test_python_ssl_keep_alive_requests(tls_proxy, certs):
+    p = tls_proxy(cert="rsa.pem", key="rsa.key")
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    ctx.set_alpn_protocols(["http/1.1"])
+    with socket.create_connection(("127.0.0.1", p.listen_port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            assert s.selected_alpn_protocol() == "http/1.1"
+            for i in range(3):
+                s.sendall(f"GET /hello?r={i} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+                got = b""
+                while b"\r\n\r\n" not in got:
+                    got += s.recv(65536)
+                head, _, body = got.partition(b"\r\n\r\n")
+                n = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
+                while len(body) < n:
+                    body += s.recv(65536)
+                assert head.startswith(b"HTTP/1.1 200"), head
+                assert b"X-Forwarded-Proto:[https]" in body
+    assert ssl_stat(p, "handshake") == 1
+    # The RSA certificate and one of BoringSSL's suite names.
+    assert ssl_stat(p, "ciphers.TLS_AES_256_GCM_SHA384") or ssl_stat(p, "ciphers.TLS_AES_128_GCM_SHA256")
+
+
+def test_h2load_over_tls(tls_proxy):
+    p = tls_proxy()
+    out = subprocess.run(
+        ["h2load", "-n", "200", "-c", "4", "-m", "10", f"https://127.0.0.1:{p.listen_port}/"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert "200 succeeded, 0 failed, 0 errored" in out.stdout, out.stdout + out.stderr
+    assert "TLS Protocol: TLSv1.3" in out.stdout
+    assert ssl_stat(p, "handshake") == 4
+
+
+def test_plain_http_to_the_tls_port_is_refused_and_others_are_served(tls_proxy, certs):
+    p = tls_proxy()
+    with socket.create_connection(("127.0.0.1", p.listen_port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        back = b""
+        try:
+            while chunk := s.recv(4096):
+                back += chunk
+        except ConnectionResetError:
+            pass
+    # A TLS alert, never an HTTP response.
+    assert not back.startswith(b"HTTP/")
+    assert ssl_stat(p, "connection_error") == 1
+    status, _, _ = curl("--cacert", str(certs / "ca.pem"), f"https://localhost:{p.listen_port}/")
+    assert status == 200
+
+
+def test_a_client_hello_that_never_finishes_times_out(tls_proxy, certs):
+    extra = "      transport_socket_connect_timeout: 1s\n"
+    p = tls_proxy(extra=extra)
+    stuck = socket.create_connection(("127.0.0.1", p.listen_port), timeout=5)
+    # A handshake record header promising 512 bytes, and 3 of them.
+    stuck.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01]))
+    t0 = time.time()
+    # Meanwhile another client is served.
+    status, _, _ = curl("--cacert", str(certs / "ca.pem"), f"https://localhost:{p.listen_port}/")
+    assert status == 200
+    stuck.settimeout(5)
+    assert stuck.recv(100) == b""  # closed by nuncio
+    waited = time.time() - t0
+    assert 0.8 < waited < 4, waited
+    stuck.close()
+    # Envoy's listener stat for it; not a TLS error.
+    assert p.stat(f"listener.127.0.0.1_{p.listen_port}.downstream_cx_transport_socket_connect_timeout") == 1
+    assert ssl_stat(p, "connection_error") == 0
+
+
+def test_garbage_closes_the_connection_and_the_process_stays_up(tls_proxy, certs):
+    p = tls_proxy()
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", p.listen_port), timeout=5) as s:
+            try:
+                s.sendall(os.urandom(1 << 20))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+    assert p.proc.poll() is None
+    status, _, _ = curl("--cacert", str(certs / "ca.pem"), f"https://localhost:{p.listen_port}/")
+    assert status == 200
+    assert ssl_stat(p, "connection_error") == 3
+
+
+def test_a_key_that_does_not_match_its_certificate_is_a_config_error(tmp_path, certs):
+    cfg = write_config(tmp_path, tls_config(free_port(), free_port(), 1, certs, key="other.key"))
+    out = subprocess.run([BIN, "--mode", "validate", "-c", str(cfg)], capture_output=True, text=True, timeout=20)
+    assert out.returncode != 0
+    lines = [l for l in out.stderr.strip().splitlines() if l.strip()]
+    # One line: file:line:col, then Envoy's words.
+    assert len(lines) == 1, out.stderr
+    assert f"{cfg}:" in lines[0] and "Failed to load private key" in lines[0], out.stderr
+
+
+def test_a_missing_certificate_file_is_a_config_error(tmp_path, certs):
+    cfg = write_config(tmp_path, tls_config(free_port(), free_port(), 1, certs, cert="nope.pem"))
+    out = subprocess.run([BIN, "--mode", "validate", "-c", str(cfg)], capture_output=True, text=True, timeout=20)
+    assert out.returncode != 0
+    assert f"{cfg}:" in out.stderr and "nope.pem" in out.stderr, out.stderr
+
+
+def test_an_x509_v1_certificate_is_served_as_envoy_serves_it(tls_proxy, certs):
+    text = subprocess.run(["openssl", "x509", "-in", str(certs / "v1.pem"), "-noout", "-text"],
+                          capture_output=True, text=True).stdout
+    assert "Version: 1 (0x0)" in text
+    p = tls_proxy(cert="v1.pem", key="v1.key")
+    # curl -k: a v1 leaf has no SAN to verify the name against.
+    status, _, _ = curl("-k", f"https://localhost:{p.listen_port}/")
+    assert status == 200
+    assert "X.509 v1 certificate" in p.log()
