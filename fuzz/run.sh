@@ -8,6 +8,7 @@
 #   bash fuzz/run.sh config_load 600
 #   bash fuzz/run.sh http1_request 600
 #   bash fuzz/run.sh h2_frames 600
+#   bash fuzz/run.sh client_hello 600
 set -euo pipefail
 cd "$(dirname "$0")"
 target=${1:?usage: fuzz/run.sh TARGET [SECONDS]}

@@ -26,6 +26,33 @@ fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 cargo test --workspace --quiet
+
+# forbid_dep PKG WHY: fails, saying WHY and what pulls PKG in, if it is in the
+# workspace's dependency graph. `cargo tree -i` exits 101 ("did not match
+# any packages") when PKG is not in Cargo.lock, and 0 printing nothing to
+# stdout ("nothing to print" on stderr) when it is locked but not used:
+# both mean absent. Any other failure of cargo tree fails the check.
+forbid_dep() {
+  local pkg=$1 err out rc=0
+  err=$(mktemp)
+  out=$(cargo tree -i "$pkg" --workspace 2>"$err") || rc=$?
+  if [ -n "$out" ]; then
+    echo "test.sh: $pkg is in the build; $2. What pulls it in:" >&2
+    printf '%s\n' "$out" >&2
+    rm -f "$err"
+    return 1
+  fi
+  if [ "$rc" -ne 0 ] && ! grep -q 'did not match any packages' "$err"; then
+    echo "test.sh: could not check that $pkg is absent (cargo tree exited $rc):" >&2
+    cat "$err" >&2
+    rm -f "$err"
+    return 1
+  fi
+  rm -f "$err"
+}
+# No OpenSSL in the binary: TLS is rustls only (issue 14).
+forbid_dep openssl-sys "nuncio's TLS must be rustls only (issue 14, docs/design/tls.md)"
+
 cargo build --quiet -p nuncio
 # The black-box suite: the real binary with real clients.
 NUNCIO_BIN="$PWD/target/debug/nuncio" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e "$@"

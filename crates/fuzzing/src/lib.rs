@@ -11,8 +11,17 @@
 //!   every request head it receives. A panic, a hang (the connection must
 //!   end within 5 s of the client's EOF) or a malformed head at the
 //!   upstream is a finding.
+//! - [`h2_frames`]: HTTP/2 frames into nuncio's codec over an in-memory
+//!   pipe; a panic or a hang is a finding.
+//! - [`client_hello()`]: bytes into the TLS inspector's ClientHello parser,
+//!   checked against invariants (a prefix never answers differently, the
+//!   SNI is in the input, re-fragmenting the hello changes nothing).
 
 #![forbid(unsafe_code)]
+
+mod client_hello;
+
+pub use client_hello::client_hello;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -51,3 +51,26 @@ fn h2_frames_corpus() {
     // The well-formed requests of the corpus reached the application.
     assert!(accepted >= 12, "{accepted}");
 }
+
+#[test]
+fn client_hello_corpus() {
+    use nuncio_tls::inspect::Inspect;
+    let files = inputs("client_hello");
+    assert!(files.len() >= 10, "seed corpus missing: {files:?}");
+    let mut hellos = Vec::new();
+    for f in &files {
+        let data = std::fs::read(f).unwrap();
+        if let Inspect::Hello(h) = nuncio_fuzzing::client_hello(&data) {
+            hellos.push(h.sni);
+        }
+    }
+    // The captured hellos (crates/tls/testdata) and their re-fragmented
+    // copies are read as hellos, with their names.
+    for sni in ["www.example.com", "api.example.org", "mixed.case.example"] {
+        assert!(
+            hellos.iter().any(|h| h.as_deref() == Some(sni)),
+            "{sni}: {hellos:?}"
+        );
+    }
+    assert!(hellos.len() >= 7, "{hellos:?}");
+}

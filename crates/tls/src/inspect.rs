@@ -110,10 +110,19 @@ pub fn inspect(data: &[u8], max_size: usize) -> Inspect {
             return Inspect::NotTls;
         }
         let Some(payload) = header.get(RECORD_HEADER..RECORD_HEADER + len) else {
-            return if message.len() + (header.len() - RECORD_HEADER) > max_size {
-                Inspect::TooLarge
-            } else {
-                Inspect::NeedMore
+            // The limit is on the handshake message, whose length is known
+            // once its first 4 bytes are here: judging by the bytes that
+            // came instead would call a hello too large when its record
+            // carries more than the message, and only when that record
+            // arrives in pieces (found by the client_hello fuzz harness).
+            // Not a ClientHello is decided as early, for the same answer.
+            let mut known = message.iter().chain(&header[RECORD_HEADER..]);
+            return match (known.next(), known.next(), known.next(), known.next()) {
+                (Some(&t), ..) if t != CLIENT_HELLO => Inspect::NotTls,
+                (_, Some(&a), Some(&b), Some(&c)) if message_len(a, b, c) + 4 > max_size => {
+                    Inspect::TooLarge
+                }
+                _ => Inspect::NeedMore,
             };
         };
         message.extend_from_slice(payload);
@@ -124,9 +133,7 @@ pub fn inspect(data: &[u8], max_size: usize) -> Inspect {
         if message.len() < 4 {
             continue;
         }
-        let body_len = (usize::from(message[1]) << 16)
-            | (usize::from(message[2]) << 8)
-            | usize::from(message[3]);
+        let body_len = message_len(message[1], message[2], message[3]);
         if body_len + 4 > max_size {
             return Inspect::TooLarge;
         }
@@ -144,6 +151,11 @@ pub fn inspect(data: &[u8], max_size: usize) -> Inspect {
             None => Inspect::NotTls,
         };
     }
+}
+
+/// A handshake message's 24-bit body length.
+fn message_len(a: u8, b: u8, c: u8) -> usize {
+    (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c)
 }
 
 /// Parses a ClientHello body; `None` if malformed.
@@ -304,8 +316,13 @@ mod tests {
             inspect(&[0x80, 0x2e, 0x01, 0x00, 0x02], 1024),
             Inspect::NotTls
         );
-        // A handshake record that is not a ClientHello.
+        // A handshake record that is not a ClientHello, also before the
+        // record is whole and when it is larger than the limit (the whole
+        // record's answer, found by the client_hello fuzz harness).
         assert_eq!(inspect(&[0x16, 3, 1, 0, 1, 2], 1024), Inspect::NotTls);
+        assert_eq!(inspect(&[0x16, 3, 1, 0, 9, 2], 1024), Inspect::NotTls);
+        let big = [&[0x16, 3, 1, 0, 200, 2][..], &[0xff; 99]].concat();
+        assert_eq!(inspect(&big, 64), Inspect::NotTls);
     }
 
     /// Splits a hello's handshake message into records of `size` bytes.
@@ -336,6 +353,24 @@ mod tests {
             );
         }
         assert_eq!(inspect(&full, 100), Inspect::TooLarge);
+        // The limit is on the message, not on its record: a record that
+        // carries more than the hello gives the same answer whole and in
+        // pieces.
+        let mut padded = full[5..].to_vec();
+        let msg_len = padded.len();
+        padded.extend_from_slice(b"\0junk");
+        let padded = fragment(&[&[0; 5][..], &padded].concat(), 1 << 14);
+        for max in [msg_len, DEFAULT_MAX_CLIENT_HELLO] {
+            let Inspect::Hello(h) = inspect(&padded, max) else {
+                panic!("padded, limit {max}")
+            };
+            assert_eq!(h.bytes, padded.len());
+            for n in 0..padded.len() {
+                assert_eq!(inspect(&padded[..n], max), Inspect::NeedMore, "{max} {n}");
+            }
+        }
+        assert_eq!(inspect(&padded, msg_len - 1), Inspect::TooLarge);
+        assert_eq!(inspect(&padded[..9], msg_len - 1), Inspect::TooLarge);
         // A hello claiming 16 MiB is too large before its bytes arrive.
         assert_eq!(
             inspect(&[0x16, 3, 1, 0, 4, 1, 0xff, 0xff, 0xff], 65536),
