@@ -19,6 +19,14 @@ BLOG = ROOT / "examples" / "blog"
 HOSTS = ROOT / "examples" / "hosts"
 
 
+# A cluster's v3 HTTP/2 setting (indented for a cluster entry).
+H2_CLUSTER_OPTIONS = (
+    "    typed_extension_protocol_options:\n"
+    "      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"
+    '        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n'
+    "        explicit_http_config: {http2_protocol_options: {}}\n"
+)
+
 _handed_out = set()
 
 

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from backends import RawBackend, slow
-from conftest import Echo, Proxy, blog_proxy, curl, free_port, proxy_config, raw_request, static_cluster, write_config
+from conftest import H2_CLUSTER_OPTIONS, Echo, Proxy, blog_proxy, curl, free_port, proxy_config, raw_request, static_cluster, write_config
 
 
 def h2load(url, n, c, m, timeout=60):
@@ -74,12 +74,7 @@ def h2_sidecar(procs, tmp_path, backend_port, max_streams=None):
 def h2_front(procs, tmp_path, upstream_port, v3=False):
     listen, admin = free_port(), free_port()
     if v3:
-        proto = (
-            "    typed_extension_protocol_options:\n"
-            "      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"
-            '        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n'
-            "        explicit_http_config: {http2_protocol_options: {}}\n"
-        )
+        proto = H2_CLUSTER_OPTIONS
     else:
         proto = "    http2_protocol_options: {}\n"
     cluster = f"    type: static\n{proto}    hosts: [{{socket_address: {{address: 127.0.0.1, port_value: {upstream_port}}}}}]\n"

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from backends import RawBackend, answer
-from conftest import Echo, Proxy, curl, free_port, write_config
+from conftest import H2_CLUSTER_OPTIONS, Echo, Proxy, curl, free_port, write_config
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = '          - name: envoy.filters.http.router\n            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}\n'
@@ -20,12 +20,7 @@ ROUTER = '          - name: envoy.filters.http.router\n            typed_config:
 def config(listen, admin, port, filters="", route_config="", vhost="", routes=None, h2=False, hcm_extra=""):
     """A v3 config: one listener, one virtual host `vh`, cluster `o`."""
     routes = routes or '              - match: {prefix: "/"}\n                route: {cluster: o}\n'
-    proto = (
-        '    typed_extension_protocol_options:\n'
-        '      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n'
-        '        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n'
-        '        explicit_http_config: {http2_protocol_options: {}}\n'
-    ) if h2 else ""
+    proto = H2_CLUSTER_OPTIONS if h2 else ""
     return f"""
 static_resources:
   listeners:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Echo, Proxy, curl, free_port, write_config
+from conftest import BIN, H2_CLUSTER_OPTIONS, Echo, Proxy, curl, free_port, write_config
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
@@ -267,3 +267,115 @@ def test_an_x509_v1_certificate_is_served_as_envoy_serves_it(tls_proxy, certs):
     status, _, _ = curl("-k", f"https://localhost:{p.listen_port}/")
     assert status == 200
     assert "X.509 v1 certificate" in p.log()
+
+
+UP_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+
+
+def front_config(listen, admin, upstream, tls_ctx, h2=False):
+    """A plain listener routing to cluster `up` over TLS (`tls_ctx`: the
+    UpstreamTlsContext's YAML body)."""
+    proto = H2_CLUSTER_OPTIONS if h2 else ""
+    return f"""
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+static_resources:
+  listeners:
+  - name: front
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {listen}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": {HCM}
+          stat_prefix: front
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: up}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
+  clusters:
+  - name: up
+    type: STATIC
+    connect_timeout: 2s
+{proto}    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": {UP_TLS}
+{tls_ctx}    load_assignment:
+      cluster_name: up
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}
+"""
+
+
+@pytest.fixture
+def tls_chain(procs, tmp_path, tls_proxy):
+    """A TLS upstream (nuncio terminating TLS in front of echo) and a
+    front nuncio that originates TLS to it."""
+
+    def start(tls_ctx, h2=False):
+        back = tls_proxy()
+        listen, admin = free_port(), free_port()
+        cfg = write_config(tmp_path, front_config(listen, admin, back.listen_port, tls_ctx, h2), name="front.yaml")
+        # One worker: upstream pools are per worker, as in Envoy.
+        front = Proxy(procs, cfg, args=("--concurrency", "1"), listen_port=listen, admin_port=admin)
+        return front, back
+
+    return start
+
+
+def test_upstream_tls_verified_with_sni_over_http11(tls_chain, certs):
+    ctx = f"        sni: localhost\n        common_tls_context:\n          validation_context:\n            trusted_ca: {{filename: {certs / 'ca.pem'}}}\n"
+    front, back = tls_chain(ctx)
+    status, _, body = curl(f"http://{front.base}/hello")
+    assert status == 200, body
+    # The front's client was plain, and the TLS upstream (not the edge)
+    # keeps the front's x-forwarded-proto, as Envoy does.
+    assert "X-Forwarded-Proto:[http]" in body
+    assert front.stat("cluster.up.ssl.handshake") == 1
+    assert front.stat("cluster.up.ssl.versions.TLSv1.3") == 1
+    assert ssl_stat(back, "handshake") == 1
+    assert back.stat("http.ingress_https.downstream_cx_http2_total") == 0
+
+
+def test_upstream_tls_http2_cluster_negotiates_h2(tls_chain, certs):
+    ctx = f"        sni: localhost\n        common_tls_context:\n          validation_context:\n            trusted_ca: {{filename: {certs / 'ca.pem'}}}\n"
+    front, back = tls_chain(ctx, h2=True)
+    for _ in range(3):
+        status, _, body = curl(f"http://{front.base}/hello")
+        assert status == 200, body
+    # One TLS connection, HTTP/2 by ALPN, three streams on it.
+    assert front.stat("cluster.up.ssl.handshake") == 1
+    assert front.stat("cluster.up.upstream_cx_http2_total") == 1
+    assert back.stat("http.ingress_https.downstream_cx_http2_total") == 1
+    assert back.stat("http.ingress_https.downstream_rq_total") == 3
+
+
+def test_upstream_tls_without_validation_is_not_verified_as_in_envoy(tls_chain):
+    # No validation_context: Envoy does not verify the upstream's certificate.
+    front, _ = tls_chain("        common_tls_context: {}\n")
+    status, _, body = curl(f"http://{front.base}/hello")
+    assert status == 200, body
+
+
+def test_upstream_tls_with_the_wrong_ca_is_refused(tls_chain, certs):
+    # The CA of another world: the upstream's certificate is not trusted.
+    d = certs / "other-ca"
+    d.mkdir(exist_ok=True)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=stranger", cwd=d)
+    ctx = f"        sni: localhost\n        common_tls_context:\n          validation_context:\n            trusted_ca: {{filename: {d / 'ca.pem'}}}\n"
+    front, back = tls_chain(ctx)
+    status, _, body = curl(f"http://{front.base}/hello")
+    assert status == 503
+    assert body.startswith("upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"), body
+    assert front.stat("cluster.up.ssl.fail_verify_error") == 1
+    assert front.stat("cluster.up.upstream_cx_connect_fail") == 1
+    assert front.proc.poll() is None

@@ -179,6 +179,7 @@ impl ClusterStats {
                 rq_cancelled: s.counter("upstream_rq_cancelled"),
                 http2: Http2Stats::new(&s),
                 flood: FloodStats::new(&s),
+                ssl: Some(Arc::new(nuncio_tls::SslStats::new(&s))),
                 ..ConnStats::default()
             },
         }
@@ -199,8 +200,22 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub(crate) fn new(config: ClusterConfig, store: &Arc<Store>, workers: usize) -> Arc<Self> {
+    pub(crate) fn new(
+        config: ClusterConfig,
+        secrets: &[nuncio_config::Secret],
+        store: &Arc<Store>,
+        workers: usize,
+    ) -> Result<Arc<Self>, nuncio_tls::TlsError> {
         let stats = ClusterStats::new(store, &config.name);
+        // Every certificate is read and checked now, so a bad one fails
+        // the load (and `--mode validate`).
+        let http2 = matches!(config.protocol, UpstreamProtocol::Http2(_));
+        let tls = match config.transport_socket.tls() {
+            None => None,
+            Some(t) => Some(Arc::new(nuncio_tls::client::build_client(
+                t, secrets, http2,
+            )?)),
+        };
         let protocol = match &config.protocol {
             UpstreamProtocol::Http1 => Protocol::Http1,
             UpstreamProtocol::Http2(o) => Protocol::Http2 {
@@ -215,15 +230,16 @@ impl Cluster {
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
             max_requests_per_connection: config.max_requests_per_connection,
+            tls,
         });
-        Arc::new(Cluster {
+        Ok(Arc::new(Cluster {
             config,
             stats,
             hosts: ArcSwap::from_pointee(Vec::new()),
             balancer: Balancer::default(),
             pool_settings,
             workers,
-        })
+        }))
     }
 
     /// The cluster's name.

@@ -95,6 +95,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
             max_requests_per_connection: 0,
+            tls: None,
         });
         (0..n)
             .map(|i| {

@@ -21,25 +21,28 @@ pub struct ClusterManager {
 
 impl ClusterManager {
     /// Builds the clusters; hosts are empty until [`ClusterManager::initialize`].
+    /// Fails if a cluster's TLS cannot be built (a certificate or key that
+    /// does not load; `secrets` are the bootstrap's static secrets).
     pub fn new(
         configs: &[ClusterConfig],
+        secrets: &[nuncio_config::Secret],
         store: &Arc<Store>,
         workers: usize,
         resolver: Resolver,
-    ) -> Self {
+    ) -> Result<Self, nuncio_tls::TlsError> {
         let order: Vec<Arc<Cluster>> = configs
             .iter()
-            .map(|c| Cluster::new(c.clone(), store, workers))
-            .collect();
+            .map(|c| Cluster::new(c.clone(), secrets, store, workers))
+            .collect::<Result<_, _>>()?;
         let clusters = order
             .iter()
             .map(|c| (c.name().to_string(), c.clone()))
             .collect();
-        ClusterManager {
+        Ok(ClusterManager {
             clusters,
             order,
             resolver: Arc::new(resolver),
-        }
+        })
     }
 
     /// The cluster called `name`.
@@ -66,21 +69,22 @@ impl ClusterManager {
     pub fn update(
         &self,
         configs: &[ClusterConfig],
+        secrets: &[nuncio_config::Secret],
         store: &Arc<Store>,
         workers: usize,
-    ) -> (Self, Vec<Arc<Cluster>>) {
+    ) -> Result<(Self, Vec<Arc<Cluster>>), nuncio_tls::TlsError> {
         let mut fresh = Vec::new();
-        let order: Vec<Arc<Cluster>> = configs
-            .iter()
-            .map(|c| match self.clusters.get(&c.name) {
-                Some(old) if old.config == *c => old.clone(),
+        let mut order: Vec<Arc<Cluster>> = Vec::with_capacity(configs.len());
+        for c in configs {
+            match self.clusters.get(&c.name) {
+                Some(old) if old.config == *c => order.push(old.clone()),
                 _ => {
-                    let n = Cluster::new(c.clone(), store, workers);
+                    let n = Cluster::new(c.clone(), secrets, store, workers)?;
                     fresh.push(n.clone());
-                    n
+                    order.push(n);
                 }
-            })
-            .collect();
+            }
+        }
         let clusters = order
             .iter()
             .map(|c| (c.name().to_string(), c.clone()))
@@ -90,7 +94,7 @@ impl ClusterManager {
             order,
             resolver: self.resolver.clone(),
         };
-        (m, fresh)
+        Ok((m, fresh))
     }
 
     /// Resolves `clusters` once and spawns their refresh tasks. A refresh
@@ -124,10 +128,12 @@ mod tests {
         let store = Store::new();
         let m = ClusterManager::new(
             &b.clusters,
+            &[],
             &store,
             2,
             Resolver::new(hosts, AddressMap::default()),
-        );
+        )
+        .unwrap();
         m.initialize().await;
         let c = m.get("c").unwrap();
         let picks: Vec<String> = (0..4)
@@ -154,12 +160,12 @@ mod tests {
             "static_resources:\n  clusters:\n  - name: same\n    type: static\n    hosts: [{socket_address: {address: 127.0.0.1, port_value: 1}}]\n  - name: changed\n    type: static\n    hosts: [{socket_address: {address: 127.0.0.1, port_value: 2}}]\n  - name: removed\n    type: static\n    hosts: [{socket_address: {address: 127.0.0.1, port_value: 3}}]\n",
         );
         let store = Store::new();
-        let m = ClusterManager::new(&b.clusters, &store, 1, Resolver::default());
+        let m = ClusterManager::new(&b.clusters, &[], &store, 1, Resolver::default()).unwrap();
         m.initialize().await;
         let b2 = load(
             "static_resources:\n  clusters:\n  - name: same\n    type: static\n    hosts: [{socket_address: {address: 127.0.0.1, port_value: 1}}]\n  - name: changed\n    type: static\n    hosts: [{socket_address: {address: 127.0.0.1, port_value: 4}}]\n  - name: added\n    type: static\n    hosts: [{socket_address: {address: 127.0.0.1, port_value: 5}}]\n",
         );
-        let (m2, fresh) = m.update(&b2.clusters, &store, 1);
+        let (m2, fresh) = m.update(&b2.clusters, &[], &store, 1).unwrap();
         assert!(Arc::ptr_eq(m.get("same").unwrap(), m2.get("same").unwrap()));
         assert!(!Arc::ptr_eq(
             m.get("changed").unwrap(),
@@ -187,7 +193,7 @@ mod tests {
             "static_resources:\n  clusters:\n  - name: c\n    type: strict_dns\n    hosts:\n    - socket_address: {address: no-such-host.invalid, port_value: 80}\n",
         );
         let store = Store::new();
-        let m = ClusterManager::new(&b.clusters, &store, 1, Resolver::default());
+        let m = ClusterManager::new(&b.clusters, &[], &store, 1, Resolver::default()).unwrap();
         m.initialize().await;
         assert!(m.get("c").unwrap().choose_host().is_none());
         assert_eq!(store.value("cluster.c.update_failure"), Some(1));

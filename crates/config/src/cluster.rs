@@ -251,13 +251,7 @@ pub(crate) fn decode_cluster(v: &Val) -> Result<Cluster> {
         .transpose()?
         .unwrap_or(0);
     let transport_socket = match o.get("transport_socket") {
-        Some(t) => {
-            let ts = decode_transport_socket(&t, UPSTREAM_TYPE, decode_upstream)?;
-            if ts.tls().is_some() {
-                t.not_served_yet("transport_socket envoy.transport_sockets.tls on a cluster");
-            }
-            ts
-        }
+        Some(t) => decode_transport_socket(&t, UPSTREAM_TYPE, decode_upstream)?,
         None => TransportSocket::Plain,
     };
     let mut transport_socket_matches = Vec::new();
@@ -415,6 +409,16 @@ fn decode_upstream_http(v: &Val) -> Result<UpstreamHttpOptions> {
         auto_sni: flag("auto_sni")?,
         auto_san_validation: flag("auto_san_validation")?,
     };
+    for (on, name) in [
+        (opts.auto_sni, "auto_sni"),
+        (opts.auto_san_validation, "auto_san_validation"),
+    ] {
+        if on {
+            if let Some(f) = o.get(name) {
+                f.not_served_yet(name);
+            }
+        }
+    }
     o.finish_with(&["override_auto_sni_header"])?;
     Ok(opts)
 }

@@ -78,7 +78,9 @@ impl Http1Harness {
                 let text = config(port, filtered);
                 let b = nuncio_config::load_str("harness.yaml", &text).expect("config");
                 let store = Store::new();
-                let clusters = ClusterManager::new(&b.clusters, &store, 1, Resolver::default());
+                let clusters =
+                    ClusterManager::new(&b.clusters, &b.secrets, &store, 1, Resolver::default())
+                        .expect("clusters");
                 clusters.initialize().await;
                 let NetworkFilter::HttpConnectionManager(cfg) =
                     &b.listeners[0].filter_chains[0].filter;

@@ -36,7 +36,8 @@ async fn proxy(yaml: &str, up: u16) -> Proxy {
     let text = yaml.replace("$UP", &up.to_string());
     let b = nuncio_config::load_str("test.yaml", &text).expect("config");
     let store = Store::new();
-    let clusters = ClusterManager::new(&b.clusters, &store, 1, Resolver::default());
+    let clusters =
+        ClusterManager::new(&b.clusters, &[], &store, 1, Resolver::default()).expect("clusters");
     clusters.initialize().await;
     let NetworkFilter::HttpConnectionManager(cfg) = &b.listeners[0].filter_chains[0].filter;
     let hcm = Hcm::new(cfg, "127.0.0.1:0", 1 << 20, &clusters, &store, &b.node).expect("hcm");

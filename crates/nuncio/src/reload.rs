@@ -244,7 +244,10 @@ impl Live {
             tracing::warn!("the admin section changed; it takes effect at the next restart");
         }
         // 1. Build everything new; nothing is touched yet.
-        let (clusters, fresh) = self.clusters.update(&new.clusters, &self.store, self.pools);
+        let (clusters, fresh) = self
+            .clusters
+            .update(&new.clusters, &new.secrets, &self.store, self.pools)
+            .map_err(|e| anyhow::Error::from(nuncio_config::ConfigError::from(e)))?;
         let hcms = build_hcms(&new, &clusters, &self.store)?;
         let mut binds = Vec::new();
         for l in &new.listeners {

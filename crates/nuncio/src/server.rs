@@ -118,12 +118,16 @@ pub fn run(args: &Args) -> Result<()> {
         .max(1);
     let store = Store::new();
     warn_unknown(&unknown, &store);
-    let clusters = Arc::new(ClusterManager::new(
-        &bootstrap.clusters,
-        &store,
-        workers,
-        resolver,
-    ));
+    let clusters = Arc::new(
+        ClusterManager::new(
+            &bootstrap.clusters,
+            &bootstrap.secrets,
+            &store,
+            workers,
+            resolver,
+        )
+        .map_err(|e| anyhow::Error::from(nuncio_config::ConfigError::from(e)))?,
+    );
     let hcms = build_hcms(&bootstrap, &clusters, &store)?;
     for l in &bootstrap.listeners {
         socket_addr(&l.address, &remap).with_context(|| format!("listener '{}'", l.name))?;

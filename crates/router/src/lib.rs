@@ -427,7 +427,8 @@ mod tests {
             "static_resources:\n  clusters:\n  - name: a\n  - name: b\n  listeners:\n  - address: {{socket_address: {{address: 127.0.0.1, port_value: 1}}}}\n    filter_chains:\n    - filters:\n      - name: envoy.http_connection_manager\n        config:\n          stat_prefix: x\n          http_filters: [{{name: envoy.router}}]\n          route_config:\n{yaml_routes}"
         );
         let b = nuncio_config::load_str("t", &text).unwrap();
-        let cm = ClusterManager::new(&b.clusters, &Store::new(), 1, Resolver::default());
+        let cm =
+            ClusterManager::new(&b.clusters, &[], &Store::new(), 1, Resolver::default()).unwrap();
         let nuncio_config::NetworkFilter::HttpConnectionManager(h) =
             &b.listeners[0].filter_chains[0].filter;
         RouteTable::new(&h.route_config, h.websocket, &cm).unwrap()

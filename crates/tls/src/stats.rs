@@ -115,6 +115,22 @@ impl SslStats {
     }
 }
 
+/// Counts a failed handshake as Envoy sorts it: a certificate that failed
+/// verification (`fail_verify_san` for a name mismatch, else
+/// `fail_verify_error`), a required certificate that never came
+/// (`fail_verify_no_cert`), or any other TLS error (`connection_error`).
+pub fn count_failure(stats: &SslStats, e: &rustls::Error) {
+    use rustls::{CertificateError as C, Error as E};
+    match e {
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            stats.fail_verify_san.inc()
+        }
+        E::InvalidCertificate(_) => stats.fail_verify_error.inc(),
+        E::NoCertificatesPresented => stats.fail_verify_no_cert.inc(),
+        _ => stats.connection_error.inc(),
+    }
+}
+
 /// A suite's name as BoringSSL (and so Envoy) prints it.
 fn suite_name(s: rustls::CipherSuite) -> String {
     use rustls::CipherSuite as C;

@@ -89,6 +89,14 @@ pub enum UpstreamError {
     /// Connecting took longer than `connect_timeout`.
     #[error("connect to {0} timed out")]
     ConnectTimeout(std::net::SocketAddr),
+    /// The TLS handshake with the upstream failed.
+    #[error("TLS handshake with {addr} failed: {reason}")]
+    Tls {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// rustls' reason.
+        reason: String,
+    },
     /// No HTTP/2 stream could be opened: the connection went, or the
     /// upstream does not accept WebSockets (no
     /// SETTINGS_ENABLE_CONNECT_PROTOCOL).
@@ -102,6 +110,7 @@ impl UpstreamError {
         match self {
             UpstreamError::Connect { .. } => ResetReason::ConnectionFailure,
             UpstreamError::ConnectTimeout(_) => ResetReason::ConnectionTimeout,
+            UpstreamError::Tls { .. } => ResetReason::ConnectionFailure,
             UpstreamError::H2Open(nuncio_h2::client::OpenError::NoConnectProtocol) => {
                 ResetReason::ProtocolError
             }

@@ -75,6 +75,8 @@ pub struct ConnStats {
     pub host_cx_connect_fail: Counter,
     /// `http2.inbound_*_flood` (upstream HTTP/2 connections).
     pub flood: FloodStats,
+    /// `ssl.*` of the cluster's TLS connections.
+    pub ssl: Option<Arc<nuncio_tls::SslStats>>,
 }
 
 /// The protocol a pool speaks.
@@ -106,6 +108,8 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
     /// Requests per connection before it is closed (0 = unlimited).
     pub max_requests_per_connection: u32,
+    /// The cluster's `UpstreamTlsContext`, built; `None`: plain TCP.
+    pub tls: Option<Arc<nuncio_tls::client::ClientTls>>,
 }
 
 /// Connections to one host, owned by one worker.
@@ -161,6 +165,48 @@ impl HostPool {
         self.stats.host_rq_total.inc();
     }
 
+    /// TCP, then the TLS handshake if the cluster has TLS.
+    async fn connect_transport(&self) -> Result<Conn, UpstreamError> {
+        let t = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| UpstreamError::Connect {
+                addr: self.addr,
+                source: e,
+            })?;
+        let _ = t.set_nodelay(true);
+        let Some(tls) = &self.settings.tls else {
+            return Ok(Conn::Plain(t));
+        };
+        // Without `sni` no SNI is sent (Envoy's default): the name is the
+        // endpoint's address, which rustls never sends as SNI.
+        let name = tls
+            .sni
+            .clone()
+            .unwrap_or_else(|| rustls::pki_types::ServerName::IpAddress(self.addr.ip().into()));
+        let fail = |reason: String| UpstreamError::Tls {
+            addr: self.addr,
+            reason,
+        };
+        let mut conn = nuncio_tls::TlsConn::client(t, Arc::clone(&tls.config), name)
+            .map_err(|e| fail(e.to_string()))?;
+        let ssl = self.stats.ssl.as_deref();
+        match conn.handshake().await {
+            Ok(()) => {
+                if let Some(ssl) = ssl {
+                    ssl.handshake_done(&conn.negotiated());
+                }
+                Ok(Conn::Tls(Box::new(conn)))
+            }
+            Err(e) => {
+                if let (Some(ssl), nuncio_tls::HandshakeError::Tls(te)) = (ssl, &e) {
+                    nuncio_tls::stats::count_failure(ssl, te);
+                }
+                tracing::debug!(upstream = %self.addr, error = %e, "upstream TLS handshake failed");
+                Err(fail(e.to_string()))
+            }
+        }
+    }
+
     /// Opens a TCP connection with the connect timeout for a request that
     /// waits for it, counting both as Envoy does: the connection in
     /// `upstream_cx_total` and `upstream_cx_http{1,2}_total` even if it
@@ -183,23 +229,17 @@ impl HostPool {
             cancelled: Some(&s.rq_cancelled),
         };
         let t0 = Instant::now();
-        let r = tokio::time::timeout(self.settings.connect_timeout, TcpStream::connect(self.addr))
-            .await;
+        // Envoy's connect timer ends when the transport is connected: for
+        // TLS, after the handshake.
+        let r = tokio::time::timeout(self.settings.connect_timeout, self.connect_transport()).await;
         pending.cancelled = None;
         let ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (err, remote) = match r {
-            Ok(Ok(t)) => {
-                let _ = t.set_nodelay(true);
+            Ok(Ok(conn)) => {
                 s.cx_connect_ms.record_value(ms);
-                return Ok(Counted::new(Conn::Plain(t), &s.io));
+                return Ok(Counted::new(conn, &s.io));
             }
-            Ok(Err(e)) => (
-                UpstreamError::Connect {
-                    addr: self.addr,
-                    source: e,
-                },
-                true,
-            ),
+            Ok(Err(e)) => (e, true),
             Err(_) => {
                 s.cx_connect_timeout.inc();
                 (UpstreamError::ConnectTimeout(self.addr), false)
@@ -228,6 +268,7 @@ pub(crate) fn test_pool(addr: SocketAddr) -> (Arc<HostPool>, Arc<ConnStats>) {
         connect_timeout: std::time::Duration::from_millis(500),
         idle_timeout: std::time::Duration::from_secs(60),
         max_requests_per_connection: 0,
+        tls: None,
     });
     (HostPool::new(addr, settings, stats.clone()), stats)
 }
