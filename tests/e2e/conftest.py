@@ -280,6 +280,7 @@ class BlogRun:
             "ECHO_PORT": free_port("127.0.0.2"),
             "SIDECAR_PORT": free_port("127.0.0.2"),
             "SIDECAR_ADMIN_PORT": free_port("127.0.0.2"),
+            "PROXY_TLS_PORT": free_port(),
         }
         env = dict(os.environ, NUNCIO_BIN=BIN, **{k: str(v) for k, v in self.ports.items()})
         self.log_path = Path(tmp_path) / f"run-blog-{scenario}.log"

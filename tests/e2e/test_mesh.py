@@ -68,3 +68,48 @@ def test_blog_sidecar_as_printed_is_a_loop_answered_508(blog_run):
     log = m.log()
     assert "request loop" in log and "service-envoy.fixed.yaml" in log, log[-2000:]
     assert m.proc.poll() is None
+
+
+def test_mesh_over_mutual_tls(blog_run):
+    """./run-blog.sh mesh-mtls: HTTPS to the front proxy, HTTP/2 over mutual
+    TLS to the sidecars, certificates made at start by the script."""
+    import re
+    import socket
+
+    m = blog_run("mesh-mtls")
+    deadline = time.time() + 10
+    while time.time() < deadline and "Over TLS:" not in m.log():
+        time.sleep(0.1)
+    certs = re.search(r"certificates  (\S+)", m.log()).group(1)
+    ca = f"{certs}/ca.pem"
+    https = f"https://localhost:{m.ports['PROXY_TLS_PORT']}"
+    # The README's commands.
+    status, _, body = curl("--cacert", ca, f"{https}/")
+    assert status == 200 and "User-Agent:[curl/" in body, body
+    status, _, body = curl("--cacert", ca, "--http2", f"{https}/echo", "-H", "Content-Type: application/json",
+                           "-d", '{"name": "zcong"}')
+    assert (status, body) == (200, '{"name": "zcong"}')
+    names = {curl("--cacert", ca, f"{https}/hello")[1]["x-echo-name"] for _ in range(4)}
+    assert names == {"service1", "service2"}
+    # The blog's plain port works too, over the same mTLS hops.
+    assert curl(f"http://{m.base}/")[0] == 200
+    # One HTTP/2-over-TLS connection per sidecar, each with a handshake.
+    assert m.stat("cluster.myservice.ssl.handshake") == 2
+    assert m.stat("cluster.myservice.upstream_cx_http2_total") == 2
+    assert m.stat("listener.0.0.0.0_443.ssl.handshake") >= 1
+    side = m.sidecar_admin("127.0.0.2")
+    assert m.stat("listener.0.0.0.0_80.ssl.handshake", admin=side) == 1
+    assert m.stat("listener.0.0.0.0_80.ssl.no_certificate", admin=side) == 0
+    # The sidecars take no plain HTTP and no client without the front
+    # proxy's certificate.
+    sidecar = f"127.0.0.2:{m.ports['SIDECAR_PORT']}"
+    assert curl(f"http://{sidecar}/")[0] is None
+    assert curl("--cacert", ca, "--resolve", f"service1:{m.ports['SIDECAR_PORT']}:127.0.0.2",
+                f"https://service1:{m.ports['SIDECAR_PORT']}/")[0] is None
+    deadline = time.time() + 5
+    while time.time() < deadline and m.stat("listener.0.0.0.0_80.ssl.fail_verify_no_cert", admin=side) != 1:
+        time.sleep(0.05)
+    assert m.stat("listener.0.0.0.0_80.ssl.fail_verify_no_cert", admin=side) == 1
+    # No private key is left behind once it stops.
+    m.stop()
+    assert not os.path.exists(certs)

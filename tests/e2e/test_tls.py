@@ -46,7 +46,18 @@ def certs(tmp_path_factory):
     return d
 
 
-def tls_config(listen, admin, upstream, certs, key="ec.key", cert="ec.pem", alpn="[h2, http/1.1]", extra=""):
+def tls_config(listen, admin, upstream, certs, key="ec.key", cert="ec.pem", alpn="[h2, http/1.1]", extra="",
+               client_ca=None, client_san=None):
+    """A TLS listener (certificate `certs/cert`) in front of `upstream`;
+    with `client_ca`, it requires a client certificate from that CA whose
+    DNS SAN is `client_san`."""
+    require = "          require_client_certificate: true\n" if client_ca else ""
+    validation = (
+        "            validation_context:\n"
+        f"              trusted_ca: {{filename: {client_ca}}}\n"
+        "              match_typed_subject_alt_names:\n"
+        f"              - {{san_type: DNS, matcher: {{exact: {client_san}}}}}\n"
+    ) if client_ca else ""
     return f"""
 admin:
   address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
@@ -59,12 +70,12 @@ static_resources:
         name: envoy.transport_sockets.tls
         typed_config:
           "@type": {TLS}
-          common_tls_context:
+{require}          common_tls_context:
             alpn_protocols: {alpn}
             tls_certificates:
             - certificate_chain: {{filename: {certs / cert}}}
               private_key: {{filename: {certs / key}}}
-{extra}      filters:
+{validation}{extra}      filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": {HCM}
@@ -379,3 +390,100 @@ def test_upstream_tls_with_the_wrong_ca_is_refused(tls_chain, certs):
     assert front.stat("cluster.up.ssl.fail_verify_error") == 1
     assert front.stat("cluster.up.upstream_cx_connect_fail") == 1
     assert front.proc.poll() is None
+
+
+# Mutual TLS, with the blog's PKI (scripts/make-certs.sh).
+
+ROOT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    subprocess.run(["bash", os.path.join(ROOT_DIR, "scripts", "make-certs.sh"), str(d)], check=True)
+    return d
+
+
+def mtls_config(listen, admin, upstream, pki, cert="service1", san="front-proxy"):
+    """A TLS listener serving `cert`, requiring a client certificate from
+    the test CA whose SAN is `san`."""
+    return tls_config(listen, admin, upstream, pki, key=f"{cert}.key", cert=f"{cert}.pem",
+                      client_ca=pki / "ca.pem", client_san=san)
+
+
+@pytest.fixture
+def sidecar(procs, tmp_path, pki):
+    def start(cert="service1", san="front-proxy"):
+        echo = Echo(procs, "127.0.0.1")
+        listen, admin = free_port(), free_port()
+        cfg = write_config(tmp_path, mtls_config(listen, admin, echo.port, pki, cert, san), name="sidecar.yaml")
+        return Proxy(procs, cfg, listen_port=listen, admin_port=admin)
+
+    return start
+
+
+def wait_stat(p, name, want, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if ssl_stat(p, name) == want:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_mtls_client_certificates_are_checked_as_envoy_checks_them(sidecar, pki):
+    p = sidecar()
+    ca = ["--cacert", str(pki / "ca.pem"), "--resolve", f"service1:{p.listen_port}:127.0.0.1"]
+    url = f"https://service1:{p.listen_port}/hello"
+    # The right client certificate.
+    status, _, body = curl(*ca, "--cert", str(pki / "front-proxy.pem"), "--key", str(pki / "front-proxy.key"), url)
+    assert status == 200, body
+    assert ssl_stat(p, "handshake") == 1 and ssl_stat(p, "no_certificate") == 0
+    # No certificate at all.
+    status, _, _ = curl(*ca, url)
+    assert status is None
+    assert wait_stat(p, "fail_verify_no_cert", 1)
+    # One from another CA.
+    status, _, _ = curl(*ca, "--cert", str(pki / "stranger.pem"), "--key", str(pki / "stranger.key"), url)
+    assert status is None
+    assert wait_stat(p, "fail_verify_error", 1)
+    # The test CA's, with the wrong SAN.
+    status, _, _ = curl(*ca, "--cert", str(pki / "service2.pem"), "--key", str(pki / "service2.key"), url)
+    assert status is None
+    assert wait_stat(p, "fail_verify_san", 1)
+    assert ssl_stat(p, "handshake") == 1
+    assert p.proc.poll() is None
+
+
+def test_mtls_between_two_nuncios_over_http2(procs, tmp_path, sidecar, pki):
+    """The blog's mesh hop over mutual TLS: the front presents front-proxy
+    and checks that the sidecar is service1."""
+    side = sidecar()
+
+    def front(san):
+        ctx = (
+            "        sni: service1\n"
+            "        common_tls_context:\n"
+            "          tls_certificates:\n"
+            f"          - certificate_chain: {{filename: {pki / 'front-proxy.pem'}}}\n"
+            f"            private_key: {{filename: {pki / 'front-proxy.key'}}}\n"
+            "          validation_context:\n"
+            f"            trusted_ca: {{filename: {pki / 'ca.pem'}}}\n"
+            "            match_typed_subject_alt_names:\n"
+            f"            - {{san_type: URI, matcher: {{exact: '{san}'}}}}\n"
+        )
+        listen, admin = free_port(), free_port()
+        cfg = write_config(tmp_path, front_config(listen, admin, side.listen_port, ctx, h2=True), name=f"front-{len(san)}.yaml")
+        return Proxy(procs, cfg, args=("--concurrency", "1"), listen_port=listen, admin_port=admin)
+
+    good = front("spiffe://blog/service1")
+    for _ in range(2):
+        status, _, body = curl(f"http://{good.base}/hello")
+        assert status == 200, body
+    assert good.stat("cluster.up.ssl.handshake") == 1
+    assert side.stat("http.ingress_https.downstream_cx_http2_total") == 1
+    # A front that expects another service refuses the sidecar.
+    wrong = front("spiffe://blog/service2-x")
+    status, _, body = curl(f"http://{wrong.base}/hello")
+    assert status == 503, body
+    assert wrong.stat("cluster.up.ssl.fail_verify_san") == 1

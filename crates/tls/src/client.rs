@@ -12,7 +12,7 @@ use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
 use crate::error::{TlsError, TlsErrorKind};
-use crate::material::{load_ca, load_certified_key};
+use crate::material::load_certified_key;
 use crate::params::{narrow, versions};
 use crate::server::certificate;
 use crate::verify::ServerVerifier;
@@ -50,7 +50,7 @@ impl ResolvesClientCert for OneClientCert {
 }
 
 /// The validation context of `source`: inline, or a static secret.
-fn validation<'a>(
+pub(crate) fn validation<'a>(
     source: &'a ValidationSource,
     secrets: &'a [Secret],
 ) -> Result<&'a Validation, TlsError> {
@@ -100,21 +100,8 @@ pub fn build_client(
         None => ServerVerifier::accept_any(Arc::clone(&provider)),
         Some(source) => {
             let v = validation(source, secrets)?;
-            let simple = v.sans.is_empty()
-                && v.hashes.is_empty()
-                && v.spki.is_empty()
-                && v.crl.is_none()
-                && !v.allow_expired;
-            let (true, Some(ca)) = (simple, &v.trusted_ca) else {
-                return Err(TlsError::at(
-                    &v.origin,
-                    TlsErrorKind::NotYet {
-                        what: "SAN matchers, certificate pins, CRLs and allow_expired_certificate"
-                            .into(),
-                    },
-                ));
-            };
-            ServerVerifier::trusted_ca(Arc::clone(&provider), Arc::new(load_ca(ca, &v.origin)?))
+            let (roots, check) = crate::verify::context(v, &provider)?;
+            ServerVerifier::trusted_ca(Arc::clone(&provider), roots, check)
         }
     };
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))

@@ -14,6 +14,7 @@ use crate::error::{TlsError, TlsErrorKind};
 use crate::material::load_certified_key;
 use crate::params::{narrow, versions};
 use crate::resolver::CertResolver;
+use crate::verify::ClientVerifier;
 
 /// The certificate a `CertSource` names: inline, or a static secret.
 pub(crate) fn certificate<'a>(
@@ -51,11 +52,6 @@ pub fn build_server(
     let common = &tls.common;
     let not_yet =
         |what: &str| TlsError::at(&common.origin, TlsErrorKind::NotYet { what: what.into() });
-    if common.validation.is_some() || tls.require_client_certificate {
-        return Err(not_yet(
-            "client certificate validation (validation_context, require_client_certificate)",
-        ));
-    }
     if tls.session.timeout.is_some() {
         return Err(not_yet("session_timeout"));
     }
@@ -67,11 +63,30 @@ pub fn build_server(
             &provider,
         )?);
     }
-    let mut config = ServerConfig::builder_with_provider(Arc::clone(&provider))
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions(&common.params))
-        .map_err(|e| TlsError::at(&common.origin, TlsErrorKind::Rustls(e.to_string())))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(CertResolver::new(keys)));
+        .map_err(|e| TlsError::at(&common.origin, TlsErrorKind::Rustls(e.to_string())))?;
+    let builder = match &common.validation {
+        Some(source) => {
+            let v = crate::client::validation(source, secrets)?;
+            let (roots, check) = crate::verify::context(v, &provider)?;
+            let verifier = ClientVerifier::new(
+                Arc::clone(&provider),
+                roots,
+                tls.require_client_certificate,
+                check,
+            )
+            .map_err(|e| TlsError::at(&v.origin, TlsErrorKind::Rustls(e)))?;
+            builder.with_client_cert_verifier(Arc::new(verifier))
+        }
+        None if tls.require_client_certificate => {
+            return Err(not_yet(
+                "require_client_certificate without a validation_context",
+            ))
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(CertResolver::new(keys)));
     config.alpn_protocols = common.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     // BoringSSL (Envoy) uses the server's preference unless
     // prefer_client_ciphers, which nuncio refuses.

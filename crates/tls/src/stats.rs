@@ -125,6 +125,9 @@ pub fn count_failure(stats: &SslStats, e: &rustls::Error) {
         E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
             stats.fail_verify_san.inc()
         }
+        E::InvalidCertificate(C::ApplicationVerificationFailure) => {
+            stats.fail_verify_cert_hash.inc()
+        }
         E::InvalidCertificate(_) => stats.fail_verify_error.inc(),
         E::NoCertificatesPresented => stats.fail_verify_no_cert.inc(),
         _ => stats.connection_error.inc(),

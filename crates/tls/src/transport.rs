@@ -63,7 +63,7 @@ impl ServerTransport {
                 return Some(conn);
             }
             Ok(Err(HandshakeError::Tls(e))) => {
-                stats.connection_error.inc();
+                crate::stats::count_failure(stats, &e);
                 e.to_string()
             }
             Ok(Err(e)) => e.to_string(),
