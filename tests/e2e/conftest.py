@@ -19,6 +19,27 @@ BLOG = ROOT / "examples" / "blog"
 HOSTS = ROOT / "examples" / "hosts"
 
 
+def openssl(*args, cwd):
+    """Runs the openssl CLI in `cwd` (test certificates; no key is committed)."""
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(d, name="nuncio test CA"):
+    """An ECDSA P-256 CA in d/ca.pem, d/ca.key."""
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", f"/CN={name}", cwd=d)
+
+
+def make_leaf(d, name, ext, newkey=("ec", "-pkeyopt", "ec_paramgen_curve:P-256")):
+    """d/name.pem and d/name.key signed by d's CA, with the x509 extensions
+    `ext` (e.g. "subjectAltName=DNS:localhost\n")."""
+    (d / f"{name}.cnf").write_text(ext)
+    openssl("req", "-newkey", *newkey, "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN={name}", cwd=d)
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.cnf", cwd=d)
+
+
 # A cluster's v3 HTTP/2 setting (indented for a cluster entry).
 H2_CLUSTER_OPTIONS = (
     "    typed_extension_protocol_options:\n"

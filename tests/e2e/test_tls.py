@@ -14,14 +14,10 @@ import time
 
 import pytest
 
-from conftest import BIN, H2_CLUSTER_OPTIONS, Echo, Proxy, curl, free_port, write_config
+from conftest import BIN, H2_CLUSTER_OPTIONS, Echo, Proxy, curl, free_port, make_ca, make_leaf, openssl, write_config
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +25,10 @@ def certs(tmp_path_factory):
     """A CA, an ECDSA and an RSA server certificate for localhost and
     127.0.0.1, and a key that belongs to neither."""
     d = tmp_path_factory.mktemp("certs")
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=nuncio test CA", cwd=d)
-    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    for name, newkey in (("ec", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]), ("rsa", ["rsa:2048"])):
-        openssl("req", "-newkey", *newkey, "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                "-subj", "/CN=localhost", cwd=d)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
+    make_ca(d)
+    ext = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+    make_leaf(d, "ec", ext)
+    make_leaf(d, "rsa", ext, newkey=("rsa:2048",))
     openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "other.key", cwd=d)
     # An X.509 v1 certificate (no extensions), as Envoy's own examples use.
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "v1.key",
@@ -487,3 +479,39 @@ def test_mtls_between_two_nuncios_over_http2(procs, tmp_path, sidecar, pki):
     status, _, body = curl(f"http://{wrong.base}/hello")
     assert status == 503, body
     assert wrong.stat("cluster.up.ssl.fail_verify_san") == 1
+
+
+def test_certificates_from_static_secrets(procs, tmp_path, certs):
+    """`static_resources.secrets`, referenced by name
+    (`tls_certificate_sds_secret_configs` without a config source)."""
+    echo = Echo(procs, "127.0.0.1")
+    listen, admin = free_port(), free_port()
+    text = tls_config(listen, admin, echo.port, certs).replace(
+        f"""            tls_certificates:
+            - certificate_chain: {{filename: {certs / 'ec.pem'}}}
+              private_key: {{filename: {certs / 'ec.key'}}}
+""",
+        "            tls_certificate_sds_secret_configs: [{name: server_cert}]\n",
+    )
+    text = text.replace("static_resources:\n", f"""static_resources:
+  secrets:
+  - name: server_cert
+    tls_certificate:
+      certificate_chain: {{filename: {certs / 'rsa.pem'}}}
+      private_key: {{filename: {certs / 'rsa.key'}}}
+""", 1)
+    assert "tls_certificate_sds_secret_configs" in text
+    p = Proxy(procs, write_config(tmp_path, text), listen_port=listen, admin_port=admin)
+    out = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{listen}", "-CAfile", str(certs / "ca.pem")],
+        input=b"", capture_output=True, timeout=20,
+    ).stdout.decode(errors="replace")
+    # The secret's (RSA) certificate is the one served.
+    assert "Verify return code: 0 (ok)" in out and ("RSA" in out or "rsaEncryption" in out), out
+    status, _, _ = curl("--cacert", str(certs / "ca.pem"), f"https://localhost:{listen}/")
+    assert status == 200
+    # An unknown secret name is a config error at load.
+    bad = text.replace("[{name: server_cert}]", "[{name: nope}]")
+    out = subprocess.run([BIN, "--mode", "validate", "-c", str(write_config(tmp_path, bad, name="bad.yaml"))],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode != 0 and "nope" in out.stderr, out.stderr

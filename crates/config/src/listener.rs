@@ -121,24 +121,16 @@ pub(crate) fn decode_listener(v: &Val, clusters: ClusterCheck) -> Result<Listene
         .unwrap_or_else(|| address.to_string());
     let fcv = o.get("filter_chains");
     let mut filter_chains = Vec::new();
-    for (i, fc) in fcv
+    for fc in fcv
         .as_ref()
         .map(|l| l.list())
         .transpose()?
         .unwrap_or_default()
-        .into_iter()
-        .enumerate()
     {
-        if i == 1 {
-            fc.not_served_yet("a second filter chain");
-        }
         filter_chains.push(decode_filter_chain(&fc, clusters)?);
     }
     let default_filter_chain = match o.get("default_filter_chain") {
-        Some(d) => {
-            d.not_served_yet("default_filter_chain");
-            Some(decode_filter_chain(&d, clusters)?)
-        }
+        Some(d) => Some(decode_filter_chain(&d, clusters)?),
         None => None,
     };
     if filter_chains.is_empty() && default_filter_chain.is_none() {
@@ -238,7 +230,6 @@ fn decode_listener_filter(v: &Val) -> Result<ListenerFilter> {
         }
         co.finish_with(&["initial_read_buffer_size"])?;
     }
-    v.not_served_yet("listener_filters envoy.filters.listener.tls_inspector");
     Ok(ListenerFilter::TlsInspector(inspector))
 }
 
@@ -256,13 +247,7 @@ fn decode_filter_chain(v: &Val, clusters: ClusterCheck) -> Result<FilterChain> {
         .transpose()?
         .unwrap_or_default();
     let chain_match = match o.get("filter_chain_match") {
-        Some(m) => {
-            let cm = decode_chain_match(&m)?;
-            if !cm.is_empty() {
-                m.not_served_yet("filter_chain_match");
-            }
-            cm
-        }
+        Some(m) => decode_chain_match(&m)?,
         None => FilterChainMatch::default(),
     };
     let transport_socket = match o.get("transport_socket") {

@@ -43,7 +43,6 @@ pub(crate) fn decode_secret(v: &Val) -> Result<Secret> {
             )
         }
     };
-    v.not_served_yet("static_resources.secrets");
     Ok(Secret { name, kind })
 }
 

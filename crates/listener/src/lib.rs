@@ -16,54 +16,50 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use nuncio_hcm::Hcm;
 use nuncio_stats::{Counter, Gauge, GaugeGuard, Store};
-use nuncio_tls::{Conn, ServerTransport, SslStats};
+use nuncio_tls::{Conn, SslStats};
+
+mod select;
+
+use select::SelectStats;
+pub use select::{Chain, Chains, Inspector, InspectorStats};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
-/// A listener's filter chain as served: its transport socket (plain, or
-/// TLS with its handshake) and its connection manager.
-#[derive(Debug, Clone)]
-pub struct Chain {
-    /// The HTTP connection manager.
-    pub hcm: Arc<Hcm>,
-    /// `transport_socket` TLS; `None`: plain TCP.
-    pub tls: Option<Arc<ServerTransport>>,
-}
-
 /// What a listener serves new connections with, shared by its sockets on
-/// every worker: the current filter chain, and whether the listener has
+/// every worker: the current filter chains, and whether the listener has
 /// been closed.
 #[derive(Debug)]
 pub struct ListenerSlot {
-    chain: ArcSwap<Chain>,
+    chains: ArcSwap<Chains>,
     closed: watch::Sender<bool>,
 }
 
 impl ListenerSlot {
-    /// A slot serving with `chain`.
-    pub fn new(chain: Chain) -> Arc<Self> {
+    /// A slot serving with `chains`.
+    pub fn new(chains: Chains) -> Arc<Self> {
         Arc::new(ListenerSlot {
-            chain: ArcSwap::from_pointee(chain),
+            chains: ArcSwap::from_pointee(chains),
             closed: watch::Sender::new(false),
         })
     }
 
-    /// The connection manager new connections get.
-    pub fn hcm(&self) -> Arc<Hcm> {
-        self.chain.load().hcm.clone()
+    /// Every connection manager new connections may get.
+    pub fn hcms(&self) -> Vec<Arc<Hcm>> {
+        self.chains.load().hcms().cloned().collect()
     }
 
-    /// Serves new connections with `chain` from now on; returns the
-    /// previous connection manager (its connections carry on; the caller
-    /// drains them).
-    pub fn swap(&self, chain: Chain) -> Arc<Hcm> {
-        self.chain.swap(Arc::new(chain)).hcm.clone()
+    /// Serves new connections with `chains` from now on; returns the
+    /// previous ones (their connections carry on; the caller drains them).
+    pub fn swap(&self, chains: Chains) -> Arc<Chains> {
+        self.chains.swap(Arc::new(chains))
     }
 
     /// Closes the listener on every worker (connections already queued by
     /// the kernel are still served) and drains its connection manager.
     pub fn close(&self) {
-        self.hcm().close_listener();
+        for h in self.hcms() {
+            h.close_listener();
+        }
         self.closed.send_replace(true);
     }
 
@@ -81,6 +77,12 @@ pub struct ListenerStats {
     /// `downstream_cx_transport_socket_connect_timeout`: TLS handshakes
     /// not done in time.
     pub cx_transport_socket_connect_timeout: Counter,
+    /// `no_filter_chain_match`.
+    pub no_filter_chain_match: Counter,
+    /// `downstream_pre_cx_timeout`: listener filters not done in time.
+    pub pre_cx_timeout: Counter,
+    /// `tls_inspector.*` (Envoy keeps them process-wide).
+    pub tls_inspector: InspectorStats,
     /// `downstream_cx_total`.
     pub cx_total: Counter,
     /// `downstream_cx_active`.
@@ -107,6 +109,13 @@ impl ListenerStats {
             ssl: SslStats::new(&s),
             cx_transport_socket_connect_timeout: s
                 .counter("downstream_cx_transport_socket_connect_timeout"),
+            no_filter_chain_match: s.counter("no_filter_chain_match"),
+            pre_cx_timeout: s.counter("downstream_pre_cx_timeout"),
+            tls_inspector: InspectorStats::new(&store.root().sub(
+                "tls_inspector.",
+                "tls_inspector.",
+                &[],
+            )),
             cx_total: s.counter("downstream_cx_total"),
             cx_active: s.gauge("downstream_cx_active"),
             server_connections: store.root().gauge("server.total_connections"),
@@ -182,9 +191,17 @@ pub async fn run(
                     GaugeGuard::new(&stats.cx_active),
                     GaugeGuard::new(&stats.server_connections),
                 );
-                let chain = slot.chain.load_full();
+                let chains = slot.chains.load_full();
                 let stats = stats.clone();
                 tokio::spawn(async move {
+                    let select = SelectStats {
+                        no_match: &stats.no_filter_chain_match,
+                        pre_cx_timeout: &stats.pre_cx_timeout,
+                        inspector: Some(&stats.tls_inspector),
+                    };
+                    let Some(chain) = chains.select(&stream, peer, &select).await else {
+                        return;
+                    };
                     let conn = match &chain.tls {
                         None => Conn::Plain(stream),
                         Some(tls) => match tls

@@ -21,7 +21,7 @@ use nuncio_admin::{ListenerInfo, Running};
 use nuncio_cluster::{AddressMap, ClusterManager};
 use nuncio_config::{Bootstrap, Listener, NetworkFilter, SocketAddress};
 use nuncio_hcm::Hcm;
-use nuncio_listener::Chain;
+use nuncio_listener::{Chain, Chains, Inspector};
 use nuncio_listener::{ListenerSlot, ListenerStats};
 use nuncio_stats::{Counter, Store};
 
@@ -70,9 +70,9 @@ pub(crate) struct Built {
     pub bootstrap: Bootstrap,
     /// Its clusters (not yet resolved).
     pub clusters: Arc<ClusterManager>,
-    /// One filter chain (transport and connection manager) per listener,
+    /// Each listener's filter chains (transport and connection manager),
     /// in order.
-    pub hcms: Vec<Chain>,
+    pub hcms: Vec<Chains>,
 }
 
 /// Everything the config made that a reload may replace.
@@ -102,37 +102,94 @@ pub(crate) fn build_hcms(
     b: &Bootstrap,
     clusters: &ClusterManager,
     store: &Arc<Store>,
-) -> Result<Vec<Chain>> {
+) -> Result<Vec<Chains>> {
     b.listeners
         .iter()
         .map(|l| {
-            let fc = &l.filter_chains[0];
-            let NetworkFilter::HttpConnectionManager(cfg) = &fc.filter;
-            let hcm = Hcm::new(
-                cfg,
-                &l.address.to_string(),
-                l.per_connection_buffer_limit_bytes,
-                clusters,
-                store,
-                &b.node,
-            )
-            .with_context(|| format!("listener '{}'", l.name))?;
-            // Every certificate is read and checked now, so a bad one
-            // fails the load (and `--mode validate`).
-            let tls = match fc.transport_socket.tls() {
-                None => None,
-                Some(t) => Some(Arc::new(
-                    nuncio_tls::ServerTransport::new(
-                        t,
-                        &b.secrets,
-                        fc.transport_socket_connect_timeout,
-                    )
-                    .map_err(|e| anyhow::Error::from(nuncio_config::ConfigError::from(e)))?,
-                )),
-            };
-            Ok(Chain { hcm, tls })
+            build_chains(b, l, clusters, store).with_context(|| format!("listener '{}'", l.name))
         })
         .collect()
+}
+
+/// A listener's filter chains, built: a connection manager and (for TLS)
+/// a checked rustls config each, how connections are told apart, and the
+/// TLS inspector when the listener has one or a chain matches on what only
+/// a ClientHello tells (Envoy then adds the inspector itself).
+fn build_chains(
+    b: &Bootstrap,
+    l: &Listener,
+    clusters: &ClusterManager,
+    store: &Arc<Store>,
+) -> Result<Chains> {
+    let build = |fc: &nuncio_config::FilterChain| -> Result<Chain> {
+        let NetworkFilter::HttpConnectionManager(cfg) = &fc.filter;
+        let hcm = Hcm::new(
+            cfg,
+            &l.address.to_string(),
+            l.per_connection_buffer_limit_bytes,
+            clusters,
+            store,
+            &b.node,
+        )?;
+        // Every certificate is read and checked now, so a bad one fails
+        // the load (and `--mode validate`).
+        let tls = match fc.transport_socket.tls() {
+            None => None,
+            Some(t) => Some(Arc::new(
+                nuncio_tls::ServerTransport::new(
+                    t,
+                    &b.secrets,
+                    fc.transport_socket_connect_timeout,
+                )
+                .map_err(|e| anyhow::Error::from(nuncio_config::ConfigError::from(e)))?,
+            )),
+        };
+        Ok(Chain { hcm, tls })
+    };
+    let chains = l
+        .filter_chains
+        .iter()
+        .map(build)
+        .collect::<Result<Vec<_>>>()?;
+    let default = l.default_filter_chain.as_ref().map(build).transpose()?;
+    // The TLS inspector is the one listener filter nuncio knows.
+    let configured = l.listener_filters.first().map(|f| match f {
+        nuncio_config::ListenerFilter::TlsInspector(t) => t.max_client_hello_size,
+    });
+    let needs_hello = l.filter_chains.iter().any(|fc| {
+        let m = &fc.chain_match;
+        !m.server_names.is_empty()
+            || m.transport_protocol.is_some()
+            || !m.application_protocols.is_empty()
+    });
+    let inspector = (configured.is_some() || needs_hello).then(|| Inspector {
+        max_client_hello: configured
+            .flatten()
+            .map_or(nuncio_tls::inspect::DEFAULT_MAX_CLIENT_HELLO, |m| {
+                m as usize
+            }),
+        timeout: l.listener_filters_timeout,
+    });
+    let single = chains.len() == 1 && default.is_none() && inspector.is_none();
+    if single && l.filter_chains[0].chain_match.is_empty() {
+        return Ok(Chains::one(
+            chains
+                .into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("no chain"))?,
+        ));
+    }
+    let matches: Vec<_> = l
+        .filter_chains
+        .iter()
+        .map(|fc| fc.chain_match.clone())
+        .collect();
+    Ok(Chains::new(
+        nuncio_tls::chain_match::ChainTable::new(&matches),
+        chains,
+        default,
+        inspector,
+    ))
 }
 
 impl Live {
@@ -187,7 +244,7 @@ impl Live {
         l: &Listener,
         addr: SocketAddr,
         socks: Vec<std::net::TcpListener>,
-        hcm: Chain,
+        hcm: Chains,
     ) -> Result<LiveListener> {
         let actual = socks
             .first()
@@ -286,7 +343,7 @@ impl Live {
                     let mut ll = old.swap_remove(i);
                     let previous = ll.slot.swap(hcm);
                     if ll.config != *l || clusters_changed {
-                        previous.start_drain();
+                        previous.hcms().for_each(|h| h.start_drain());
                         modified += 1;
                     } else {
                         kept += 1;

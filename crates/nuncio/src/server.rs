@@ -258,7 +258,7 @@ pub fn run(args: &Args) -> Result<()> {
                 Some(graceful) = drain_rx.recv() => {
                     server_stats.draining();
                     let slots = live.slots();
-                    slots.iter().for_each(|s| s.hcm().start_drain());
+                    slots.iter().flat_map(|s| s.hcms()).for_each(|h| h.start_drain());
                     if graceful {
                         tracing::info!(drain_time_s = args.drain_time_s, "/drain_listeners?graceful: listeners close after the drain time");
                         tokio::spawn(async move {
