@@ -515,3 +515,46 @@ def test_certificates_from_static_secrets(procs, tmp_path, certs):
     out = subprocess.run([BIN, "--mode", "validate", "-c", str(write_config(tmp_path, bad, name="bad.yaml"))],
                          capture_output=True, text=True, timeout=20)
     assert out.returncode != 0 and "nope" in out.stderr, out.stderr
+
+
+def s_client_resume(port, certs, tmp_path, version):
+    """Two openssl s_client connections, the second offering the first's
+    session; returns ('New'|'Reused') for each."""
+    sess = tmp_path / f"sess{version}.pem"
+    out = []
+    for flag in ("-sess_out", "-sess_in"):
+        p = subprocess.Popen(
+            ["openssl", "s_client", *([version] if version else []), "-connect", f"127.0.0.1:{port}",
+             "-CAfile", str(certs / "ca.pem"), flag, str(sess)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        # A request after the handshake, so TLS 1.3 tickets arrive before EOF.
+        time.sleep(0.3)
+        text, _ = p.communicate(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", timeout=20)
+        line = [l for l in text.decode(errors="replace").splitlines() if l.startswith(("New,", "Reused,"))]
+        out.append(line[0].split(",")[0] if line else None)
+    return out
+
+
+def test_session_resumption_tls13_and_tls12(tls_proxy, certs, tmp_path):
+    p = tls_proxy()
+    assert s_client_resume(p.listen_port, certs, tmp_path, "") == ["New", "Reused"]
+    assert s_client_resume(p.listen_port, certs, tmp_path, "-tls1_2") == ["New", "Reused"]
+    assert ssl_stat(p, "session_reused") == 2
+
+
+def test_session_resumption_can_be_turned_off(procs, tmp_path, certs):
+    echo = Echo(procs, "127.0.0.1")
+    listen, admin = free_port(), free_port()
+    text = tls_config(listen, admin, echo.port, certs).replace(
+        "          common_tls_context:\n",
+        "          disable_stateless_session_resumption: true\n"
+        "          disable_stateful_session_resumption: true\n"
+        "          common_tls_context:\n", 1)
+    p = Proxy(procs, write_config(tmp_path, text), listen_port=listen, admin_port=admin)
+    # No ticket and no cache: nothing to resume (TLS 1.3 leaves s_client
+    # no session to save at all).
+    for version in ("", "-tls1_2"):
+        first, second = s_client_resume(listen, certs, tmp_path, version)
+        assert first == "New" and second != "Reused", (version, second)
+    assert ssl_stat(p, "session_reused") == 0

@@ -94,7 +94,26 @@ pub fn build_server(
     if tls.session.disable_stateful {
         config.session_storage = Arc::new(NoServerSessionStorage {});
     }
+    // Envoy (BoringSSL) issues session tickets unless told not to; the
+    // ticket key is made at start and kept for the process, as Envoy's is
+    // without `session_ticket_keys`.
+    if !tls.session.disable_stateless {
+        config.ticketer = ticketer()
+            .map_err(|e| TlsError::at(&common.origin, TlsErrorKind::Rustls(e.to_string())))?;
+    }
     Ok(Arc::new(config))
+}
+
+/// The compiled-in provider's session ticket encrypter.
+fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, rustls::Error> {
+    #[cfg(feature = "aws-lc-rs")]
+    {
+        rustls::crypto::aws_lc_rs::Ticketer::new()
+    }
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    {
+        rustls::crypto::ring::Ticketer::new()
+    }
 }
 
 #[cfg(test)]
