@@ -558,3 +558,27 @@ def test_session_resumption_can_be_turned_off(procs, tmp_path, certs):
         first, second = s_client_resume(listen, certs, tmp_path, version)
         assert first == "New" and second != "Reused", (version, second)
     assert ssl_stat(p, "session_reused") == 0
+
+
+def test_admin_certs_lists_what_the_contexts_load(sidecar, pki):
+    """Admin /certs as Envoy shows it: per TLS context, the CA and chain
+    certificates with serial number, SANs and validity."""
+    import json
+    import urllib.request
+
+    p = sidecar()
+    with urllib.request.urlopen(f"http://{p.admin}/certs", timeout=5) as r:
+        doc = json.loads(r.read())
+    (ctx,) = doc["certificates"]
+    (leaf,) = ctx["cert_chain"]
+    (ca,) = ctx["ca_cert"]
+    serial = subprocess.run(["openssl", "x509", "-in", str(pki / "service1.pem"), "-noout", "-serial"],
+                            capture_output=True, text=True).stdout.strip().split("=")[1].lower()
+    assert leaf["serial_number"] == serial
+    assert leaf["path"] == str(pki / "service1.pem")
+    assert {"dns": "service1"} in leaf["subject_alt_names"]
+    assert {"uri": "spiffe://blog/service1"} in leaf["subject_alt_names"]
+    # make-certs.sh issues 7-day certificates.
+    assert leaf["days_until_expiration"] in ("6", "7")
+    assert leaf["valid_from"].endswith("Z") and leaf["expiration_time"] > leaf["valid_from"]
+    assert ca["path"] == str(pki / "ca.pem")

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod certs;
 mod clusters;
 
 use std::convert::Infallible;
@@ -165,7 +166,7 @@ const HELP: &[(&str, &str, bool)] = &[
         false,
     ),
     ("/listeners", "bound listeners (?format=json)", false),
-    ("/certs", "TLS certificates (none yet)", false),
+    ("/certs", "print certs on machine", false),
     ("/runtime", "runtime values (none)", false),
     ("/memory", "memory use", false),
     ("/quitquitquit", "exit the server", true),
@@ -320,7 +321,10 @@ pub fn handle(state: &AdminState, method: &Method, path: &str, query: &str) -> R
                 )
             }
         }
-        "/certs" => json(&serde_json::json!({"certificates": []})),
+        "/certs" => json(&certs::json(
+            &running.bootstrap,
+            std::time::SystemTime::now(),
+        )),
         "/runtime" => json(&serde_json::json!({"entries": {}, "layers": []})),
         "/memory" => json(&memory()),
         "/quitquitquit" => {

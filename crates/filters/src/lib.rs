@@ -11,7 +11,7 @@
 
 pub mod buffer;
 pub mod chain;
-mod civil;
+pub mod civil;
 pub mod cors;
 pub mod edits;
 pub mod fault;

@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod certs;
 pub mod chain_match;
 pub mod client;
 pub mod conn;

@@ -23,7 +23,7 @@ pub enum San {
 }
 
 /// A DER element: its tag and contents, and what follows it.
-fn element(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn element(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = b.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {

@@ -138,7 +138,7 @@ impl TestCerts {
         )
     }
 
-    fn sh(&self, script: &str) -> Vec<u8> {
+    pub fn sh(&self, script: &str) -> Vec<u8> {
         let out = Command::new("sh")
             .args(["-c", script])
             .current_dir(&self.dir)
