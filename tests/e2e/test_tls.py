@@ -582,3 +582,40 @@ def test_admin_certs_lists_what_the_contexts_load(sidecar, pki):
     assert leaf["days_until_expiration"] in ("6", "7")
     assert leaf["valid_from"].endswith("Z") and leaf["expiration_time"] > leaf["valid_from"]
     assert ca["path"] == str(pki / "ca.pem")
+
+
+def s_client(port, certs, *args):
+    """openssl s_client's report of one handshake (empty stdin)."""
+    out = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", str(certs / "ca.pem"), *args],
+        input=b"", capture_output=True, timeout=20,
+    )
+    return out.stdout.decode(errors="replace")
+
+
+def test_tls_params_versions_ciphers_and_curves(tls_proxy, certs):
+    params = (
+        "            tls_params:\n"
+        "              tls_maximum_protocol_version: TLSv1_2\n"
+        "              cipher_suites: [ECDHE-ECDSA-CHACHA20-POLY1305]\n"
+        "              ecdh_curves: [P-256]\n"
+    )
+    p = tls_proxy(alpn=f"[http/1.1]\n{params.rstrip()}")
+    text = s_client(p.listen_port, certs)
+    # TLS 1.3 is off: the client falls back to 1.2, with the one suite.
+    assert "Protocol  : TLSv1.2" in text, text
+    assert "Cipher    : ECDHE-ECDSA-CHACHA20-POLY1305" in text, text
+    # A client that offers only X25519 shares no curve with it.
+    assert "Cipher is (NONE)" in s_client(p.listen_port, certs, "-curves", "X25519")
+    assert "Cipher    : ECDHE-ECDSA-CHACHA20-POLY1305" in s_client(p.listen_port, certs, "-curves", "P-256")
+    # Nor a suite: a client offering only AES-GCM.
+    assert "Cipher is (NONE)" in s_client(p.listen_port, certs, "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert ssl_stat(p, "ciphers.ECDHE-ECDSA-CHACHA20-POLY1305") == 2
+    assert ssl_stat(p, "curves.P-256") == 2
+    assert ssl_stat(p, "connection_error") == 2
+
+
+def test_a_tls13_minimum_refuses_tls12_clients(tls_proxy, certs):
+    p = tls_proxy(alpn="[http/1.1]\n            tls_params: {tls_minimum_protocol_version: TLSv1_3}")
+    assert "Cipher is (NONE)" in s_client(p.listen_port, certs, "-tls1_2")
+    assert "New, TLSv1.3," in s_client(p.listen_port, certs)
