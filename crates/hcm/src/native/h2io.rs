@@ -56,6 +56,17 @@ impl H2Recv {
         Some(r.map_err(h2_io).inspect(|b| self.total += b.len() as u64))
     }
 
+    /// The next DATA payload if one is already here (never waits).
+    pub(crate) fn try_now(&mut self) -> Option<Bytes> {
+        let b = if self.pending.is_empty() {
+            self.rx.try_data()?
+        } else {
+            std::mem::take(&mut self.pending)
+        };
+        self.total += b.len() as u64;
+        Some(b)
+    }
+
     /// Puts `data` back in front of what is still to be read (a body
     /// read whole by the buffer filter).
     pub(crate) fn put_back(&mut self, data: Bytes) {

@@ -191,7 +191,23 @@ impl Exchange<'_> {
         ubuf: &mut BytesMut,
     ) -> Result<UpstreamHead, Fail> {
         let up = &mut conn.stream;
-        up.write_all(&self.up_head).await.map_err(|_| Fail::Reset)?;
+        // The head, with the whole body when it is already here (one
+        // write, as the HTTP/1.1 client path does).
+        let mut first = std::mem::take(&mut self.up_head);
+        if let (Framing::Length(n), Some(src)) = (self.framing, self.src.as_mut()) {
+            if let Some(d) = src.try_now() {
+                if d.len() as u64 == n {
+                    first.extend_from_slice(&d);
+                    self.framing = Framing::Empty;
+                    self.done.received = n;
+                } else {
+                    src.put_back(d);
+                }
+            }
+        }
+        let written = up.write_all(&first).await;
+        self.up_head = first;
+        written.map_err(|_| Fail::Reset)?;
         if self.framing != Framing::Empty {
             let out = if self.framing == Framing::UntilClose {
                 Out::Rechunk
