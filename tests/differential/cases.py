@@ -44,6 +44,14 @@ class Case:
     raw: tuple = ()
     keep_case: bool = False
     doc: str = ""
+    # TLS variants: the client certificate (None: the variant's; "": none;
+    # else a name from scripts/make-certs.sh), the ALPN protocols offered,
+    # `plain`: speak clear text to the TLS port, `tls_wait`: read for an
+    # alert after the handshake before sending (clients.Tls.wait).
+    cert: object = None
+    alpn: tuple = ()
+    plain: bool = False
+    tls_wait: float = 0.0
 
 
 def rq(method="GET", target="/", headers=(), body=b"", version="HTTP/1.1", host=HOST):
@@ -477,6 +485,48 @@ CASES = [
     get("filters-health-check", "/healthz", variant="filters"),
     get("filters-health-check-query", "/healthz?full=1", variant="filters",
         doc="the exact :path match includes the query string: not a health check"),
+
+    # -- TLS (variants "tls" and "tls-mtls"; clients verify the proxy against the test CA, SNI localhost) --
+    get("tls-get", variant="tls", doc="HTTP/1.1 over TLS, no ALPN offered (Python's default)"),
+    get("tls-get-alpn-http11", variant="tls", alpn=("http/1.1",)),
+    get("tls-cipher", variant="tls", raw=("cipher",),
+        doc="the TLS 1.3 suite each proxy picks from Python's offer (client view and ssl.ciphers.*)"),
+    post("tls-post", b"hello over tls", variant="tls"),
+    h1("tls-keep-alive", [rq("GET", "/one"), rq("GET", "/two")], variant="tls", responses=2),
+    get("tls-connection-close", headers=[("Connection", "close")], variant="tls",
+        doc="the proxy closes after its answer: with close_notify or not"),
+    get("tls-no-route", "/other", variant="tls", host="named.test"),
+    get("tls-direct", "/direct", variant="tls"),
+    h2("tls-h2-get", h2req("/", scheme="https"), variant="tls", alpn=("h2", "http/1.1"),
+       doc="HTTP/2 chosen by ALPN"),
+    h2("tls-h2-post", h2req("/echo", "POST", headers=[("content-length", "5")], body=b"hello", scheme="https"),
+       variant="tls", alpn=("h2", "http/1.1")),
+    h1("tls-plain-http", rq("GET", "/"), variant="tls", plain=True,
+       doc="clear-text HTTP/1.1 sent to the TLS port"),
+    get("tls-upstream", "/up-tls/x", variant="tls", raw=("sigalgs",),
+        doc="a cluster with an UpstreamTlsContext (SNI localhost, trusted_ca the test CA) to a TLS origin"),
+    post("tls-upstream-post", b"to a tls origin", "/up-tls/echo", variant="tls"),
+    h2("tls-h2-upstream", h2req("/up-tls/x", scheme="https"), variant="tls", alpn=("h2",)),
+    get("tls-upstream-wrong-ca", "/up-wrongca/x", variant="tls",
+        doc="the origin's certificate is not signed by the cluster's trusted_ca"),
+    get("tls-upstream-bad-san", "/up-badsan/x", variant="tls",
+        doc="the origin's certificate has no SAN the cluster's matcher accepts"),
+    h1("tls-upstream-resumed", [rq("GET", "/up-resume/no-cl"), rq("GET", "/up-resume/x")], variant="tls",
+       responses=2, raw=("sigalgs",), doc="the origin closes the first upstream connection (/no-cl), so the second request "
+                        "opens another, which resumes the first one's TLS session"),
+    Case("tls-stats-names", "tls", kind="stats-names",
+         doc="which ssl.* stats each proxy has after the tls cases (last of its variant)"),
+    get("mtls-right-cert", variant="tls-mtls", tls_wait=0.3, raw=("sigalgs",),
+        doc="a client certificate from the test CA with the required SAN"),
+    get("mtls-no-cert", variant="tls-mtls", cert="", tls_wait=0.3),
+    get("mtls-wrong-san", variant="tls-mtls", cert="service1", tls_wait=0.3,
+        doc="the test CA's certificate for service1: not the SAN the listener requires"),
+    get("mtls-other-ca", variant="tls-mtls", cert="stranger", tls_wait=0.3,
+        doc="a certificate from a CA the listener does not trust"),
+    get("mtls-expired", variant="tls-mtls", cert="expired", tls_wait=0.3,
+        doc="the test CA's certificate that expired 23 days ago"),
+    Case("mtls-stats-names", "tls-mtls", kind="stats-names",
+         doc="which ssl.* stats each proxy has after the mtls cases (last of its variant)"),
 ]
 
 BY_NAME = {c.name: c for c in CASES}

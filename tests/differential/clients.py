@@ -10,16 +10,109 @@
 - `grpc`: a grpcio channel; records the status code and message the grpcio
   client sees.
 
+With `tls` (a `Tls`: the certificate directory, the client certificate
+to present, ALPN, SNI), `h1` and `h2` speak TLS with Python's `ssl`
+(verifying the proxy against the test CA) and also record what the
+handshake agreed or how it failed, how the TLS connection ended
+(close_notify, a bare EOF, an alert), and the plaintext bytes sent and
+received (to compare with the proxy's byte counters).
+
 Each returns a plain dict that compare.flatten turns into fields.
 """
 
 import socket
+import ssl
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import harness  # noqa: F401  (puts tests/e2e on sys.path for h2client)
 from h2client import H2Client
 
 CLOSE_WAIT = 0.1  # how long to wait for the proxy's close after the last answer
+
+
+@dataclass
+class Tls:
+    """How a client speaks TLS to the proxy: `certs` holds ca.pem and the
+    NAME.pem/NAME.key pairs of scripts/make-certs.sh; `cert` is the client
+    certificate to present ("" for none); `alpn` the protocols offered (none
+    by default, as Python's ssl); `wait`: after the handshake, read this
+    long for an alert first (TLS 1.3 clients finish their handshake before
+    the server has checked their certificate)."""
+
+    certs: Path
+    cert: str = ""
+    alpn: tuple = ()
+    sni: str = "localhost"
+    wait: float = 0.0
+
+
+class Counting:
+    """A socket that counts the (plaintext) bytes sent and received."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.sent = 0
+        self.received = 0
+
+    def sendall(self, data):
+        self.sock.sendall(data)
+        self.sent += len(data)
+
+    def recv(self, n):
+        d = self.sock.recv(n)
+        self.received += len(d)
+        return d
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def shutdown(self, how):
+        # The TCP half-close, also under TLS (SSLSocket.shutdown would drop
+        # the TLS state and go on reading ciphertext).
+        socket.socket.shutdown(self.sock, how)
+
+    def close(self):
+        self.sock.close()
+
+
+def tls_reason(e):
+    """A short, comparable name for a TLS or socket error."""
+    if isinstance(e, ssl.SSLError):
+        return e.reason or type(e).__name__
+    return type(e).__name__
+
+
+def tls_connect(port, tls, timeout):
+    """A TLS connection to the proxy: (Counting socket, handshake record).
+    The socket is None when the handshake failed (the record says why)."""
+    ctx = ssl.create_default_context(cafile=str(tls.certs / "ca.pem"))
+    if tls.cert:
+        ctx.load_cert_chain(str(tls.certs / f"{tls.cert}.pem"), str(tls.certs / f"{tls.cert}.key"))
+    if tls.alpn:
+        ctx.set_alpn_protocols(list(tls.alpn))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s = ctx.wrap_socket(raw, server_hostname=tls.sni, suppress_ragged_eofs=False)
+    except (ssl.SSLError, OSError) as e:
+        raw.close()
+        return None, {"handshake": "failed: " + tls_reason(e)}
+    info = {"handshake": "ok", "version": s.version(), "alpn": s.selected_alpn_protocol(),
+            "cipher": s.cipher()[0], "peer": dict(x[0] for x in s.getpeercert()["subject"]).get("commonName")}
+    if tls.wait:
+        # A TLS 1.3 server refuses a client certificate after the client's
+        # handshake is over: read its alert before writing anything.
+        s.settimeout(tls.wait)
+        try:
+            d = s.recv(65536)
+            info["after-handshake"] = "close_notify" if not d else f"data {d[:40]!r}"
+        except socket.timeout:
+            pass
+        except (ssl.SSLError, OSError) as e:
+            info["after-handshake"] = tls_reason(e)
+        s.settimeout(timeout)
+    return Counting(s), info
 
 
 class Reader:
@@ -31,6 +124,7 @@ class Reader:
         self.buf = b""
         self.eof = False
         self.reset = False
+        self.tls_end = None  # TLS: how the connection ended (close_notify, an alert, a bare EOF)
 
     def fill(self):
         if self.eof:
@@ -46,8 +140,14 @@ class Reader:
         except ConnectionResetError as e:
             self.eof = self.reset = True
             raise EOFError from e
+        except ssl.SSLError as e:  # under TLS: an alert, or an EOF without close_notify
+            self.eof = True
+            self.tls_end = tls_reason(e)
+            raise EOFError from e
         if not d:
             self.eof = True
+            if isinstance(self.sock, Counting):
+                self.tls_end = "close_notify"
             raise EOFError
         self.buf += d
 
@@ -167,14 +267,21 @@ def wait_close(r, sock, wait, announced_close):
         return False
 
 
-def h1(port, steps, responses=1, head=False, timeout=5.0, close_wait=CLOSE_WAIT):
+def h1(port, steps, responses=1, head=False, timeout=5.0, close_wait=CLOSE_WAIT, tls=None):
     """Sends `steps` (bytes to send; ("sleep", s); ("await100", s): read until
     an interim 100 head arrives or s passes) and reads `responses` answers.
     `head`: the requests are HEAD (no body follows the answers);
-    `close_wait`: how long to wait for a close after the last answer."""
+    `close_wait`: how long to wait for a close after the last answer;
+    `tls`: a Tls, to speak TLS."""
     deadline = time.time() + timeout
     out = {"responses": [], "closed": False, "reset": False, "extra": b"", "error": ""}
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if tls is not None:
+        sock, out["tls"] = tls_connect(port, tls, timeout)
+        if sock is None:
+            out["closed"] = True
+            return out
+    else:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     r = Reader(sock, deadline)
     interim_early = []
     try:
@@ -218,23 +325,34 @@ def h1(port, steps, responses=1, head=False, timeout=5.0, close_wait=CLOSE_WAIT)
             out["closed"] = wait_close(r, sock, close_wait, announced(out["responses"]))
             out["extra"] = r.buf
         out["reset"] = r.reset
+        if tls is not None:
+            out["tls"]["end"] = r.tls_end
     finally:
         sock.close()
+    if tls is not None:
+        out["bytes"] = {"sent": sock.sent, "received": sock.received}
     return out
 
 
 # -- HTTP/2 -------------------------------------------------------------
 
 
-def h2(port, requests, timeout=5.0, sequential=False):
-    """h2c prior knowledge. `requests`: dicts with `headers` (the full
+def h2(port, requests, timeout=5.0, sequential=False, tls=None):
+    """h2c prior knowledge, or with `tls` (a Tls offering ALPN h2) HTTP/2
+    over TLS. `requests`: dicts with `headers` (the full
     list, pseudo-headers included, sent as given), optional `body`,
     `trailers`; `sequential`: each stream ends before the next starts
     (else all are sent at once). Returns the streams' records, GOAWAY code,
     and whether the connection closed."""
     out = {"streams": [], "goaway": None, "closed": False, "error": ""}
+    sock = None
+    if tls is not None:
+        sock, out["tls"] = tls_connect(port, tls, timeout)
+        if sock is None:
+            out["closed"] = True
+            return out
     try:
-        c = H2Client(port, timeout=timeout)
+        c = H2Client(port, timeout=timeout, sock=sock)
     except OSError as e:
         out["error"] = f"connect: {e}"
         return out
@@ -277,6 +395,8 @@ def h2(port, requests, timeout=5.0, sequential=False):
         out["closed"] = c.closed
     finally:
         c.close()
+    if sock is not None:
+        out["bytes"] = {"sent": sock.sent, "received": sock.received}
     return out
 
 

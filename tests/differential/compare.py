@@ -17,6 +17,16 @@ before the first `.` or `[`, except for response headers: `headers.<name>`):
 - `stats.<name>`: the change of a compared counter (absent = 0);
 - `start`: the proxy did not start (its log's last lines).
 
+TLS variants add `tls.<what>` (the client's handshake: ok or how it
+failed, version, ALPN, suite, the server's CN, how the connection ended),
+`bytes.rx`/`bytes.tx` (the connection manager's byte counters minus the
+plaintext the client sent/received), `origin[i].tls` (SNI, ALPN, version
+the TLS origin agreed), and every listener and cluster `ssl.*` stat, the
+listener's address written `<addr>`. The TLS 1.3 suite is `<suite>`
+(client view and `ssl.ciphers.*`: each proxy's preference) and
+`ssl.sigalgs.*` is left out, unless a case lists `cipher`/`sigalgs` in
+`raw`: those cases carry the difference.
+
 Normalised, because it must differ between two proxies or two runs:
 the *value* of `date` (kept when it is the origin's own), `x-request-id`
 (kept when the client sent it, else `<uuid>`/`<other>`), `server` (kept
@@ -64,14 +74,27 @@ CLUSTER_NAMES_ONLY = ["upstream_rq_completed", "upstream_cx_destroy_local", "ups
                       "upstream_rq_active"]
 
 
-def stat_names(prefix, clusters):
-    """The stats compared per case."""
-    return [f"http.{prefix}.{s}" for s in HCM_STATS] + [f"cluster.{c}.{s}" for c in clusters for s in CLUSTER_STATS]
+# TLS variants: the connection manager's byte counters, compared with the
+# plaintext the client sent and received (fields `bytes.rx`, `bytes.tx`).
+BYTE_STATS = ["downstream_cx_rx_bytes_total", "downstream_cx_tx_bytes_total"]
 
 
-def presence_names(prefix, clusters):
-    """The stats whose presence case `stats-names` compares."""
-    return stat_names(prefix, clusters) + [f"http.{prefix}.{s}" for s in HCM_NAMES_ONLY] + [
+# TLS variants, presence only (cases `tls-stats-names`, `mtls-stats-names`).
+TLS_HCM_NAMES_ONLY = ["downstream_cx_ssl_total", "downstream_cx_ssl_active"]
+
+
+def stat_names(prefix, clusters, tls=False):
+    """The stats compared per case (TLS variants also compare every
+    listener and cluster `ssl.*` stat: runner.tls_stats)."""
+    return [f"http.{prefix}.{s}" for s in HCM_STATS + (BYTE_STATS if tls else [])] + [
+        f"cluster.{c}.{s}" for c in clusters for s in CLUSTER_STATS]
+
+
+def presence_names(prefix, clusters, tls=False):
+    """The stats whose presence case `stats-names` compares (TLS variants:
+    also every `ssl.*` stat Envoy has, runner.tls_stats)."""
+    return stat_names(prefix, clusters, tls) + [
+        f"http.{prefix}.{s}" for s in HCM_NAMES_ONLY + (TLS_HCM_NAMES_ONLY if tls else [])] + [
         f"cluster.{c}.{s}" for c in clusters for s in CLUSTER_NAMES_ONLY]
 
 
@@ -120,6 +143,34 @@ def headers_fields(prefix, headers, case, skip=()):
     return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
 
 
+CIPHER = re.compile(r"^(stats\.(?:listener\.<addr>|cluster\.[^.]+)\.ssl\.ciphers)\.(.+)$")
+
+
+def tls_fields(c, case):
+    """`tls.<what>`: the client's TLS handshake (ok or how it failed,
+    version, ALPN, suite, the server certificate's CN), what it read right
+    after it, and how the connection ended (close_notify, an alert, a bare
+    EOF). The suite's name is `<suite>` unless the case lists `cipher` in
+    `raw` (TLS 1.3 suite preference is each proxy's own)."""
+    out = {}
+    for k, v in (c.get("tls") or {}).items():
+        if k == "cipher" and "cipher" not in case.raw:
+            v = "<suite>"
+        out[f"tls.{k}"] = v
+    return out
+
+
+def byte_fields(c, stats, prefix="http.ingress."):
+    """`bytes.rx`/`bytes.tx`: the proxy's downstream byte counters minus
+    the plaintext the client sent/received (0: the proxy counts plaintext,
+    as Envoy does)."""
+    if "bytes" not in c:
+        return {}
+    rx = stats.get(prefix + "downstream_cx_rx_bytes_total", 0)
+    tx = stats.get(prefix + "downstream_cx_tx_bytes_total", 0)
+    return {"bytes.rx": rx - c["bytes"]["sent"], "bytes.tx": tx - c["bytes"]["received"]}
+
+
 def flatten(case, obs):
     """The comparable fields of one proxy's observation of `case`."""
     if "start" in obs:
@@ -165,7 +216,10 @@ def flatten(case, obs):
         f["grpc.code"] = c["code"]
         f["grpc.details"] = c["details"]
         f["grpc.reply"] = c["reply"]
-    elif case.kind == "stats-names":
+    if case.kind in ("h1", "h2") and c:
+        f.update(tls_fields(c, case))
+        f.update(byte_fields(c, obs.get("stats", {})))
+    if case.kind == "stats-names":
         for name, present in obs.get("names", {}).items():
             f[f"stats-names.{name}"] = "present" if present else "absent"
     if case.kind != "stats-names":
@@ -176,13 +230,23 @@ def flatten(case, obs):
             f[p + "line"] = f"{r.method} {r.target} {r.version}"
             if r.error:
                 f[p + "error"] = r.error
+            if getattr(r, "tls", ""):
+                f[p + "tls"] = r.tls
             f.update(headers_fields(p, r.headers, case))
             f[p + "body"] = r.body
             if r.trailers:
                 f[p + "trailers"] = [(k.lower(), v) for k, v in r.trailers]
         for name, delta in sorted(obs.get("stats", {}).items()):
-            if delta:
-                f[f"stats.{name}"] = delta
+            if not delta or name.endswith(tuple(BYTE_STATS)):
+                continue  # byte counters: compared as `bytes.*` against what the client saw
+            if ".ssl.sigalgs." in name and "sigalgs" not in case.raw:
+                continue  # compared where a case lists `sigalgs` in `raw` (nuncio counts none yet)
+            key = f"stats.{name}"
+            m = CIPHER.match(key)
+            if m and "cipher" not in case.raw:
+                key = m.group(1) + ".<suite>"
+                delta += f.get(key, 0)
+            f[key] = delta
     for k in case.ignore:
         f.pop(k, None)
     return f

@@ -17,8 +17,20 @@ Clusters: `origin` (HTTP/1.1), `down`. The grpc variant adds `grpc` and
 `grpc_down`, both HTTP/2 (h2c), behind routes `/test.Svc/` (1 s timeout)
 and `/down.Svc/`.
 
-`$listen`, `$admin`, `$origin`, `$down`, `$grpc` are the ports, filled in
-per proxy by Variant.render.
+The TLS variants (`tls`, `tls-mtls`) put a DownstreamTlsContext on the
+listener's filter chain (certificate `front-proxy`, ECDSA P-256, ALPN h2
+and http/1.1); `tls-mtls` also requires a client certificate from the
+test CA whose DNS SAN is `front-proxy`. `tls` adds clusters with an
+UpstreamTlsContext to a TLS origin (`tls_up`: SNI localhost, trusted_ca
+the test CA; `tls_wrongca`: trusted_ca another CA; `tls_badsan`: the test
+CA and a SAN matcher the origin's certificate does not satisfy;
+`tls_resume`: as `tls_up`, with session resumption; the others resume no
+session) behind routes `/up-tls/`, `/up-wrongca/`, `/up-badsan/`,
+`/up-resume/`.
+
+`$listen`, `$admin`, `$origin`, `$down`, `$grpc`, `$tls_origin` are the
+ports and `$certs` the certificate directory (scripts/make-certs.sh, made
+per run), filled in per proxy by Variant.render.
 """
 
 from dataclasses import dataclass
@@ -72,7 +84,7 @@ $routes_extra              - match: {prefix: "/down"}
 $filters_extra          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
+$chain_extra  clusters:
   - name: origin
     connect_timeout: 1s
     type: STATIC
@@ -217,6 +229,81 @@ FILTER_CHAIN = """\
 """
 
 
+DOWN_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+UP_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+
+
+def listener_tls(client_san=None):
+    """The filter chain's transport socket: TLS with the front-proxy
+    certificate; with `client_san`, a client certificate from the test CA
+    with that DNS SAN is required."""
+    require = "          require_client_certificate: true\n" if client_san else ""
+    validation = (
+        "            validation_context:\n"
+        "              trusted_ca: {filename: $certs/ca.pem}\n"
+        "              match_typed_subject_alt_names:\n"
+        f"              - {{san_type: DNS, matcher: {{exact: {client_san}}}}}\n"
+    ) if client_san else ""
+    return (
+        "      transport_socket:\n"
+        "        name: envoy.transport_sockets.tls\n"
+        "        typed_config:\n"
+        f"          \"@type\": {DOWN_TLS}\n"
+        f"{require}"
+        "          common_tls_context:\n"
+        "            alpn_protocols: [h2, http/1.1]\n"
+        "            tls_certificates:\n"
+        "            - certificate_chain: {filename: $certs/front-proxy.pem}\n"
+        "              private_key: {filename: $certs/front-proxy.key}\n"
+        f"{validation}"
+    )
+
+
+def tls_cluster(name, ca, san=None, resume=False):
+    """A cluster to the TLS origin with an UpstreamTlsContext (SNI
+    localhost, trusted_ca `ca`, optionally a DNS SAN matcher). Session
+    resumption is off (`max_session_keys: 0`: every case's handshake is a
+    full one, whatever ran before) unless `resume`."""
+    matcher = (
+        "            match_typed_subject_alt_names:\n"
+        f"            - {{san_type: DNS, matcher: {{exact: {san}}}}}\n"
+    ) if san else ""
+    return (
+        f"  - name: {name}\n"
+        "    connect_timeout: 1s\n"
+        "    type: STATIC\n"
+        "    transport_socket:\n"
+        "      name: envoy.transport_sockets.tls\n"
+        "      typed_config:\n"
+        f"        \"@type\": {UP_TLS}\n"
+        "        sni: localhost\n"
+        + ("" if resume else "        max_session_keys: 0\n") +
+        "        common_tls_context:\n"
+        "          validation_context:\n"
+        f"            trusted_ca: {{filename: $certs/{ca}}}\n"
+        f"{matcher}"
+        "    load_assignment:\n"
+        f"      cluster_name: {name}\n"
+        "      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: "
+        "{address: 127.0.0.1, port_value: $tls_origin}}}}]}]\n"
+    )
+
+
+TLS_CLUSTERS = (tls_cluster("tls_up", "ca.pem") + tls_cluster("tls_wrongca", "wrong-ca.pem")
+                + tls_cluster("tls_badsan", "ca.pem", san="not-the-origin")
+                + tls_cluster("tls_resume", "ca.pem", resume=True))
+TLS_ROUTES = """\
+              - match: {prefix: "/up-tls/"}
+                route: {cluster: tls_up}
+              - match: {prefix: "/up-wrongca/"}
+                route: {cluster: tls_wrongca}
+              - match: {prefix: "/up-badsan/"}
+                route: {cluster: tls_badsan}
+              - match: {prefix: "/up-resume/"}
+                route: {cluster: tls_resume}
+"""
+
+
 def hcm(*lines):
     """HCM fields, one per argument, indented for the template."""
     return "".join(f"          {line}\n" for line in lines)
@@ -235,15 +322,20 @@ class Variant:
     rc_extra: str = ""
     main_extra: str = ""
     filters_extra: str = ""
+    chain_extra: str = ""  # more fields of the filter chain (its transport_socket)
+    tls: bool = False  # the listener speaks TLS: clients connect with TLS unless a case says `plain`
+    tls_clusters: tuple = ()  # clusters to the TLS origin
+    client_cert: str = ""  # the certificate the warm-up (and a case by default) presents
 
     @property
     def clusters(self):
-        return ["origin", "down"] + (["grpc", "grpc_down"] if self.grpc else [])
+        return ["origin", "down"] + (["grpc", "grpc_down"] if self.grpc else []) + list(self.tls_clusters)
 
     def render(self, **ports):
         text = Template(TEMPLATE).safe_substitute(
             hcm_extra=self.hcm_extra, routes_extra=self.routes_extra, clusters_extra=self.clusters_extra,
-            rc_extra=self.rc_extra, main_extra=self.main_extra, filters_extra=self.filters_extra)
+            rc_extra=self.rc_extra, main_extra=self.main_extra, filters_extra=self.filters_extra,
+            chain_extra=self.chain_extra)
         return Template(text).substitute(**{k: str(v) for k, v in ports.items()})
 
 
@@ -273,4 +365,11 @@ VARIANTS = {v.name: v for v in [
             "header mutations; see FILTER_* below",
             rc_extra=FILTER_RC, main_extra=FILTER_MAIN, routes_extra=FILTER_ROUTES,
             filters_extra=FILTER_CHAIN),
+    Variant("tls", "an HTTPS listener (ECDSA certificate, ALPN h2 and http/1.1) and clusters with an "
+            "UpstreamTlsContext to a TLS origin",
+            chain_extra=listener_tls(), routes_extra=TLS_ROUTES, clusters_extra=TLS_CLUSTERS, tls=True,
+            tls_clusters=("tls_up", "tls_wrongca", "tls_badsan", "tls_resume")),
+    Variant("tls-mtls", "an HTTPS listener that requires a client certificate from the test CA with the "
+            "DNS SAN front-proxy", chain_extra=listener_tls(client_san="front-proxy"), tls=True,
+            client_cert="front-proxy"),
 ]}

@@ -61,17 +61,20 @@ class Side:
 
     `kind` is "envoy" or "nuncio"; `listen` and `admin` are ports."""
 
-    def __init__(self, kind, procs, tmp, variant, origin, grpc=None, down_port=None):
+    def __init__(self, kind, procs, tmp, variant, origin, grpc=None, down_port=None, tls_origin=None, certs=None):
         self.kind = kind
         self.origin = origin
         self.grpc = grpc
+        self.tls_origin = tls_origin  # the TLS variant's origin behind clusters with an UpstreamTlsContext
+        self.certs = certs  # the TLS variants' certificate directory
         self.listen = free_port()
         self.admin = free_port()
         self.proc = None
         self.error = None
         self.notices_idle_close = None  # learnt by runner.fresh_pool
         self.config = variant.render(listen=self.listen, admin=self.admin, origin=origin.port,
-                                     down=down_port, grpc=grpc.port if grpc else down_port)
+                                     down=down_port, grpc=grpc.port if grpc else down_port,
+                                     tls_origin=tls_origin.port if tls_origin else down_port, certs=certs or "")
         self.config_path = Path(tmp) / f"{variant.name}-{kind}.yaml"
         self.config_path.write_text(self.config)
         try:

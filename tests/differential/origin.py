@@ -33,11 +33,18 @@ anything else       200 ``ok\\n`` with Content-Type, Content-Length, X-Origin
 
 The normal answer sets no Date and no Server, so a proxy that adds them
 shows up in the comparison. Header names are sent in mixed case.
+
+`Origin(tls=ssl_context)` speaks TLS (the TLS variant's origin behind
+clusters with an UpstreamTlsContext): each request also records what the
+handshake agreed (`tls`: SNI, ALPN, version), and a handshake that fails
+is recorded as a `<tls-handshake>` entry with the error the origin saw
+(the alert the proxy sent).
 """
 
 import base64
 import hashlib
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -60,6 +67,7 @@ class Recorded:
     trailers: list = field(default_factory=list)
     conn: int = 0  # which upstream connection (0, 1, ...) carried it
     error: str = ""  # set when the origin could not parse what it got
+    tls: str = ""  # a TLS origin: what the connection's handshake agreed
 
     def header(self, name):
         """Values of every field called `name` (case-insensitive), in order."""
@@ -152,7 +160,11 @@ PLAIN = [("Content-Type", "text/plain"), ("X-Origin", "yes")]
 class Origin:
     """A recording HTTP/1.1 origin on a free loopback port."""
 
-    def __init__(self, host="127.0.0.1"):
+    def __init__(self, host="127.0.0.1", tls=None):
+        self.tls = tls  # an ssl.SSLContext (server side) or None
+        self.sni = threading.local()  # the server name of the handshake this thread runs
+        if tls is not None:
+            tls.sni_callback = self._sni
         self.sock = socket.socket()
         self.sock.bind((host, 0))
         self.sock.listen(128)
@@ -188,7 +200,9 @@ class Origin:
             idle = [s for s, is_idle in self.conns.values() if is_idle]
         for s in idle:
             try:
-                s.shutdown(socket.SHUT_RDWR)
+                # The plain socket's shutdown, also under TLS (SSLSocket's
+                # would drop its TLS state under the serving thread).
+                socket.socket.shutdown(s, socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -202,7 +216,7 @@ class Origin:
             socks = [s for s, _ in self.conns.values()]
         for s in socks:
             try:
-                s.shutdown(socket.SHUT_RDWR)
+                socket.socket.shutdown(s, socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -225,7 +239,34 @@ class Origin:
             if cid in self.conns:
                 self.conns[cid] = (s, flag)
 
+    def _sni(self, _sock, name, _ctx):
+        self.sni.name = name  # the handshake runs in the serving thread
+
+    def _handshake(self, s, cid):
+        """The TLS handshake on an accepted socket: the wrapped socket and
+        what it agreed, or None (recorded) when it failed."""
+        s.settimeout(5.0)
+        self.sni.name = None
+        try:
+            t = self.tls.wrap_socket(s, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            reason = getattr(e, "reason", None) or type(e).__name__
+            self._record(Recorded("<tls-handshake>", "", "", [], error=str(reason), conn=cid))
+            with self.lock:
+                self.conns.pop(cid, None)
+            s.close()
+            return None, ""
+        with self.lock:
+            if cid in self.conns:
+                self.conns[cid] = (t, True)
+        return t, f"sni={self.sni.name} alpn={t.selected_alpn_protocol()} version={t.version()}"
+
     def _serve(self, s, cid):
+        agreed = ""
+        if self.tls is not None:
+            s, agreed = self._handshake(s, cid)
+            if s is None:
+                return
         s.settimeout(IDLE_SECONDS)
         conn = Conn(s)
         try:
@@ -243,6 +284,7 @@ class Origin:
                     return
                 except (EOFError, OSError):
                     return
+                rec.tls = agreed
                 self._record(rec)
                 if not self._answer(s, rec):
                     return

@@ -27,6 +27,15 @@ def code(v, limit=70):
     return "`" + short(v, limit).replace("`", "'") + "`"
 
 
+def stat_short(f):
+    """A stat field's name without `stats.` and the HCM or `cluster.` prefix."""
+    if f.startswith("stats.http."):
+        return f.split(".", 3)[-1]
+    if f.startswith("stats.cluster."):
+        return f[len("stats.cluster."):]
+    return f[len("stats."):]
+
+
 def describe(r):
     """The "what differs" cell for result `r`."""
     groups = " ".join(f"`{g}`" for g in sorted(r.groups))
@@ -63,9 +72,7 @@ def describe(r):
         parts.append("nuncio lacks " + ", ".join(f"`{n}`" for n in names))
     stats = [f for f in d if f.startswith("stats.")]
     if stats:
-        parts.append("stats Envoy/nuncio: " + ", ".join(
-            f"{f.split('.', 3)[-1] if f.startswith('stats.http.') else f[len('stats.cluster.'):]} "
-            f"{d[f][0]}/{d[f][1]}" for f in sorted(stats)))
+        parts.append("stats Envoy/nuncio: " + ", ".join(f"{stat_short(f)} {d[f][0]}/{d[f][1]}" for f in sorted(stats)))
     return f"{groups}: " + "; ".join(parts)
 
 

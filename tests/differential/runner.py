@@ -7,9 +7,12 @@ the runner waits until the proxy has let go of its pooled ones, so every
 case starts from the same state and upstream connection counts compare.
 """
 
+import ssl
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import clients
 import compare
@@ -17,7 +20,7 @@ import known
 from cases import CASES
 from configs import VARIANTS
 from grpcsrv import GrpcOrigin
-from harness import Procs, Side, free_port
+from harness import ROOT, Procs, Side, free_port
 from origin import Origin
 
 PREFIX = "ingress"
@@ -86,23 +89,56 @@ def diff_lines(diffs):
 WARMUP = b"GET /__warmup HTTP/1.1\r\nHost: example.test\r\n\r\n"
 
 
+def make_certs(tmp):
+    """The TLS variants' PKI (scripts/make-certs.sh), made per run in `tmp`."""
+    d = Path(tmp) / "certs"
+    subprocess.run(["bash", str(ROOT / "scripts" / "make-certs.sh"), str(d)], check=True, timeout=60)
+    return d
+
+
+def tls_origin_context(certs):
+    """The TLS origin's server context: the RSA certificate (SAN
+    localhost), HTTP/1.1 by ALPN."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(certs / "rsa-server.pem"), str(certs / "rsa-server.key"))
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def client_tls(side, case, variant):
+    """How the case's client speaks to the proxy: a clients.Tls, or None
+    for clear text."""
+    if not variant.tls or case.plain:
+        return None
+    cert = variant.client_cert if case.cert is None else case.cert
+    return clients.Tls(side.certs, cert, tuple(case.alpn), wait=case.tls_wait)
+
+
+def pooled(variant):
+    return POOLED + list(variant.tls_clusters)
+
+
 def fresh_pool(side, variant):
     """Leaves the proxy with exactly one new idle connection to the origin:
     the origin closes its idle ones, the proxy lets go of them (if it
     notices idle closes; learnt once per proxy), then one request opens a
     new one (sent again if it met a stale connection)."""
     st = side.stats()
-    pooled = any(st.get(f"cluster.{c}.upstream_cx_active", 0) for c in POOLED)
+    clusters = pooled(variant)
+    busy = any(st.get(f"cluster.{c}.upstream_cx_active", 0) for c in clusters)
     side.origin.close_idle()
-    if pooled and side.notices_idle_close is None:
-        side.notices_idle_close = side.pool_empty(POOLED, timeout=1.0)
-    elif pooled and side.notices_idle_close:
-        side.pool_empty(POOLED, timeout=1.0)
+    if side.tls_origin:
+        side.tls_origin.close_idle()
+    if busy and side.notices_idle_close is None:
+        side.notices_idle_close = side.pool_empty(clusters, timeout=1.0)
+    elif busy and side.notices_idle_close:
+        side.pool_empty(clusters, timeout=1.0)
+    warm_tls = clients.Tls(side.certs, variant.client_cert) if variant.tls else None
     for _ in range(3):
-        r = clients.h1(side.listen, [WARMUP], timeout=3.0, close_wait=0)
+        r = clients.h1(side.listen, [WARMUP], timeout=3.0, close_wait=0, tls=warm_tls)
         if r["responses"] and " 200 " in (r["responses"][0]["status"] or "") + " ":
             break
-    side.settle(PREFIX, variant.clusters, compare.stat_names(PREFIX, variant.clusters))
+    side.settle(PREFIX, variant.clusters, compare.stat_names(PREFIX, variant.clusters, variant.tls))
 
 
 def observe(side, case, variant):
@@ -120,11 +156,31 @@ def observe(side, case, variant):
         return {"start": f"{side.kind} {state}, admin failed ({type(e).__name__}: {e}): " + side.log_tail()}
 
 
+def tls_stats(st, side, variant):
+    """The `ssl.*` stats of the listener and the clusters, the listener's
+    address (its port differs per proxy) written `<addr>` and the
+    certificate directory `<certs>`."""
+    if not variant.tls:
+        return {}
+    lis = f"listener.127.0.0.1_{side.listen}.ssl."
+    clus = tuple(f"cluster.{c}.ssl." for c in variant.clusters)
+    out = {}
+    for name, v in st.items():
+        if name.startswith(lis):
+            name = "listener.<addr>.ssl." + name[len(lis):]
+        elif not name.startswith(clus):
+            continue
+        out[name.replace(str(side.certs), "<certs>")] = v
+    return out
+
+
 def _observe(side, case, variant):
-    watched = compare.stat_names(PREFIX, variant.clusters)
+    watched = compare.stat_names(PREFIX, variant.clusters, variant.tls)
     if case.kind == "stats-names":
         st = side.stats()
-        return {"names": {n: n in st for n in compare.presence_names(PREFIX, variant.clusters)}}
+        names = {n: n in st for n in compare.presence_names(PREFIX, variant.clusters, variant.tls)}
+        names.update({n: True for n in tls_stats(st, side, variant)})
+        return {"names": names}
     fresh_pool(side, variant)
     if case.pre == "idle-closed":
         side.origin.close_idle()
@@ -132,12 +188,14 @@ def _observe(side, case, variant):
     before = side.stats()
     mark = side.origin.mark()
     gmark = side.grpc.mark() if side.grpc else 0
+    tmark = side.tls_origin.mark() if side.tls_origin else 0
+    tls = client_tls(side, case, variant)
     obs = {"error": ""}
     try:
         if case.kind == "h1":
-            obs["client"] = clients.h1(side.listen, case.steps, case.responses, case.head, case.timeout)
+            obs["client"] = clients.h1(side.listen, case.steps, case.responses, case.head, case.timeout, tls=tls)
         elif case.kind == "h2":
-            obs["client"] = clients.h2(side.listen, case.requests, case.timeout, case.sequential)
+            obs["client"] = clients.h2(side.listen, case.requests, case.timeout, case.sequential, tls=tls)
         elif case.kind == "grpc":
             obs["client"] = clients.grpc_call(side.listen, case.method, authority=case.authority,
                                               timeout=case.timeout)
@@ -145,7 +203,10 @@ def _observe(side, case, variant):
         obs["error"] = f"client: {type(e).__name__}: {e}"
     after = side.settle(PREFIX, variant.clusters, watched)
     obs["stats"] = {n: after.get(n, 0) - before.get(n, 0) for n in watched}
-    obs["origin"] = side.origin.since(mark) + (side.grpc.since(gmark) if side.grpc else [])
+    tb, ta = tls_stats(before, side, variant), tls_stats(after, side, variant)
+    obs["stats"].update({n: v - tb.get(n, 0) for n, v in ta.items()})
+    obs["origin"] = (side.origin.since(mark) + (side.grpc.since(gmark) if side.grpc else [])
+                     + (side.tls_origin.since(tmark) if side.tls_origin else []))
     return obs
 
 
@@ -163,11 +224,13 @@ def run(selected=None, log=None):
         with tempfile.TemporaryDirectory(prefix=f"nuncio-diff-{vname}-") as tmp:
             procs = Procs(tmp)
             down = free_port()
+            certs = make_certs(tmp) if variant.tls else None
             sides = []
             try:
                 for kind in ("envoy", "nuncio"):
+                    tls_origin = Origin(tls=tls_origin_context(certs)) if variant.tls_clusters else None
                     sides.append(Side(kind, procs, tmp, variant, Origin(),
-                                      GrpcOrigin() if variant.grpc else None, down))
+                                      GrpcOrigin() if variant.grpc else None, down, tls_origin, certs))
                 if sides[0].error:
                     raise RuntimeError(f"Envoy did not run the {vname} config: {sides[0].error}")
                 for case in vcases:
@@ -177,7 +240,7 @@ def run(selected=None, log=None):
                     if case.kind == "stats-names" and "names" in envoy_obs and "names" in nuncio_obs:
                         # Only names Envoy has: it creates some counters lazily.
                         has = {n for n, present in envoy_obs["names"].items() if present}
-                        nuncio_obs["names"] = {n: p for n, p in nuncio_obs["names"].items() if n in has}
+                        nuncio_obs["names"] = {n: nuncio_obs["names"].get(n, False) for n in has}
                         envoy_obs["names"] = {n: True for n in has}
                     ef, nf = compare.flatten(case, envoy_obs), compare.flatten(case, nuncio_obs)
                     results[case.name] = Result(case, ef, nf, compare.diff(ef, nf), table.get(case.name),
@@ -188,6 +251,8 @@ def run(selected=None, log=None):
                     s.origin.stop()
                     if s.grpc:
                         s.grpc.stop()
+                    if s.tls_origin:
+                        s.tls_origin.stop()
         if log:
             log(f"variant {vname}: {len(vcases)} cases in {time.time() - t0:.1f}s")
     return [results[c.name] for c in cases if c.name in results]

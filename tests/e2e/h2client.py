@@ -10,8 +10,10 @@ import h2.events
 
 
 class H2Client:
-    def __init__(self, port, host="127.0.0.1", timeout=5.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host="127.0.0.1", timeout=5.0, sock=None):
+        """`sock`: a connected socket to use (e.g. TLS with ALPN h2)
+        instead of connecting to `host`:`port` in clear text."""
+        self.sock = sock if sock is not None else socket.create_connection((host, port), timeout=timeout)
         cfg = h2.config.H2Configuration(
             client_side=True,
             header_encoding=None,

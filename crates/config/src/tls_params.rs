@@ -34,8 +34,14 @@ impl TlsVersion {
 pub struct TlsParams {
     /// Lowest version (default TLSv1_2, Envoy's default for both sides).
     pub min: TlsVersion,
-    /// Highest version (default TLSv1_3).
+    /// Highest version (default TLSv1_3; a client's is TLSv1_2 unless
+    /// `max_set`, as in Envoy: see `max_set`).
     pub max: TlsVersion,
+    /// `tls_maximum_protocol_version` was set to a version (not absent,
+    /// not `TLS_AUTO`). Envoy's default maximum is TLSv1_3 for servers but
+    /// TLSv1_2 for clients (`UpstreamTlsContext`); nuncio-tls's client
+    /// applies that when this is false.
+    pub max_set: bool,
     /// `cipher_suites` for TLS 1.2 in BoringSSL's names, in order;
     /// `[A|B]` groups kept as written. Empty: the default list.
     pub ciphers: Vec<String>,
@@ -50,6 +56,7 @@ impl Default for TlsParams {
         TlsParams {
             min: TlsVersion::V1_2,
             max: TlsVersion::V1_3,
+            max_set: false,
             ciphers: Vec::new(),
             curves: Vec::new(),
             signature_algorithms: Vec::new(),
@@ -161,7 +168,9 @@ pub(crate) fn decode_tls_params(v: &Val) -> Result<TlsParams> {
     }
     let maxv = o.get("tls_maximum_protocol_version");
     if let Some(max) = &maxv {
-        p.max = version(max)?.unwrap_or(TlsVersion::V1_3);
+        let v = version(max)?;
+        p.max_set = v.is_some();
+        p.max = v.unwrap_or(TlsVersion::V1_3);
         if p.max < TlsVersion::V1_2 {
             return Err(max.err(format!(
                 "tls_maximum_protocol_version {} is not supported: nuncio's TLS (rustls) speaks TLSv1_2 and TLSv1_3 only",

@@ -27,7 +27,7 @@ fn handshake_rate() {
         .unwrap();
         let server = build_server(&ds, &[]).unwrap();
         let us =
-            decode_upstream_str("t.yaml", "{sni: bench.example.com, max_session_keys: 0}").unwrap();
+            decode_upstream_str("t.yaml", "{sni: bench.example.com, max_session_keys: 0, common_tls_context: {tls_params: {tls_maximum_protocol_version: TLSv1_3}}}").unwrap();
         let client = build_client(&us, &[], false).unwrap();
         for _ in 0..50 {
             handshake(&client, &server).unwrap();

@@ -1,11 +1,16 @@
 //! An `UpstreamTlsContext` built into an `Arc<rustls::ClientConfig>`: the
 //! server check (none without a validation context, as Envoy), the client
-//! certificate, ALPN (`h2` for HTTP/2 clusters when none is configured),
-//! session resumption (`max_session_keys`) and the SNI to send.
+//! certificate, ALPN (when none is configured: `h2` for HTTP/2 clusters,
+//! `http/1.1` for the others, as Envoy's connection pools offer them),
+//! the versions (TLS 1.2 at most unless `tls_maximum_protocol_version`
+//! says otherwise: Envoy's client default), session resumption
+//! (`max_session_keys`) and the SNI to send.
 
 use std::sync::Arc;
 
-use nuncio_config::{Secret, SecretKind, UpstreamTls, Validation, ValidationSource};
+use nuncio_config::{
+    Secret, SecretKind, TlsParams, TlsVersion, UpstreamTls, Validation, ValidationSource,
+};
 use rustls::client::{ResolvesClientCert, Resumption};
 use rustls::sign::CertifiedKey;
 use rustls::ClientConfig;
@@ -80,6 +85,17 @@ pub(crate) fn validation<'a>(
     }
 }
 
+/// A client's `tls_params` with Envoy's client default filled in: without
+/// a `tls_maximum_protocol_version`, TLS 1.2 at most (unless the minimum
+/// is TLS 1.3: then 1.3, so that a handshake can happen).
+fn client_params(p: &TlsParams) -> TlsParams {
+    let mut p = p.clone();
+    if !p.max_set && p.min <= TlsVersion::V1_2 {
+        p.max = TlsVersion::V1_2;
+    }
+    p
+}
+
 /// Builds a cluster's client side; `http2` for clusters that speak HTTP/2.
 pub fn build_client(
     tls: &UpstreamTls,
@@ -105,7 +121,7 @@ pub fn build_client(
         }
     };
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(&versions(&common.params))
+        .with_protocol_versions(&versions(&client_params(&common.params)))
         .map_err(|e| TlsError::at(&common.origin, TlsErrorKind::Rustls(e.to_string())))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier));
@@ -116,8 +132,13 @@ pub fn build_client(
             builder.with_client_cert_resolver(Arc::new(OneClientCert(ck)))
         }
     };
-    config.alpn_protocols = if common.alpn.is_empty() && http2 {
-        vec![b"h2".to_vec()]
+    config.alpn_protocols = if common.alpn.is_empty() {
+        // Envoy's pools offer their protocol when the context names none.
+        vec![if http2 {
+            b"h2".to_vec()
+        } else {
+            b"http/1.1".to_vec()
+        }]
     } else {
         common.alpn.iter().map(|p| p.as_bytes().to_vec()).collect()
     };
@@ -191,11 +212,45 @@ mod tests {
             .unwrap()
         };
         let good = build_client(&with_ca(&t), &[], false).unwrap();
-        assert!(handshake(&good, &server).is_ok());
+        let (c, _) = handshake(&good, &server).unwrap();
+        // Envoy's client defaults: TLS 1.2 at most, ALPN http/1.1 for an
+        // HTTP/1.1 cluster.
+        assert_eq!(good.config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        assert_eq!(c.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
         let bad = build_client(&with_ca(&other), &[], false).unwrap();
         let e = handshake(&bad, &server).unwrap_err();
         // Same CA name, other key: the chain does not verify.
         assert!(e.contains("InvalidCertificate"), "{e}");
+    }
+
+    #[test]
+    fn tls_maximum_protocol_version_lifts_the_client_default() {
+        let t = TestCerts::new();
+        let server = server_for(&t, "origin.example.com");
+        for (params, want) in [
+            ("{}", rustls::ProtocolVersion::TLSv1_2),
+            (
+                "{tls_maximum_protocol_version: TLS_AUTO}",
+                rustls::ProtocolVersion::TLSv1_2,
+            ),
+            (
+                "{tls_maximum_protocol_version: TLSv1_3}",
+                rustls::ProtocolVersion::TLSv1_3,
+            ),
+            (
+                "{tls_minimum_protocol_version: TLSv1_3}",
+                rustls::ProtocolVersion::TLSv1_3,
+            ),
+        ] {
+            let us = decode_upstream_str(
+                "t.yaml",
+                &format!("{{common_tls_context: {{tls_params: {params}}}}}"),
+            )
+            .unwrap();
+            let client = build_client(&us, &[], false).unwrap();
+            let (c, _) = handshake(&client, &server).unwrap();
+            assert_eq!(c.protocol_version(), Some(want), "{params}");
+        }
     }
 
     #[test]

@@ -40,7 +40,8 @@ fn configs(
     let us = decode_upstream_str(
         "t.yaml",
         &format!(
-            "{{sni: localhost, common_tls_context: {{validation_context: {{trusted_ca: {{filename: '{}'}}}}, alpn_protocols: ['{alpn}']}}}}",
+            // TLS 1.3 (a client's default maximum is 1.2, as in Envoy).
+            "{{sni: localhost, common_tls_context: {{tls_params: {{tls_maximum_protocol_version: TLSv1_3}}, validation_context: {{trusted_ca: {{filename: '{}'}}}}, alpn_protocols: ['{alpn}']}}}}",
             t.ca().describe()
         ),
     )

@@ -5,15 +5,50 @@
 //! (`verify_certificate_hash`, `verify_certificate_spki`: either may match;
 //! failing as `ssl.fail_verify_cert_hash`).
 
+use std::fmt;
 use std::sync::Arc;
 
 use nuncio_config::{SanMatcher, Validation};
 use rustls::crypto::CryptoProvider;
-use rustls::{CertificateError, Error};
+use rustls::{CertificateError, Error, OtherError};
 use rustls_pki_types::CertificateDer;
 
 use crate::material::{cert_hash, spki_hash};
 use crate::san::{any_matches, subject_alt_names};
+
+/// A peer certificate none of whose SANs the matchers accept. Envoy
+/// (BoringSSL) refuses it with a `certificate_unknown` alert, which
+/// rustls sends for an `Other` certificate error (for `NotValidForName`
+/// it would send `bad_certificate`); counted as `ssl.fail_verify_san`.
+#[derive(Debug)]
+pub struct SanMismatch;
+
+impl fmt::Display for SanMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no subject alternative name of the certificate matched")
+    }
+}
+
+impl std::error::Error for SanMismatch {}
+
+impl SanMismatch {
+    /// The handshake error for a SAN mismatch.
+    pub fn error() -> Error {
+        Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(SanMismatch))))
+    }
+
+    /// Whether `e` is a SAN mismatch (ours, or a name mismatch from
+    /// rustls).
+    pub fn is(e: &CertificateError) -> bool {
+        match e {
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                true
+            }
+            CertificateError::Other(o) => o.0.is::<SanMismatch>(),
+            _ => false,
+        }
+    }
+}
 
 /// The checks of one validation context after its chain check.
 #[derive(Debug)]
@@ -47,7 +82,7 @@ impl PeerCheck {
             }
         }
         if !self.sans.is_empty() && !any_matches(&self.sans, &subject_alt_names(leaf)) {
-            return Err(Error::InvalidCertificate(CertificateError::NotValidForName));
+            return Err(SanMismatch::error());
         }
         Ok(())
     }

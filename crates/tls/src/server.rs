@@ -154,7 +154,7 @@ mod tests {
         let us = decode_upstream_str(
             "t.yaml",
             &format!(
-                "{{sni: front.example.com, common_tls_context: {{validation_context: {{trusted_ca: {{filename: '{}'}}}}, alpn_protocols: [h2]}}}}",
+                "{{sni: front.example.com, common_tls_context: {{tls_params: {{tls_maximum_protocol_version: TLSv1_3}}, validation_context: {{trusted_ca: {{filename: '{}'}}}}, alpn_protocols: [h2]}}}}",
                 t.ca().describe()
             ),
         )

@@ -122,9 +122,7 @@ impl SslStats {
 pub fn count_failure(stats: &SslStats, e: &rustls::Error) {
     use rustls::{CertificateError as C, Error as E};
     match e {
-        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
-            stats.fail_verify_san.inc()
-        }
+        E::InvalidCertificate(c) if crate::peer::SanMismatch::is(c) => stats.fail_verify_san.inc(),
         E::InvalidCertificate(C::ApplicationVerificationFailure) => {
             stats.fail_verify_cert_hash.inc()
         }
@@ -207,5 +205,27 @@ mod tests {
         assert_eq!(store.value("listener.x.ssl.session_reused"), Some(0));
         // As Envoy counts it: no client certificate, required or not.
         assert_eq!(store.value("listener.x.ssl.no_certificate"), Some(2));
+    }
+
+    #[test]
+    fn a_san_mismatch_counts_fail_verify_san_and_alerts_certificate_unknown() {
+        use rustls::{AlertDescription, CertificateError as C, Error as E};
+        let store = nuncio_stats::Store::new();
+        let s = SslStats::new(&store.root().sub("listener.x.", "listener.", &[]));
+        let mismatch = crate::peer::SanMismatch::error();
+        count_failure(&s, &mismatch);
+        count_failure(&s, &E::InvalidCertificate(C::NotValidForName));
+        count_failure(&s, &E::InvalidCertificate(C::UnknownIssuer));
+        assert_eq!(store.value("listener.x.ssl.fail_verify_san"), Some(2));
+        assert_eq!(store.value("listener.x.ssl.fail_verify_error"), Some(1));
+        // The alert rustls sends for it: Envoy's (BoringSSL's) for a SAN
+        // that no matcher accepts.
+        let E::InvalidCertificate(c) = mismatch else {
+            panic!("{mismatch:?}")
+        };
+        assert_eq!(
+            AlertDescription::from(c),
+            AlertDescription::CertificateUnknown
+        );
     }
 }
