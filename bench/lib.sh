@@ -318,7 +318,10 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 #        (the keep-alive, h2 and idle-memory workloads, and `tlsres`);
 #   B+1  ECDSA P-256, resumption off (no tickets, no session cache);
 #   B+2  RSA 2048, resumption off.
-# B+1 and B+2 give a full handshake per connection whatever the client does:
+# B+1 and B+2 give a full handshake per connection whatever the client does
+# (nginx, Envoy and nuncio send no session ticket there; HAProxy 2.6 has no
+# way to stop OpenSSL's TLS 1.3 tickets, which then name a session it does
+# not keep):
 # wrk (and h2load) resume TLS sessions on reconnect (wrk keeps the SSL
 # session across SSL_clear: TLS 1.3 tickets or TLS 1.2 session ids).
 # Certificates: scripts/make-certs.sh into $OUT/certs at each start;
@@ -369,6 +372,7 @@ http {
     ssl_certificate_key $ec.key;
     ssl_session_tickets off;
     ssl_session_cache off;
+    ssl_conf_command NumTickets 0;
     $loc
   }
   server {
@@ -377,6 +381,7 @@ http {
     ssl_certificate_key $rsa.key;
     ssl_session_tickets off;
     ssl_session_cache off;
+    ssl_conf_command NumTickets 0;
     $loc
   }
 }
