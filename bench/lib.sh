@@ -241,10 +241,14 @@ start_envoy_mesh() {
   wait_port "$port"
 }
 
+# NUNCIO=path uses that binary; otherwise builds this tree, into
+# CARGO_TARGET_DIR when set (relative to the repository, as cargo takes it).
 build_nuncio() {
   if [ -z "${NUNCIO:-}" ]; then
     (cd "$ROOT" && cargo build --release --quiet -p nuncio)
-    NUNCIO=$ROOT/target/release/nuncio
+    local target=${CARGO_TARGET_DIR:-target}
+    case $target in /*) ;; *) target=$ROOT/$target;; esac
+    NUNCIO=$target/release/nuncio
   fi
 }
 
@@ -305,3 +309,211 @@ cpu_seconds() {
 
 # Resident memory of a process in KiB.
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# ---- TLS (issue 14) ----
+# Every proxy gets a second, TLS-only process (one worker, on PROXY_CPU) with
+# three listeners from a base port B, each in front of the plain HTTP/1.1
+# origin, ALPN h2,http/1.1:
+#   B    serves $CERT, session resumption as the proxy's defaults have it
+#        (the keep-alive, h2 and idle-memory workloads, and `tlsres`);
+#   B+1  ECDSA P-256, resumption off (no tickets, no session cache);
+#   B+2  RSA 2048, resumption off.
+# B+1 and B+2 give a full handshake per connection whatever the client does
+# (nginx, Envoy and nuncio send no session ticket there; HAProxy 2.6 has no
+# way to stop OpenSSL's TLS 1.3 tickets, which then name a session it does
+# not keep):
+# wrk (and h2load) resume TLS sessions on reconnect (wrk keeps the SSL
+# session across SSL_clear: TLS 1.3 tickets or TLS 1.2 session ids).
+# Certificates: scripts/make-certs.sh into $OUT/certs at each start;
+# front-proxy (ECDSA P-256) and rsa-server (RSA 2048), and for HAProxy each
+# as one pem with its key (NAME.full.pem).
+CERT=${CERT:-ecdsa}
+case $CERT in ecdsa|rsa) ;; *) echo "CERT must be ecdsa or rsa" >&2; exit 2;; esac
+cert_name() { case $1 in ecdsa) echo front-proxy;; rsa) echo rsa-server;; esac; }
+make_bench_certs() {
+  bash "$ROOT/scripts/make-certs.sh" "$OUT/certs"
+  local n
+  for n in front-proxy rsa-server; do
+    (umask 077; cat "$OUT/certs/$n.pem" "$OUT/certs/$n.key" >"$OUT/certs/$n.full.pem")
+  done
+}
+
+# nginx (1 worker) TLS listeners from $1, to origin $2. TLS_LOG=1 logs
+# `$server_port $ssl_session_reused` a request (buffered) into
+# $OUT/nginx-tls-access.log, to check resumption; it costs nginx CPU.
+start_nginx_tls() {
+  local port=$1 origin=$2 conf="$OUT/nginx-tls.conf" def ec rsa
+  def=$OUT/certs/$(cert_name "$CERT"); ec=$OUT/certs/front-proxy; rsa=$OUT/certs/rsa-server
+  local log="access_log off;"
+  [ -n "${TLS_LOG:-}" ] && log="log_format reuse '\$server_port \$ssl_session_reused'; access_log $OUT/nginx-tls-access.log reuse buffer=64k flush=1s;"
+  local loc='location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }'
+  : >"$OUT/nginx-tls-access.log"
+  cat >"$conf" <<NGINX
+worker_processes 1;
+daemon off;
+error_log $OUT/nginx-tls-error.log warn;
+pid $OUT/nginx-tls.pid;
+events { worker_connections 20000; }
+worker_rlimit_nofile 40000;
+http {
+  $log
+  keepalive_requests 1000000;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  upstream origin { server 127.0.0.1:$origin; keepalive 64; }
+  server {
+    listen 127.0.0.1:$port ssl http2;
+    ssl_certificate $def.pem;
+    ssl_certificate_key $def.key;
+    $loc
+  }
+  server {
+    listen 127.0.0.1:$((port + 1)) ssl http2;
+    ssl_certificate $ec.pem;
+    ssl_certificate_key $ec.key;
+    ssl_session_tickets off;
+    ssl_session_cache off;
+    ssl_conf_command NumTickets 0;
+    $loc
+  }
+  server {
+    listen 127.0.0.1:$((port + 2)) ssl http2;
+    ssl_certificate $rsa.pem;
+    ssl_certificate_key $rsa.key;
+    ssl_session_tickets off;
+    ssl_session_cache off;
+    ssl_conf_command NumTickets 0;
+    $loc
+  }
+}
+NGINX
+  taskset -c "$PROXY_CPU" nginx -c "$conf" -p "$OUT" & pids+=($!)
+  wait_port "$port"
+}
+
+# HAProxy (1 thread) TLS listeners from $1, to origin $2. Its session cache
+# is global, so it is off (`tune.ssl.cachesize 0`) for all three: B keeps
+# stateless tickets, as nginx's defaults do (tickets on, no cache);
+# B+1 and B+2 add `no-tls-tickets`. A stats socket at $OUT/haproxy-tls.sock.
+haproxy_tls_config() {
+  local port=$1 origin=$2 def ec rsa
+  def=$OUT/certs/$(cert_name "$CERT").full.pem; ec=$OUT/certs/front-proxy.full.pem; rsa=$OUT/certs/rsa-server.full.pem
+  cat <<CFG
+global
+  nbthread 1
+  maxconn 9500
+  tune.bufsize 16384
+  tune.ssl.cachesize 0
+  ssl-default-bind-options ssl-min-ver TLSv1.2
+  stats socket $OUT/haproxy-tls.sock
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fetls
+  bind 127.0.0.1:$port ssl crt $def alpn h2,http/1.1
+  bind 127.0.0.1:$((port + 1)) ssl crt $ec alpn h2,http/1.1 no-tls-tickets
+  bind 127.0.0.1:$((port + 2)) ssl crt $rsa alpn h2,http/1.1 no-tls-tickets
+  default_backend be
+backend be
+  server origin 127.0.0.1:$origin
+CFG
+}
+start_haproxy_tls() {
+  local conf="$OUT/haproxy-tls.cfg"
+  haproxy_tls_config "$1" "$2" >"$conf"
+  taskset -c "$PROXY_CPU" haproxy -db -f "$conf" & pids+=($!)
+  wait_port "$1"
+}
+
+# One TLS listener (port $1, name $2) with certificate $3 (a make-certs.sh
+# name); with $4, session resumption off (no tickets, no session cache).
+tls_listener_yaml() {
+  local resume=""
+  [ -n "${4:-}" ] && resume="
+          disable_stateless_session_resumption: true
+          disable_stateful_session_resumption: true"
+  cat <<YAML
+  - name: $2
+    address: {socket_address: {address: 127.0.0.1, port_value: $1}}
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext$resume
+          common_tls_context:
+            alpn_protocols: [h2, http/1.1]
+            tls_certificates:
+            - certificate_chain: {filename: $OUT/certs/$3.pem}
+              private_key: {filename: $OUT/certs/$3.key}
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: $2
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - {match: {prefix: /}, route: {cluster: origin}}
+          http_filters:
+$(http_filters_yaml "          ")
+YAML
+}
+
+# The TLS config of Envoy and nuncio (the same file): listeners from $1,
+# origin $2 over plain HTTP/1.1, admin on $1+5.
+tls_proxy_config() {
+  local port=$1 origin=$2
+  cat <<YAML
+static_resources:
+  listeners:
+$(tls_listener_yaml "$port" tls "$(cert_name "$CERT")")
+$(tls_listener_yaml $((port + 1)) tls_hs_ecdsa front-proxy off)
+$(tls_listener_yaml $((port + 2)) tls_hs_rsa rsa-server off)
+  clusters:
+  - name: origin
+    type: STATIC
+    load_assignment:
+      cluster_name: origin
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $origin}}}}]}]
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: $((port + 5))}}
+YAML
+}
+start_nuncio_tls() {
+  local conf="$OUT/nuncio-tls.yaml"
+  tls_proxy_config "$1" "$2" >"$conf"
+  taskset -c "$PROXY_CPU" "$NUNCIO" -c "$conf" --concurrency "${NUNCIO_WORKERS:-1}" -l warn & pids+=($!)
+  wait_port "$1"
+}
+start_envoy_tls() {
+  local conf="$OUT/envoy-tls.yaml"
+  tls_proxy_config "$1" "$2" >"$conf"
+  taskset -c "$PROXY_CPU" "$ENVOY" -c "$conf" --concurrency 1 -l warn \
+    --base-id "$1" --log-path "$OUT/envoy-tls.log" & pids+=($!)
+  wait_port "$1"
+}
+
+# What a server does about resumption on port $1, asked with openssl
+# s_client (a GET, then the same with the session it got): prints
+# "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519 ECDSA" and then `resumed`,
+# `not-resumed` or `no-ticket` (the server issued no session to resume).
+tls_probe() {
+  local port=$1 sess="$OUT/probe.$1.sess" out
+  rm -f "$sess"
+  out=$(printf 'GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' |
+    timeout 5 openssl s_client -connect "127.0.0.1:$port" -servername localhost -ign_eof -sess_out "$sess" 2>&1) || true
+  local what
+  what=$(echo "$out" | awk '
+    /^(New|Reused), / { sub(",", "", $2); proto=$2; cipher=$NF }
+    /^Server Temp Key:/ { sub(",", "", $4); kx=$4 }
+    /^Peer signature type:/ { sig=$4 }
+    END { printf "%s %s %s %s", proto, cipher, kx, sig }')
+  if [ ! -s "$sess" ]; then echo "$what no-ticket"; return; fi
+  out=$(printf 'GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' |
+    timeout 5 openssl s_client -connect "127.0.0.1:$port" -servername localhost -ign_eof -sess_in "$sess" 2>&1) || true
+  if echo "$out" | grep -q '^Reused, '; then echo "$what resumed"; else echo "$what not-resumed"; fi
+}

@@ -11,6 +11,18 @@
 #   (h2c, prior knowledge) to the origin's h2c port; for HAProxy
 #   (`proto h2`), real Envoy (--concurrency 1) and nuncio (nginx cannot
 #   proxy to an HTTP/2 upstream).
+# TLS (issue 14; nginx, HAProxy, Envoy and nuncio, each a separate TLS-only
+#   process with one worker, to the same plain HTTP/1.1 origin; listeners
+#   and certificates in lib.sh): `tls` TLS 1.3 keep-alive small GETs (wrk
+#   -t1 -c50 https://), `tlshs` a full handshake per request (wrk -c50,
+#   Connection: close, on listeners with session resumption off, as wrk
+#   resumes sessions otherwise), once with the ECDSA P-256 certificate
+#   (`tlshs-ecdsa`) and once with the RSA 2048 one (`tlshs-rsa`); `tlsh2`
+#   h2 over TLS, 10 connections x 10 streams (h2load); `tlsres` (not in the
+#   default list) Connection: close with resumption on, as wrk does it.
+#   CPU per request (per handshake for tlshs/tlsres) and req/s against
+#   nginx; resumed handshakes from Envoy's and nuncio's ssl.* counters (and
+#   nginx's with TLS_LOG=1); memory per idle TLS connection, with Envoy.
 # For each: req/s (median of RUNS), p50/p99 latency, the proxy's CPU time per
 #   request, ratios to direct and to the best peer (mesh hop: CPU and req/s
 #   against HAProxy and Envoy). Then user-space instructions per request
@@ -18,11 +30,13 @@
 #   resident memory idle and per idle keep-alive connection (1,000 and 10,000).
 # Placement: proxies alone on CPU 1; origin and load generators on CPU 0.
 # Writes bench/out/results.md. Env: DURATION=5 RUNS=3 BENCH_WORKLOADS="small big"
-# (default: small big h2c close ws mesh) FILTERS=3 (lib.sh) ENVOY=path
-# SKIP_LOAD=1 SKIP_CALLGRIND=1 SKIP_MEMORY=1
+# (default: small big h2c close ws mesh tls tlshs tlsh2) FILTERS=3 (lib.sh)
+# ENVOY=path NUNCIO=path CERT=ecdsa|rsa (what the keep-alive, h2 and memory
+# TLS workloads get) TLS_LOG=1 TLS_IDLE="1000 10000" (idle TLS connections)
+# SKIP_LOAD=1 SKIP_CALLGRIND=1 SKIP_MEMORY=1 SKIP_PLAIN_MEMORY=1
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-need wrk:wrk h2load:nghttp2-client nginx:nginx-light haproxy:haproxy taskset:util-linux valgrind:valgrind callgrind_control:valgrind
+need wrk:wrk h2load:nghttp2-client nginx:nginx-light haproxy:haproxy taskset:util-linux valgrind:valgrind callgrind_control:valgrind openssl:openssl
 DURATION=${DURATION:-5}; RUNS=${RUNS:-3}
 PY=${PY:-$ROOT/.venv/bin/python}
 [ -x "$PY" ] || { python3 -m venv "$ROOT/.venv"; PY=$ROOT/.venv/bin/python; }
@@ -30,11 +44,29 @@ PY=${PY:-$ROOT/.venv/bin/python}
 build_nuncio
 
 ORIGIN=18500; NGINX=18510; HAPROXY=18520; NUNCIO_PORT=18530; ENVOY_PORT=18540; export WS_BACKEND=18590
-read -r -a WORKLOADS <<< "${BENCH_WORKLOADS:-small big h2c close ws mesh}"
+# TLS ports: base listener of each proxy's TLS process (lib.sh: B, B+1, B+2;
+# nuncio's and Envoy's admin on B+5).
+NGINX_TLS=18513; HAPROXY_TLS=18523; NUNCIO_TLS=18533; ENVOY_TLS=18543
+read -r -a WORKLOADS <<< "${BENCH_WORKLOADS:-small big h2c close ws mesh tls tlshs tlsh2}"
+# tlshs is both certificates, one after the other.
+expanded=(); for w in "${WORKLOADS[@]}"; do
+  case $w in
+    tlshs) expanded+=(tlshs-ecdsa tlshs-rsa);;
+    small|big|h2c|close|ws|mesh|tls|tlshs-ecdsa|tlshs-rsa|tlsh2|tlsres) expanded+=("$w");;
+    *) echo "unknown workload $w" >&2; exit 2;;
+  esac
+done; WORKLOADS=("${expanded[@]}")
+# The TLS processes run (and TLS memory is measured) when a TLS workload is
+# asked for, even with SKIP_LOAD.
+TLS_ON=""; [[ " ${WORKLOADS[*]} " == *" tls"* ]] && TLS_ON=1
 [ -n "${SKIP_LOAD:-}" ] && WORKLOADS=()
 MESH_ON=""; [[ " ${WORKLOADS[*]} " == *" mesh "* ]] && MESH_ON=1
 port_free $ORIGIN $((ORIGIN + 1)) $NGINX $((NGINX + 1)) $HAPROXY $((HAPROXY + 1)) $((HAPROXY + 2)) $NUNCIO_PORT $((NUNCIO_PORT + 2)) $((NUNCIO_PORT + 9)) $WS_BACKEND 18610 18620 18622 18630 18632 18639
 [ -n "$MESH_ON" ] && port_free $ENVOY_PORT $((ENVOY_PORT + 9)) 18640 18649
+if [ -n "$TLS_ON" ]; then
+  for b in $NGINX_TLS $HAPROXY_TLS $NUNCIO_TLS $ENVOY_TLS; do port_free $b $((b + 1)) $((b + 2)); done
+  port_free $((NUNCIO_TLS + 5)) $((ENVOY_TLS + 5))
+fi
 start_origin $ORIGIN
 start_ws_backend
 start_nginx_proxy $NGINX $ORIGIN
@@ -50,28 +82,66 @@ if [ -n "$MESH_ON" ]; then
   PID_envoy=$(pgrep -f "$OUT/envoy-mesh.yaml" -n)
 fi
 PID_direct=""
+PIDTLS_nginx=""; PIDTLS_haproxy=""; PIDTLS_nuncio=""; PIDTLS_envoy=""
+if [ -n "$TLS_ON" ]; then
+  make_bench_certs
+  start_nginx_tls $NGINX_TLS $ORIGIN
+  start_haproxy_tls $HAPROXY_TLS $ORIGIN
+  start_nuncio_tls $NUNCIO_TLS $ORIGIN
+  start_envoy_tls $ENVOY_TLS $ORIGIN
+  PIDTLS_nginx=$(pgrep -f "nginx: worker process" -n -P "$(cat "$OUT/nginx-tls.pid")")
+  PIDTLS_haproxy=$(pgrep -f "haproxy -db -f $OUT/haproxy-tls.cfg" -n)
+  PIDTLS_nuncio=$(pgrep -f "$OUT/nuncio-tls.yaml" -n)
+  PIDTLS_envoy=$(pgrep -f "$OUT/envoy-tls.yaml" -n)
+fi
 port_of() { case $1 in direct) echo $ORIGIN;; nginx) echo $NGINX;; haproxy) echo $HAPROXY;; nuncio) echo $NUNCIO_PORT;; esac; }
 h2port_of() { case $1 in nuncio) echo $NUNCIO_PORT;; *) echo $(( $(port_of "$1") + 1 ));; esac; }
 # The mesh hop's HTTP/1.1 listeners (each forwards over h2c).
 meshport_of() { case $1 in haproxy) echo $((HAPROXY + 2));; nuncio) echo $((NUNCIO_PORT + 2));; envoy) echo $ENVOY_PORT;; esac; }
-targets_of() { case $1 in mesh) echo haproxy envoy nuncio;; *) echo direct nginx haproxy nuncio;; esac; }
+targets_of() { case $1 in mesh) echo haproxy envoy nuncio;; tls*) echo nginx haproxy envoy nuncio;; *) echo direct nginx haproxy nuncio;; esac; }
+# The TLS processes' base ports, and the port a TLS workload uses.
+tlsbase_of() { case $1 in nginx) echo $NGINX_TLS;; haproxy) echo $HAPROXY_TLS;; nuncio) echo $NUNCIO_TLS;; envoy) echo $ENVOY_TLS;; esac; }
+tlsport_of() { # target workload
+  local b; b=$(tlsbase_of "$1")
+  case $2 in tlshs-ecdsa) echo $((b + 1));; tlshs-rsa) echo $((b + 2));; *) echo "$b";; esac
+}
+# Handshakes and resumed ones so far on a TLS port ("handshakes reused"):
+# the listener's ssl.* counters for Envoy and nuncio; with TLS_LOG=1,
+# nginx's access log on the Connection: close workloads (a request is a
+# handshake there); nothing for HAProxy.
+tls_counts() { # target port workload
+  case $1 in
+    envoy|nuncio)
+      curl -s "http://127.0.0.1:$(( $(tlsbase_of "$1") + 5 ))/stats" | awk -v p="listener.127.0.0.1_$2.ssl." '
+        index($1, p) == 1 && $1 == p "handshake:" { h = $2 } index($1, p) == 1 && $1 == p "session_reused:" { r = $2 }
+        END { print h + 0, r + 0 }';;
+    nginx)
+      [ -n "${TLS_LOG:-}" ] || return 0
+      case $3 in tlshs-*|tlsres) ;; *) return 0;; esac
+      sleep 1.2  # the log's flush=1s
+      awk -v p="$2" '$1 == p { n++; if ($2 == "r") r++ } END { print n + 0, r + 0 }' "$OUT/nginx-tls-access.log";;
+  esac
+}
 
 # One measurement: prints "rps p50_us p99_us requests".
 measure() { # target workload
   local t=$1 w=$2 port out
   port=$(port_of "$t")
   case $w in
-    small|big|close|mesh)
-      local path=/ extra=()
+    small|big|close|mesh|tls|tlshs-*|tlsres)
+      local path=/ extra=() scheme=http
       [ "$w" = mesh ] && port=$(meshport_of "$t")
+      case $w in tls*) scheme=https; port=$(tlsport_of "$t" "$w");; esac
+      case $w in tlshs-*|tlsres) extra=(-H "Connection: close");; esac
       [ "$w" = big ] && path=/64k
       [ "$w" = close ] && extra=(-H "Connection: close")
-      out=$(taskset -c "$LOAD_CPU" wrk -t1 -c50 -d"${DURATION}s" --latency "${extra[@]}" "http://127.0.0.1:$port$path")
+      out=$(taskset -c "$LOAD_CPU" wrk -t1 -c50 -d"${DURATION}s" --latency "${extra[@]}" "$scheme://127.0.0.1:$port$path")
       local errs; errs=$(echo "$out" | sed -n 's/.*Non-2xx or 3xx responses: \([0-9]*\).*/\1/p')
       if [ -n "$errs" ]; then
         echo "$t/$w: $errs non-2xx responses" >&2
         [ "$t" = nuncio ] && curl -s "http://127.0.0.1:$((NUNCIO_PORT + 9))/stats?usedonly" >&2
         [ "$t" = envoy ] && curl -s "http://127.0.0.1:$((ENVOY_PORT + 9))/stats?usedonly" >&2
+        case $w in tls*) [ "$t" = nuncio ] || [ "$t" = envoy ] && curl -s "http://127.0.0.1:$(( $(tlsbase_of "$t") + 5 ))/stats?usedonly" >&2;; esac
         exit 1
       fi
       echo "$out" | awk '
@@ -79,9 +149,12 @@ measure() { # target workload
         /Requests\/sec/ { rps=$2 } / 50%/ { p50=us($2) } / 99%/ { p99=us($2) } /requests in/ { n=$1 }
         END { printf "%s %d %d %s\n", rps, p50, p99, n }'
       ;;
-    h2c)
-      out=$(taskset -c "$LOAD_CPU" h2load -D "$DURATION" --warm-up-time=1 -c 10 -m 10 "http://127.0.0.1:$(h2port_of "$t")/")
-      echo "$out" | grep -q " 0 failed" || { echo "$t/h2c failed: $out" >&2; exit 1; }
+    h2c|tlsh2)
+      local url="http://127.0.0.1:$(h2port_of "$t")/"
+      [ "$w" = tlsh2 ] && url="https://127.0.0.1:$(tlsport_of "$t" "$w")/"
+      out=$(taskset -c "$LOAD_CPU" h2load -D "$DURATION" --warm-up-time=1 -c 10 -m 10 "$url")
+      echo "$out" | grep -q " 0 failed" || { echo "$t/$w failed: $out" >&2; exit 1; }
+      [ "$w" = tlsh2 ] && ! echo "$out" | grep -q "^Application protocol: h2" && { echo "$t/tlsh2: not h2: $out" >&2; exit 1; }
       echo "$out" | awk '
         function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1e6; return v }
         /^finished in/ { sub(",", "", $4); rps=$4 } /time for request:/ { mean=us($6); max=us($5) } /^requests:/ { n=$8 }
@@ -96,13 +169,15 @@ measure() { # target workload
   esac
 }
 
-declare -A RPS P50 P99 CPU
+declare -A RPS P50 P99 CPU REUSED
 for w in "${WORKLOADS[@]}"; do
   read -r -a TARGETS <<< "$(targets_of "$w")"
   for t in "${TARGETS[@]}"; do
     runs=()
+    pid_var=PID_$t; case $w in tls*) pid_var=PIDTLS_$t;; esac
+    pid=${!pid_var}
+    k0=""; case $w in tls*) k0=$(tls_counts "$t" "$(tlsport_of "$t" "$w")" "$w");; esac
     for _ in $(seq 1 "$RUNS"); do
-      pid_var=PID_$t; pid=${!pid_var}
       c0=0; [ -n "$pid" ] && c0=$(cpu_seconds "$pid")
       r=$(measure "$t" "$w")
       c1=0; [ -n "$pid" ] && c1=$(cpu_seconds "$pid")
@@ -114,6 +189,13 @@ for w in "${WORKLOADS[@]}"; do
     med=$(printf '%s\n' "${runs[@]}" | sort -n -k1,1 | awk -v k=$(( (RUNS + 1) / 2 )) 'NR == k')
     RPS[$w,$t]=$(echo "$med" | awk '{print $1}'); P50[$w,$t]=$(echo "$med" | awk '{print $2}')
     P99[$w,$t]=$(echo "$med" | awk '{print $3}'); CPU[$w,$t]=$(echo "$med" | awk '{print $5}')
+    # Resumed handshakes over all the runs, where the proxy counts them.
+    REUSED[$w,$t]="-"
+    if [ -n "$k0" ]; then
+      k1=$(tls_counts "$t" "$(tlsport_of "$t" "$w")" "$w")
+      REUSED[$w,$t]=$(echo "$k0 $k1" | awk '{ printf "%d of %d", $4 - $2, $3 - $1 }')
+      echo "$w $t: resumed ${REUSED[$w,$t]} handshakes" >&2
+    fi
   done
 done
 
@@ -129,6 +211,25 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
       echo "|---|---|---|---|---|---|---|"
       for t in "${TARGETS[@]}"; do
         echo "| $t | ${RPS[$w,$t]} | ${P50[$w,$t]} / ${P99[$w,$t]} | ${CPU[$w,$t]} | $(ratio "${CPU[$w,$t]}" "${CPU[$w,haproxy]}") | $(ratio "${CPU[$w,$t]}" "${CPU[$w,envoy]}") | $(ratio "${RPS[$w,$t]}" "${RPS[$w,haproxy]}") |"
+      done
+      echo
+      continue
+    fi
+    if [[ $w == tls* ]]; then
+      per=request
+      case $w in
+        tls) title="TLS 1.3 keep-alive small GET (wrk -t1 -c50, https, $CERT certificate)";;
+        tlshs-ecdsa) title="TLS full handshake per request, ECDSA P-256 (wrk -t1 -c50, Connection: close, resumption off)"; per=handshake;;
+        tlshs-rsa) title="TLS full handshake per request, RSA 2048 (wrk -t1 -c50, Connection: close, resumption off)"; per=handshake;;
+        tlsres) title="TLS resumed handshake per request (wrk -t1 -c50, Connection: close, resumption on, $CERT certificate)"; per=handshake;;
+        tlsh2) title="h2 over TLS, 10 connections x 10 streams (h2load, $CERT certificate)";;
+      esac
+      lat="p50 / p99"; [ "$w" = tlsh2 ] && lat="mean / max"
+      echo "#### $title"
+      echo "| target | req/s | latency $lat (us) | proxy CPU us/$per | CPU vs nginx (target <= 0.9) | req/s vs nginx | resumed handshakes |"
+      echo "|---|---|---|---|---|---|---|"
+      for t in "${TARGETS[@]}"; do
+        echo "| $t | ${RPS[$w,$t]} | ${P50[$w,$t]} / ${P99[$w,$t]} | ${CPU[$w,$t]} | $(ratio "${CPU[$w,$t]}" "${CPU[$w,nginx]}") | $(ratio "${RPS[$w,$t]}" "${RPS[$w,nginx]}") | ${REUSED[$w,$t]} |"
       done
       echo
       continue
@@ -151,11 +252,39 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     done
     echo
   done
+  if [ -n "$TLS_ON" ]; then
+    echo "#### TLS listeners: what a client gets (openssl s_client, a GET, then again with its session)"
+    echo "| proxy | default ($CERT, B) | handshake ECDSA (B+1) | handshake RSA (B+2) |"
+    echo "|---|---|---|---|"
+    for t in nginx haproxy envoy nuncio; do
+      b=$(tlsbase_of "$t")
+      echo "| $t | $(tls_probe "$b") | $(tls_probe $((b + 1))) | $(tls_probe $((b + 2))) |"
+    done
+    echo
+  fi
 } > "$OUT/results.md"
 cat "$OUT/results.md"
 echo "proxy pids: nginx=$PID_nginx haproxy=$PID_haproxy nuncio=$PID_nuncio envoy=$PID_envoy" >&2
+[ -n "$TLS_ON" ] && echo "TLS proxy pids: nginx=$PIDTLS_nginx haproxy=$PIDTLS_haproxy envoy=$PIDTLS_envoy nuncio=$PIDTLS_nuncio" >&2
 
-if [ -z "${SKIP_MEMORY:-}" ]; then
+# Bytes of RSS a connection: pid, port, N connections [tls]; prints the
+# figure (with " (9,000)" where HAProxy's maxconn caps N).
+idle_per_conn() {
+  local pid=$1 port=$2 n=$3 mode=${4:-} note="" before after
+  [ "$pid" = "$PIDTLS_haproxy" ] || [ "$pid" = "$PID_haproxy" ] && [ "$n" -gt 9000 ] && { n=9000; note=" (9,000)"; }  # maxconn capped by the 20,000 fd limit here
+  before=$(rss_kib "$pid")
+  coproc HOLD { taskset -c "$LOAD_CPU" "$PY" "$BENCH_DIR/idle_conns.py" "$port" "$n" $mode; }
+  local ready=""
+  read -r ready <&"${HOLD[0]}" || true
+  [ "$ready" = ready ] || { echo "idle_conns.py to $port ($mode) failed" >&2; exit 1; }
+  sleep 1
+  after=$(rss_kib "$pid")
+  echo done >&"${HOLD[1]}"; wait "$HOLD_PID" 2>/dev/null || true
+  echo "$(( (after - before) * 1024 / n ))$note"
+  sleep 1
+}
+
+if [ -z "${SKIP_MEMORY:-}" ] && [ -z "${SKIP_PLAIN_MEMORY:-}" ]; then
   {
     echo "### Resident memory"
     echo "| proxy | idle RSS (KiB) | +1,000 idle conns: bytes/conn | +10,000: bytes/conn |"
@@ -164,18 +293,30 @@ if [ -z "${SKIP_MEMORY:-}" ]; then
       pid_var=PID_$t; pid=${!pid_var}; port=$(port_of "$t")
       idle=$(rss_kib "$pid")
       per=()
-      for n in 1000 10000; do
-        [ "$t" = haproxy ] && [ "$n" -gt 9000 ] && n=9000  # maxconn capped by the 20,000 fd limit here
-        before=$(rss_kib "$pid")
-        coproc HOLD { taskset -c "$LOAD_CPU" "$PY" "$BENCH_DIR/idle_conns.py" "$port" "$n"; }
-        read -r ready <&"${HOLD[0]}"
-        sleep 1
-        after=$(rss_kib "$pid")
-        echo done >&"${HOLD[1]}"; wait "$HOLD_PID" 2>/dev/null || true
-        per+=("$(( (after - before) * 1024 / n ))$( [ "$n" = 9000 ] && echo ' (9,000)' || true)")
-        sleep 1
-      done
+      for n in 1000 10000; do per+=("$(idle_per_conn "$pid" "$port" "$n")"); done
       echo "| $t | $idle | ${per[0]} | ${per[1]} |"
+    done
+    echo
+  } | tee -a "$OUT/results.md"
+fi
+
+if [ -z "${SKIP_MEMORY:-}" ] && [ -n "$TLS_ON" ]; then
+  # Idle TLS connections (one GET each, then idle) to each TLS process's
+  # default listener ($CERT certificate, resumption on), Python's ssl.
+  read -r -a TLS_N <<< "${TLS_IDLE:-1000 10000}"
+  {
+    echo "### Resident memory, idle TLS connections ($CERT certificate; target: nuncio <= 2x nginx)"
+    echo "| proxy | idle RSS (KiB) |$(for n in "${TLS_N[@]}"; do printf ' +%s idle TLS conns: bytes/conn | vs nginx |' "$n"; done)"
+    echo "|---|---|$(for _ in "${TLS_N[@]}"; do printf -- '---|---|'; done)"
+    declare -A TLSMEM
+    for t in nginx haproxy envoy nuncio; do
+      pid_var=PIDTLS_$t; pid=${!pid_var}; port=$(tlsbase_of "$t")
+      row="| $t | $(rss_kib "$pid") |"
+      for n in "${TLS_N[@]}"; do
+        TLSMEM[$t,$n]=$(idle_per_conn "$pid" "$port" "$n" tls)
+        row+=" ${TLSMEM[$t,$n]} | $(ratio "${TLSMEM[$t,$n]%% *}" "${TLSMEM[nginx,$n]%% *}") |"
+      done
+      echo "$row"
     done
     echo
   } | tee -a "$OUT/results.md"
