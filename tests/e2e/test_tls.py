@@ -126,6 +126,9 @@ def test_curl_gets_http11_and_http2_by_alpn(tls_proxy, certs):
     # As Envoy counts it: the client sent no certificate.
     assert ssl_stat(p, "no_certificate") == 2
     assert p.stat("http.ingress_https.downstream_cx_http2_total") == 1
+    # The connection manager's TLS connections, as Envoy counts them.
+    assert p.stat("http.ingress_https.downstream_cx_ssl_total") == 2
+    assert p.stat("http.ingress_https.downstream_cx_ssl_active") == 0
 
 
 def test_curl_refuses_a_certificate_it_cannot_verify(tls_proxy):

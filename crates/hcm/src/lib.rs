@@ -164,6 +164,10 @@ impl Hcm {
         };
         self.stats.cx_total.inc();
         let _active = GaugeGuard::new(&self.stats.cx_active);
+        let _ssl_active = matches!(stream, nuncio_tls::Conn::Tls(_)).then(|| {
+            self.stats.cx_ssl_total.inc();
+            GaugeGuard::new(&self.stats.cx_ssl_active)
+        });
         // Its bytes, and how and when it ends, are counted by the socket.
         let stream = Counted::new(stream, &self.stats.io);
         // The HTTP/2 path is boxed: a connection's task is as

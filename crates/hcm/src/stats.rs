@@ -19,6 +19,10 @@ pub struct HcmStats {
     pub cx_http1_total: Counter,
     /// `downstream_cx_http2_total`.
     pub cx_http2_total: Counter,
+    /// `downstream_cx_ssl_total`: TLS connections.
+    pub cx_ssl_total: Counter,
+    /// `downstream_cx_ssl_active`.
+    pub cx_ssl_active: Gauge,
     /// `downstream_cx_destroy`.
     pub cx_destroy: Counter,
     /// Bytes and closes of the downstream sockets: `downstream_cx_rx_bytes_total`,
@@ -161,6 +165,8 @@ impl HcmStats {
             cx_active: s.gauge("downstream_cx_active"),
             cx_http1_total: s.counter("downstream_cx_http1_total"),
             cx_http2_total: s.counter("downstream_cx_http2_total"),
+            cx_ssl_total: s.counter("downstream_cx_ssl_total"),
+            cx_ssl_active: s.gauge("downstream_cx_ssl_active"),
             cx_destroy,
             io,
             cx_destroy_active_rq: s.counter("downstream_cx_destroy_active_rq"),
