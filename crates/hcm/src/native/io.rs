@@ -151,3 +151,28 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+/// How long a connection closed after a local reply waits for the client
+/// to finish sending (Envoy's `delayed_close_timeout` default).
+pub(crate) const DELAYED_CLOSE: Duration = Duration::from_secs(1);
+
+/// Closes a connection after a local reply without losing the reply:
+/// our side ends (FIN, or TLS's close_notify), then what the client still
+/// sends is read and dropped until it closes or [`DELAYED_CLOSE`] passes.
+/// Closing with unread bytes would make the kernel answer with a reset,
+/// which can destroy the reply before the client reads it.
+pub(crate) async fn delayed_close<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) {
+    use tokio::io::AsyncWriteExt;
+    let drain = async {
+        if s.shutdown().await.is_err() {
+            return;
+        }
+        let mut scratch = [0u8; 4096];
+        while let Ok(n) = s.read(&mut scratch).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DELAYED_CLOSE, drain).await;
+}

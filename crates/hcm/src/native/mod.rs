@@ -229,6 +229,11 @@ pub(crate) async fn serve(hcm: Arc<Hcm>, mut stream: TcpStream, peer: SocketAddr
                         )
                         .await;
                         finish(&hcm, start, d, None);
+                        // The client may still be trickling its head. Read
+                        // past the counters: nuncio closed it (`_local`).
+                        // Boxed: its scratch buffer would otherwise be in
+                        // every idle connection's task.
+                        Box::pin(io::delayed_close(stream.get_mut())).await;
                     }
                     return;
                 }
